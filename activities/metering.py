@@ -1,0 +1,93 @@
+"""The billing meter bound around a graph run: every model call is recorded before it is made and
+charged exactly once after (IDEMPOTENT_CHARGES, NO_SILENT_UNBILLED_CALLS).
+
+A call already settled by an earlier attempt of the same run is answered from its stored response: a
+retried execution replays its paid calls instead of paying (and charging) for them again.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from contracts.ids import charge_source_reference
+from contracts.money import charged_credits
+from db import ledger, model_calls
+from db.session import Database
+from llm import ModelRequest, ModelResponse
+from llm.context import Invoke
+
+SOURCE_SYSTEM = "litellm"
+
+
+class LedgerMeter:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        run_id: str,
+        graph_id: str,
+        billing_account_id: str,
+        attempt: int,
+        markup: Decimal,
+    ) -> None:
+        self._db = database
+        self._run_id = run_id
+        self._graph_id = graph_id
+        self._account = billing_account_id
+        self._attempt = attempt
+        self._markup = markup
+        self.calls = 0
+        self.replayed = 0
+
+    async def call(self, call_key: str, request: ModelRequest, invoke: Invoke) -> ModelResponse:
+        async with self._db.transaction() as session:
+            settled = await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
+            if settled is None or settled.response is None:
+                call_id = await model_calls.open_call(
+                    session,
+                    run_id=self._run_id,
+                    call_key=call_key,
+                    attempt=self._attempt,
+                    model=request.model,
+                    request_hash=request.fingerprint(),
+                )
+        if settled is not None and settled.response is not None:
+            self.replayed += 1
+            return ModelResponse.from_json(settled.response)
+        try:
+            response = await invoke(request)
+        except Exception as exc:
+            async with self._db.transaction() as session:
+                await model_calls.mark_failed(session, call_id=call_id, error_message=str(exc))
+            raise
+        async with self._db.transaction() as session:
+            outcome = await ledger.record_charge(
+                session,
+                charge=ledger.Charge(
+                    billing_account_id=self._account,
+                    run_id=self._run_id,
+                    attempt=self._attempt,
+                    usage_unit_id=response.usage_unit_id,
+                    source_system=SOURCE_SYSTEM,
+                    source_reference=charge_source_reference(
+                        run_id=self._run_id, attempt=self._attempt, usage_unit_id=response.usage_unit_id
+                    ),
+                    graph_id=self._graph_id,
+                    model=response.model,
+                    provider=response.provider,
+                    tokens_in=response.tokens_in,
+                    tokens_out=response.tokens_out,
+                    cost_usd=response.cost_usd,
+                    markup=self._markup,
+                    charged_credits=charged_credits(response.cost_usd, self._markup),
+                ),
+            )
+            await model_calls.settle(
+                session,
+                call_id=call_id,
+                usage_unit_id=response.usage_unit_id,
+                response=response.to_json(),
+                receipt_id=outcome.receipt_id,
+            )
+        self.calls += 1
+        return response

@@ -1,0 +1,123 @@
+"""The three activities of a graph run: authorize (preflight), execute (the graph, metered) and
+finalize (the run row's terminal status).
+
+Failures that a retry cannot fix raise ``ApplicationError(type=<stable code>, non_retryable=True)``;
+everything else (database or provider trouble) raises plainly and Temporal retries it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from config import Settings
+from contracts.catalog import get_graph_spec
+from contracts.errors import ErrorCode
+from contracts.runs import (
+    TERMINAL_STATUSES,
+    AuthorizeInput,
+    AuthorizeResult,
+    ExecuteInput,
+    ExecuteResult,
+    FinalizeInput,
+    FinalizeResult,
+    RunStatus,
+)
+from db import ledger, runs
+from db.session import Database
+from graphs import GRAPHS, OUTPUT_KEYS
+from llm import LiteLLMGateway, UnpricedModelError, bind
+from llm.gateway import ModelGatewayError
+from activities.metering import LedgerMeter
+
+RUN_NOT_VISIBLE = "run_not_visible"
+
+
+class RunActivities:
+    def __init__(self, *, database: Database, gateway: LiteLLMGateway, settings: Settings) -> None:
+        self._db = database
+        self._gateway = gateway
+        self._settings = settings
+
+    @activity.defn(name="authorize_run")
+    async def authorize(self, inp: AuthorizeInput) -> AuthorizeResult:
+        """Preflight: the account must cover the run's estimate. Moves the run to ``running``."""
+        async with self._db.transaction() as session:
+            run = await runs.get_run(session, run_id=inp.run_id)
+            if run is None:
+                # The API starts the workflow inside its transaction and commits right after, so a
+                # missing row is almost always "not committed yet": retry.
+                raise ApplicationError(f"run {inp.run_id} is not visible yet", type=RUN_NOT_VISIBLE)
+            if run.status in TERMINAL_STATUSES:
+                return AuthorizeResult(allowed=False, error_code=run.error_code or run.status)
+            if run.status == RunStatus.PENDING:
+                spec = get_graph_spec(run.graph_id)
+                if spec is None:
+                    return AuthorizeResult(
+                        allowed=False, error_code=ErrorCode.GRAPH_NOT_FOUND, error_message=run.graph_id
+                    )
+                needed = spec.max_model_calls * self._settings.preflight_credits_per_call
+                balance = await ledger.get_balance(session, billing_account_id=run.billing_account_id)
+                if balance < needed:
+                    return AuthorizeResult(
+                        allowed=False,
+                        error_code=ErrorCode.INSUFFICIENT_CREDITS,
+                        error_message=f"balance {balance} credits is below the run's estimate of {needed}",
+                    )
+                await runs.transition(session, run_id=inp.run_id, to=RunStatus.RUNNING)
+        return AuthorizeResult(allowed=True)
+
+    @activity.defn(name="execute_graph")
+    async def execute(self, inp: ExecuteInput) -> ExecuteResult:
+        """Run the graph with every model call metered into the ledger."""
+        async with self._db.transaction() as session:
+            run = await runs.get_run(session, run_id=inp.run_id)
+        if run is None or run.status != RunStatus.RUNNING:
+            status = None if run is None else run.status
+            raise ApplicationError(
+                f"run {inp.run_id} is not running (status {status})", type="run_not_running", non_retryable=True
+            )
+        builder = GRAPHS.get(run.graph_id)
+        if builder is None:
+            raise ApplicationError(run.graph_id, type=ErrorCode.GRAPH_NOT_FOUND, non_retryable=True)
+        meter = LedgerMeter(
+            database=self._db,
+            run_id=run.run_id,
+            graph_id=run.graph_id,
+            billing_account_id=run.billing_account_id,
+            attempt=activity.info().attempt,
+            markup=self._settings.markup,
+        )
+        try:
+            with bind(self._gateway.invoke, default_model=self._settings.default_model, meter=meter):
+                state: dict[str, Any] = await builder().ainvoke(dict(run.input))
+        except UnpricedModelError as exc:
+            raise ApplicationError(str(exc), type=ErrorCode.MODEL_NOT_PRICED, non_retryable=True) from exc
+        except ModelGatewayError as exc:
+            # Transient by default: Temporal retries it; settled calls are not repeated.
+            raise ApplicationError(str(exc), type=ErrorCode.MODEL_PROVIDER_ERROR) from exc
+        except Exception as exc:
+            # A bug or bad state in graph code: retrying runs the same code again, so stop here.
+            raise ApplicationError(
+                f"{type(exc).__name__}: {exc}", type=ErrorCode.GRAPH_FAILED, non_retryable=True
+            ) from exc
+        output = {key: state[key] for key in OUTPUT_KEYS[run.graph_id] if key in state}
+        async with self._db.transaction() as session:
+            calls, credits = await ledger.run_charge_totals(session, run_id=run.run_id)
+            await runs.set_output(session, run_id=run.run_id, output=output, model_calls=calls, cost_credits=credits)
+        return ExecuteResult(model_calls=calls, charged_credits=credits)
+
+    @activity.defn(name="finalize_run")
+    async def finalize(self, inp: FinalizeInput) -> FinalizeResult:
+        """Record the run's terminal status. Idempotent: a finished run is never moved again."""
+        async with self._db.transaction() as session:
+            values: dict[str, Any] = {"error_code": inp.error_code, "error_message": inp.error_message}
+            if inp.status != RunStatus.SUCCESS:
+                # Failed runs still show what they cost.
+                calls, credits = await ledger.run_charge_totals(session, run_id=inp.run_id)
+                values.update(model_calls=calls, cost_credits=credits)
+            changed = await runs.transition(session, run_id=inp.run_id, to=inp.status, values=values)
+            run = await runs.get_run(session, run_id=inp.run_id)
+        return FinalizeResult(status=run.status if run else inp.status, changed=changed)

@@ -1,0 +1,43 @@
+"""The FastAPI application: one Database and one Temporal client per process, made in the lifespan
+(or handed in by a test or the dev stack)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api.deps import AppState
+from api.errors import install_error_handlers
+from api.routes import admin, billing, health, me, runs
+from config import Settings
+from db.session import Database
+
+
+def create_app(settings: Settings, *, database: Database | None = None, temporal: Client | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_db = database is None
+        db = database or Database(settings.require_database_url())
+        client = temporal or await Client.connect(
+            settings.require_temporal_address(), namespace=settings.temporal_namespace
+        )
+        app.state.runledger = AppState(settings=settings, database=db, temporal=client)
+        try:
+            yield
+        finally:
+            if own_db:
+                await db.dispose()
+
+    app = FastAPI(
+        title="runledger",
+        version="0.1.0",
+        description="Durable LangGraph runs on Temporal, every model call billed into a Postgres ledger.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (health.router, admin.router, me.router, runs.router, billing.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,102 @@
+"""Typed API errors with stable codes, and the handlers that render every error — validation errors
+and unknown routes included — as ``{"error": {"code", "message"}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from contracts.errors import ErrorCode
+
+log = structlog.get_logger(__name__)
+
+
+class AppError(Exception):
+    status_code = 500
+    code: str = ErrorCode.INTERNAL_ERROR
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    code = ErrorCode.UNAUTHORIZED
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = ErrorCode.FORBIDDEN
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = ErrorCode.NOT_FOUND
+
+
+class PaymentRequired(AppError):
+    status_code = 402
+    code = ErrorCode.INSUFFICIENT_CREDITS
+
+
+class Conflict(AppError):
+    status_code = 409
+
+
+class Unprocessable(AppError):
+    status_code = 422
+    code = ErrorCode.VALIDATION_ERROR
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = ErrorCode.TEMPORAL_UNAVAILABLE
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+_HTTP_CODES = {
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+}
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(error_body(ErrorCode.VALIDATION_ERROR, _validation_message(exc)), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path)
+        return JSONResponse(error_body(ErrorCode.INTERNAL_ERROR, "internal error"), status_code=500)

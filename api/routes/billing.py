@@ -1,0 +1,82 @@
+"""The caller's ledger and receipts, newest first, cursor-paginated and filterable by run."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import StateDep, UserDep
+from api.errors import Unprocessable
+from api.presenters import ledger_out, receipt_out
+from api.schemas import LedgerListResponse, ReceiptListResponse
+from contracts.errors import ErrorCode
+from db import ledger
+from db.pagination import InvalidCursorError, decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+def _bad_cursor() -> Unprocessable:
+    return Unprocessable("cursor is not valid", code=ErrorCode.INVALID_CURSOR)
+
+
+@router.get("/ledger", response_model=LedgerListResponse)
+async def get_ledger(
+    principal: UserDep,
+    state: StateDep,
+    run_id: uuid.UUID | None = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> LedgerListResponse:
+    before_id = None
+    if cursor is not None:
+        try:
+            (before_id,) = decode_cursor(cursor, arity=1)
+            before_id = int(before_id)
+        except (InvalidCursorError, ValueError, TypeError) as exc:
+            raise _bad_cursor() from exc
+    async with state.database.transaction() as session:
+        rows = await ledger.list_ledger(
+            session,
+            billing_account_id=principal.billing_account_id,
+            limit=limit + 1,
+            before_id=before_id,
+            run_id=str(run_id) if run_id else None,
+        )
+    page, more = rows[:limit], len(rows) > limit
+    return LedgerListResponse(
+        entries=[ledger_out(e) for e in page], next_cursor=encode_cursor([page[-1].id]) if more else None
+    )
+
+
+@router.get("/receipts", response_model=ReceiptListResponse)
+async def get_receipts(
+    principal: UserDep,
+    state: StateDep,
+    run_id: uuid.UUID | None = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> ReceiptListResponse:
+    before = None
+    if cursor is not None:
+        try:
+            created_at, receipt_id = decode_cursor(cursor, arity=2)
+            before = (datetime.fromisoformat(str(created_at)), str(uuid.UUID(str(receipt_id))))
+        except (InvalidCursorError, ValueError) as exc:
+            raise _bad_cursor() from exc
+    async with state.database.transaction() as session:
+        rows = await ledger.list_receipts(
+            session,
+            billing_account_id=principal.billing_account_id,
+            limit=limit + 1,
+            run_id=str(run_id) if run_id else None,
+            before=before,
+        )
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = encode_cursor([page[-1].created_at.isoformat(), page[-1].id]) if more else None
+    return ReceiptListResponse(receipts=[receipt_out(r) for r in page], next_cursor=next_cursor)

@@ -1,0 +1,144 @@
+"""Runs: start (idempotent), list, detail, charges, cancel."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+from temporalio.service import RPCError
+
+from api.deps import StateDep, UserDep
+from api.errors import NotFound, ServiceUnavailable, Unprocessable
+from api.presenters import receipt_out, run_links, run_out
+from api.run_starts import start_api_run
+from api.schemas import ReceiptListResponse, RunListResponse, RunOut, StartRunRequest, StartRunResponse
+from contracts.errors import ErrorCode
+from contracts.runs import TERMINAL_STATUSES, RunKind, RunStatus
+from db import ledger, runs
+from db.accounts import Principal
+from db.models import GraphRun
+from db.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from db.session import Database
+
+router = APIRouter(prefix="/api/v1", tags=["runs"])
+
+
+@router.post(
+    "/graphs/{graph_id}/runs",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=StartRunResponse,
+    responses={200: {"model": StartRunResponse, "description": "the run an earlier request with this key started"}},
+)
+async def start_run(
+    graph_id: str,
+    body: StartRunRequest,
+    principal: UserDep,
+    state: StateDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> StartRunResponse:
+    run, created = await start_api_run(
+        database=state.database,
+        temporal=state.temporal,
+        settings=state.settings,
+        principal=principal,
+        graph_id=graph_id,
+        body=body,
+        idempotency_key=idempotency_key,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return StartRunResponse(
+        run_id=run.run_id,
+        workflow_id=run.workflow_id,
+        status=RunStatus(run.status),
+        links=run_links(state.settings, run),
+    )
+
+
+def _parse_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        created_at, key = decode_cursor(cursor, arity=2)
+        return datetime.fromisoformat(str(created_at)), str(uuid.UUID(str(key)))
+    except (InvalidCursorError, ValueError) as exc:
+        raise Unprocessable("cursor is not valid", code=ErrorCode.INVALID_CURSOR) from exc
+
+
+@router.get("/runs", response_model=RunListResponse)
+async def list_runs(
+    principal: UserDep,
+    state: StateDep,
+    status_: Annotated[RunStatus | None, Query(alias="status")] = None,
+    graph_id: str | None = None,
+    schedule_id: uuid.UUID | None = None,
+    run_kind: RunKind | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+) -> RunListResponse:
+    before = _parse_cursor(cursor)
+    filters = runs.RunFilters(
+        status=status_,
+        graph_id=graph_id,
+        schedule_id=str(schedule_id) if schedule_id else None,
+        run_kind=run_kind,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    async with state.database.transaction() as session:
+        rows = await runs.list_runs(
+            session,
+            billing_account_id=principal.billing_account_id,
+            filters=filters,
+            limit=limit + 1,
+            before=before,
+        )
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = encode_cursor([page[-1].created_at.isoformat(), page[-1].run_id]) if more else None
+    return RunListResponse(runs=[run_out(state.settings, r) for r in page], next_cursor=next_cursor)
+
+
+async def own_run(database: Database, principal: Principal, run_id: str) -> GraphRun:
+    """The caller's run, or 404 — for another tenant's run too (existence is not revealed)."""
+    try:
+        uuid.UUID(run_id)
+    except ValueError:
+        raise NotFound(f"run {run_id} not found", code=ErrorCode.RUN_NOT_FOUND) from None
+    async with database.transaction() as session:
+        run = await runs.get_run(session, run_id=run_id, billing_account_id=principal.billing_account_id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found", code=ErrorCode.RUN_NOT_FOUND)
+    return run
+
+
+@router.get("/runs/{run_id}", response_model=RunOut)
+async def get_run(run_id: str, principal: UserDep, state: StateDep) -> RunOut:
+    return run_out(state.settings, await own_run(state.database, principal, run_id))
+
+
+@router.get("/runs/{run_id}/charges", response_model=ReceiptListResponse)
+async def run_charges(run_id: str, principal: UserDep, state: StateDep) -> ReceiptListResponse:
+    run = await own_run(state.database, principal, run_id)
+    async with state.database.transaction() as session:
+        receipts = await ledger.list_receipts(
+            session, billing_account_id=principal.billing_account_id, run_id=run.run_id, limit=1000
+        )
+    return ReceiptListResponse(receipts=[receipt_out(r) for r in receipts], next_cursor=None)
+
+
+@router.post("/runs/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut)
+async def cancel_run(run_id: str, principal: UserDep, state: StateDep) -> RunOut:
+    """Ask Temporal to cancel the run; the workflow records ``cancelled`` itself. A finished run is
+    returned as it is."""
+    run = await own_run(state.database, principal, run_id)
+    if run.status not in TERMINAL_STATUSES:
+        try:
+            await state.temporal.get_workflow_handle(run.workflow_id).cancel()
+        except RPCError as exc:
+            raise ServiceUnavailable(f"Temporal is unavailable: {exc.message}") from exc
+    return run_out(state.settings, run)

@@ -1,0 +1,152 @@
+"""Starting a run from the API (IDEMPOTENT_RUN_START, TRIGGERS_ONLY_START_RUNS).
+
+One transaction: claim the idempotency key, check credits, insert the run row, start the workflow,
+commit. A refusal at any step (422, 402, 503) rolls everything back, so a failed request leaves no
+row. Concurrent requests with one key serialize on the key's primary key; the losers return the
+winner's run. The workflow's first activity retries until the row is visible, which covers the few
+milliseconds between the workflow start and the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import jsonschema
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.service import RPCError
+
+from api.errors import NotFound, PaymentRequired, ServiceUnavailable, Unprocessable
+from api.schemas import StartRunRequest
+from config import Settings
+from contracts import ids
+from contracts import temporal as sa
+from contracts.catalog import GraphSpec, get_graph_spec
+from contracts.errors import ErrorCode
+from contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput, RunKind, TriggerSource
+from db import ledger, runs
+from db.accounts import Principal
+from db.models import GraphRun
+from db.session import Database
+
+
+def request_hash(graph_id: str, body: StartRunRequest) -> str:
+    canonical = json.dumps(
+        {"graph_id": graph_id, "input": body.input, "state_key": body.state_key},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def validate_input(spec: GraphSpec, payload: dict[str, Any]) -> None:
+    validator = jsonschema.Draft202012Validator(spec.input_schema)
+    errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path))
+    if errors:
+        detail = "; ".join(
+            f"input{''.join(f'.{p}' for p in err.absolute_path)}: {err.message}" for err in errors
+        )
+        raise Unprocessable(detail)
+
+
+def validate_idempotency_key(key: str | None) -> None:
+    if key is None:
+        return
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise Unprocessable("Idempotency-Key must be 1-255 printable characters")
+
+
+async def start_api_run(
+    *,
+    database: Database,
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    graph_id: str,
+    body: StartRunRequest,
+    idempotency_key: str | None,
+) -> tuple[GraphRun, bool]:
+    """Returns ``(run, created)``; ``created`` is False when an earlier request with the same key and
+    body already started it."""
+    spec = get_graph_spec(graph_id)
+    if spec is None:
+        raise NotFound(f"graph {graph_id!r} does not exist", code=ErrorCode.GRAPH_NOT_FOUND)
+    validate_idempotency_key(idempotency_key)
+    validate_input(spec, body.input)
+    run_id = ids.api_run_id(
+        billing_account_id=principal.billing_account_id, graph_id=graph_id, idempotency_key=idempotency_key
+    )
+    digest = request_hash(graph_id, body)
+    async with database.transaction() as session:
+        if idempotency_key is not None:
+            claim = await runs.claim_start(
+                session,
+                billing_account_id=principal.billing_account_id,
+                graph_id=graph_id,
+                idempotency_key=idempotency_key,
+                request_hash=digest,
+                run_id=run_id,
+            )
+            if not claim.created:
+                if claim.request_hash != digest:
+                    raise Unprocessable(
+                        "this Idempotency-Key was already used with a different request body",
+                        code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                    )
+                existing = await runs.get_run(session, run_id=claim.run_id)
+                if existing is None:  # the FK makes this impossible; fail loudly if it ever is not
+                    raise RuntimeError(f"idempotency record points at missing run {claim.run_id}")
+                return existing, False
+        needed = spec.max_model_calls * settings.preflight_credits_per_call
+        balance = await ledger.get_balance(session, billing_account_id=principal.billing_account_id)
+        if balance < needed:
+            raise PaymentRequired(
+                f"balance of {balance} credits does not cover this run's estimate of {needed} credits"
+            )
+        run = await runs.insert_run(
+            session,
+            run=GraphRun(
+                run_id=run_id,
+                workflow_id=ids.graph_run_workflow_id(run_id),
+                graph_id=graph_id,
+                billing_account_id=principal.billing_account_id,
+                run_kind=RunKind.USER_IMMEDIATE,
+                trigger_source=TriggerSource.API,
+                trigger_ref=idempotency_key,
+                requested_by=principal.user_id,
+                state_key=body.state_key,
+                input=body.input,
+                status="pending",
+                trace_id=ids.langfuse_trace_id(run_id),
+            ),
+        )
+        await _start_workflow(temporal, settings, run)
+    return run, True
+
+
+async def _start_workflow(temporal: Client, settings: Settings, run: GraphRun) -> None:
+    try:
+        await temporal.start_workflow(
+            GRAPH_RUN_WORKFLOW,
+            GraphRunInput(
+                run_id=run.run_id,
+                graph_id=run.graph_id,
+                billing_account_id=run.billing_account_id,
+                run_kind=run.run_kind,
+            ),
+            id=run.workflow_id,
+            task_queue=settings.temporal_task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.RUN_ID, run.run_id),
+                    SearchAttributePair(sa.GRAPH_ID, run.graph_id),
+                    SearchAttributePair(sa.BILLING_ACCOUNT_ID, run.billing_account_id),
+                    SearchAttributePair(sa.RUN_KIND, run.run_kind),
+                ]
+            ),
+        )
+    except RPCError as exc:
+        raise ServiceUnavailable(f"Temporal is unavailable: {exc.message}") from exc

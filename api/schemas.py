@@ -1,0 +1,135 @@
+"""HTTP request and response shapes (snake_case JSON), distinct from the contracts dataclasses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.runs import RunKind, RunStatus
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateUserRequest(Strict):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class CreateUserResponse(BaseModel):
+    user_id: str
+    billing_account_id: str
+    api_key: str
+
+
+class TopupRequest(Strict):
+    amount_credits: int = Field(gt=0, le=10**15)
+    reference: str = Field(min_length=1, max_length=200)
+
+
+class LedgerEntryOut(BaseModel):
+    id: int
+    billing_account_id: str
+    amount: int
+    balance_after: int
+    reason: str
+    reference: str
+    run_id: str | None
+    receipt_id: str | None
+    created_at: datetime
+
+
+class MeResponse(BaseModel):
+    user_id: str
+    billing_account_id: str
+    balance_credits: int
+
+
+class GraphOut(BaseModel):
+    graph_id: str
+    description: str
+    tool_ids: list[str]
+    input_schema: dict[str, Any]
+
+
+class StartRunRequest(Strict):
+    input: dict[str, Any]
+    state_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class RunLinks(BaseModel):
+    self: str
+    events: str
+    charges: str
+    temporal_ui: str
+    langfuse: str | None = None
+
+
+class StartRunResponse(BaseModel):
+    run_id: str
+    workflow_id: str
+    status: RunStatus
+    links: RunLinks
+
+
+class RunOut(BaseModel):
+    run_id: str
+    workflow_id: str
+    graph_id: str
+    billing_account_id: str
+    status: RunStatus
+    pause_reason: str | None
+    run_kind: RunKind
+    trigger_source: str
+    trigger_ref: str | None
+    requested_by: str
+    schedule_id: str | None
+    scheduled_for: datetime | None
+    state_key: str | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    input: dict[str, Any]
+    output: dict[str, Any] | None
+    error_code: str | None
+    error_message: str | None
+    cost_credits: int
+    model_calls: int
+    trace_id: str
+    replay_of: str | None
+    links: RunLinks
+
+
+class RunListResponse(BaseModel):
+    runs: list[RunOut]
+    next_cursor: str | None
+
+
+class ReceiptOut(BaseModel):
+    id: str
+    run_id: str
+    attempt: int
+    usage_unit_id: str
+    source_system: str
+    source_reference: str
+    graph_id: str
+    model: str
+    provider: str | None
+    tokens_in: int
+    tokens_out: int
+    cost_usd: str
+    markup: str
+    charged_credits: int
+    created_at: datetime
+
+
+class ReceiptListResponse(BaseModel):
+    receipts: list[ReceiptOut]
+    next_cursor: str | None
+
+
+class LedgerListResponse(BaseModel):
+    entries: list[LedgerEntryOut]
+    next_cursor: str | None

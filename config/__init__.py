@@ -1,0 +1,77 @@
+"""Process settings (SPEC §5), read once from the environment.
+
+Contract: ``Settings`` is constructed in a composition root (CLI command, worker, API lifespan,
+test fixture) and passed down. Nothing reads the environment anywhere else, and no setting travels in
+a workflow or activity input.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+OFFLINE_MODEL = "runledger/offline"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL"))
+    temporal_address: str | None = Field(default=None, validation_alias=_env("TEMPORAL_ADDRESS"))
+    temporal_namespace: str = Field(default="default", validation_alias=_env("TEMPORAL_NAMESPACE"))
+    temporal_task_queue: str = Field(default="runledger", validation_alias=_env("TEMPORAL_TASK_QUEUE"))
+
+    data_dir: Path = Field(default=Path(".runledger"), validation_alias=_env("RUNLEDGER_DATA_DIR"))
+    api_host: str = Field(default="127.0.0.1", validation_alias=_env("RUNLEDGER_API_HOST"))
+    api_port: int = Field(default=8000, validation_alias=_env("RUNLEDGER_API_PORT"))
+    temporal_port: int = Field(default=7233, validation_alias=_env("RUNLEDGER_TEMPORAL_PORT"))
+    temporal_ui_port: int = Field(default=8233, validation_alias=_env("RUNLEDGER_TEMPORAL_UI_PORT"))
+    #: Base URL of the Temporal web UI used in run links; derived from the UI port when unset.
+    temporal_ui_url: str | None = Field(default=None, validation_alias=_env("RUNLEDGER_TEMPORAL_UI_URL"))
+
+    admin_token: SecretStr | None = Field(default=None, validation_alias=_env("RUNLEDGER_ADMIN_TOKEN"))
+
+    markup: Decimal = Field(default=Decimal("2.0"), validation_alias=_env("RUNLEDGER_MARKUP"))
+    default_model: str = Field(default=OFFLINE_MODEL, validation_alias=_env("RUNLEDGER_DEFAULT_MODEL"))
+    #: Optional OpenAI-compatible endpoint and key for the configured model (read by the worker only).
+    model_api_base: str | None = Field(default=None, validation_alias=_env("RUNLEDGER_MODEL_API_BASE"))
+    model_api_key: SecretStr | None = Field(default=None, validation_alias=_env("RUNLEDGER_MODEL_API_KEY"))
+    #: Extra prices for LiteLLM's model registry, as JSON in LiteLLM's model_cost format.
+    model_registry: dict[str, Any] | None = Field(default=None, validation_alias=_env("RUNLEDGER_MODEL_REGISTRY"))
+    model_timeout_seconds: float = Field(default=60.0, validation_alias=_env("RUNLEDGER_MODEL_TIMEOUT_SECONDS"))
+    #: Preflight estimate of one model call, in credits; a run needs max_model_calls × this.
+    preflight_credits_per_call: int = Field(
+        default=2_000, ge=0, validation_alias=_env("RUNLEDGER_PREFLIGHT_CREDITS_PER_CALL")
+    )
+    #: Credits granted to the demo user of the dev stack (10,000,000 credits = 1 USD).
+    demo_credits: int = Field(default=10_000_000, ge=0, validation_alias=_env("RUNLEDGER_DEMO_CREDITS"))
+    log_level: str = Field(default="info", validation_alias=_env("RUNLEDGER_LOG_LEVEL"))
+
+    @field_validator("markup")
+    @classmethod
+    def _markup_at_least_one(cls, value: Decimal) -> Decimal:
+        if value < 1:
+            raise ValueError("RUNLEDGER_MARKUP must be >= 1")
+        return value
+
+    @property
+    def temporal_ui_base(self) -> str:
+        return self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}"
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError("DATABASE_URL is not set (only `runledger up` starts an embedded Postgres)")
+        return self.database_url
+
+    def require_temporal_address(self) -> str:
+        if not self.temporal_address:
+            raise RuntimeError("TEMPORAL_ADDRESS is not set (only `runledger up` starts a Temporal dev server)")
+        return self.temporal_address

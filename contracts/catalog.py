@@ -1,0 +1,50 @@
+"""The graph catalog as data: what the API shows and validates against.
+
+The graph *builders* live in ``graphs/``; this module holds only their public description, so the API
+can list graphs and validate input without importing LangGraph or LiteLLM. A test pins that every
+entry here has a builder and vice versa.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    graph_id: str
+    description: str
+    input_schema: dict[str, Any]
+    #: Upper bound of model calls in one run: the preflight estimate multiplies it by the
+    #: configured per-call estimate.
+    max_model_calls: int
+    tool_ids: tuple[str, ...] = field(default_factory=tuple)
+
+
+_TOPIC_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"topic": {"type": "string", "minLength": 1, "maxLength": 500}},
+    "required": ["topic"],
+    "additionalProperties": False,
+}
+
+POET = GraphSpec(
+    graph_id="langgraph:poet",
+    description="Writes a short poem about a topic (one model call).",
+    input_schema=_TOPIC_SCHEMA,
+    max_model_calls=1,
+)
+
+BRIEF = GraphSpec(
+    graph_id="langgraph:brief",
+    description="Outlines, drafts and then reviews a short brief on a topic (three model calls).",
+    input_schema=_TOPIC_SCHEMA,
+    max_model_calls=3,
+)
+
+CATALOG: dict[str, GraphSpec] = {spec.graph_id: spec for spec in (POET, BRIEF)}
+
+
+def get_graph_spec(graph_id: str) -> GraphSpec | None:
+    return CATALOG.get(graph_id)

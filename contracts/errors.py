@@ -1,0 +1,32 @@
+"""Stable error codes shared by the API, activities and workflows.
+
+A code is part of the public contract (SPEC §4 error envelope, ``graph_runs.error_code``): codes are
+added, never renamed.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    VALIDATION_ERROR = "validation_error"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    INVALID_CURSOR = "invalid_cursor"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    GRAPH_NOT_FOUND = "graph_not_found"
+    RUN_NOT_FOUND = "run_not_found"
+    ACCOUNT_NOT_FOUND = "billing_account_not_found"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    TOPUP_REFERENCE_CONFLICT = "topup_reference_conflict"
+    INSUFFICIENT_CREDITS = "insufficient_credits"
+    TEMPORAL_UNAVAILABLE = "temporal_unavailable"
+    INTERNAL_ERROR = "internal_error"
+    # Execution-time codes, stored on graph_runs.error_code.
+    GRAPH_FAILED = "graph_failed"
+    MODEL_NOT_PRICED = "model_not_priced"
+    MODEL_PROVIDER_ERROR = "model_provider_error"
+    RUN_CANCELLED = "run_cancelled"
+    CHARGE_CONFLICT = "charge_conflict"

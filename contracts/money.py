@@ -1,0 +1,39 @@
+"""Money rules (SPEC §3): integer credits, Decimal arithmetic, a single ceil.
+
+1 credit = 1e-7 USD. Nothing on the money path is a float: a float cost from a provider SDK enters
+through :func:`usd`, which goes via its shortest ``repr`` so 1.35e-05 stays exactly 0.0000135.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, Decimal
+
+CREDITS_PER_USD = Decimal(10) ** 7
+
+
+def usd(value: float | int | str | Decimal) -> Decimal:
+    """Turn a provider-reported cost into an exact Decimal."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return Decimal(value)
+
+
+def charged_credits(cost_usd: Decimal, markup: Decimal) -> int:
+    """Credits charged for a provider cost: ``ceil(cost_usd × markup × 10^7)``, one ceil."""
+    if cost_usd < 0:
+        raise ValueError("cost_usd must not be negative")
+    if markup < 1:
+        raise ValueError("markup must be at least 1")
+    return int((cost_usd * markup * CREDITS_PER_USD).to_integral_value(rounding=ROUND_CEILING))
+
+
+def credits_to_usd(credits: int) -> Decimal:
+    """Exact USD value of a credit amount."""
+    return Decimal(credits) / CREDITS_PER_USD
+
+
+def usd_to_credits(amount_usd: Decimal) -> int:
+    """Credits bought by a USD amount, rounded down (never give away a fraction)."""
+    return int((amount_usd * CREDITS_PER_USD).to_integral_value(rounding="ROUND_FLOOR"))

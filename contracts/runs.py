@@ -1,0 +1,95 @@
+"""Run vocabulary and the payloads of the graph-run workflow and its activities.
+
+Every workflow and activity takes one dataclass and returns one. Fields are only ever added, always
+with a default, so histories written by older code still replay. No payload carries a secret: it
+would be stored in Temporal history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+GRAPH_RUN_WORKFLOW = "GraphRunWorkflow"
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    SUCCESS = "success"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.CANCELLED, RunStatus.SKIPPED})
+
+
+class RunKind(StrEnum):
+    USER_IMMEDIATE = "user_immediate"
+    SYSTEM_SCHEDULED = "system_scheduled"
+    SYSTEM_WEBHOOK = "system_webhook"
+    REPLAY = "replay"
+
+
+class TriggerSource(StrEnum):
+    API = "api"
+    TEMPORAL_SCHEDULE = "temporal_schedule"
+    REPLAY = "replay"
+
+
+@dataclass
+class GraphRunInput:
+    """Start payload of ``GraphRunWorkflow``. The run row in Postgres holds everything else."""
+
+    run_id: str
+    graph_id: str
+    billing_account_id: str
+    run_kind: str = RunKind.USER_IMMEDIATE
+
+
+@dataclass
+class GraphRunResult:
+    run_id: str
+    status: str
+    error_code: str | None = None
+    model_calls: int = 0
+    charged_credits: int = 0
+
+
+@dataclass
+class AuthorizeInput:
+    run_id: str
+
+
+@dataclass
+class AuthorizeResult:
+    allowed: bool
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class ExecuteInput:
+    run_id: str
+
+
+@dataclass
+class ExecuteResult:
+    model_calls: int
+    charged_credits: int
+
+
+@dataclass
+class FinalizeInput:
+    run_id: str
+    status: str
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class FinalizeResult:
+    status: str
+    changed: bool

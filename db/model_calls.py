@@ -1,0 +1,78 @@
+"""Model-call records: the durable "before" half of every billable call (NO_SILENT_UNBILLED_CALLS).
+
+A call is recorded ``pending`` before the provider is asked, and settled (with its stored response and
+its receipt) in the same transaction as the charge. A ``pending`` row that outlives its attempt marks a
+call that may have reached the provider without being billed: reconciliation looks for exactly these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import ModelCall
+
+
+async def find_settled(session: AsyncSession, *, run_id: str, call_key: str) -> ModelCall | None:
+    return (
+        await session.execute(
+            select(ModelCall).where(
+                ModelCall.run_id == run_id, ModelCall.call_key == call_key, ModelCall.status == "settled"
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def open_call(
+    session: AsyncSession, *, run_id: str, call_key: str, attempt: int, model: str, request_hash: str
+) -> str:
+    """Record the call as pending (idempotent per run, key and attempt) and return its id."""
+    stmt = (
+        insert(ModelCall)
+        .values(run_id=run_id, call_key=call_key, attempt=attempt, model=model, request_hash=request_hash)
+        .on_conflict_do_update(
+            index_elements=["run_id", "call_key", "attempt"],
+            set_={"request_hash": request_hash},
+            where=ModelCall.status == "pending",
+        )
+        .returning(ModelCall.id)
+    )
+    call_id = (await session.execute(stmt)).scalar_one_or_none()
+    if call_id is None:
+        raise RuntimeError(f"model call {run_id}/{call_key}/{attempt} is already closed")
+    return call_id
+
+
+async def mark_failed(session: AsyncSession, *, call_id: str, error_message: str) -> None:
+    """The provider answered with an error: nothing was used, nothing is billed."""
+    await session.execute(
+        update(ModelCall)
+        .where(ModelCall.id == call_id, ModelCall.status == "pending")
+        .values(status="failed", error_message=error_message[:2000], settled_at=func.now())
+    )
+
+
+async def settle(
+    session: AsyncSession, *, call_id: str, usage_unit_id: str, response: dict[str, Any], receipt_id: str
+) -> None:
+    await session.execute(
+        update(ModelCall)
+        .where(ModelCall.id == call_id)
+        .values(
+            status="settled",
+            usage_unit_id=usage_unit_id,
+            response=response,
+            receipt_id=receipt_id,
+            settled_at=func.now(),
+        )
+    )
+
+
+async def count_by_status(session: AsyncSession, *, run_id: str) -> dict[str, int]:
+    rows = await session.execute(
+        select(ModelCall.status, func.count()).where(ModelCall.run_id == run_id).group_by(ModelCall.status)
+    )
+    return {status: int(n) for status, n in rows.tuples()}

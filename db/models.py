@@ -1,0 +1,252 @@
+"""ORM models: the system of record for users, money and runs (SPEC §1, §3).
+
+Money columns are BIGINT credits. ``charge_receipts`` and ``credit_ledger`` are append-only (a trigger
+from the migrations rejects UPDATE and DELETE); ``graph_runs.status`` only moves forward (a trigger
+enforces the transitions of SPEC §4).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import Base
+
+TZ = TIMESTAMP(timezone=True)
+UUID_PK_DEFAULT = text("gen_random_uuid()")
+
+
+def _uuid_pk() -> Mapped[str]:
+    return mapped_column(Uuid(as_uuid=False), primary_key=True, server_default=UUID_PK_DEFAULT)
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(TZ, nullable=False, server_default=func.now())
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = _uuid_pk()
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = _uuid_pk()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), nullable=False, index=True)
+    #: First characters of the key, shown to the user to tell keys apart; never enough to use it.
+    key_prefix: Mapped[str] = mapped_column(Text, nullable=False)
+    #: sha256 hex of the whole key. Keys are 256-bit random, so a fast hash is not brute-forceable.
+    key_hash: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    created_at: Mapped[datetime] = _created_at()
+    revoked_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class BillingAccount(Base):
+    __tablename__ = "billing_accounts"
+
+    id: Mapped[str] = _uuid_pk()
+    owner_user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="RESTRICT"), nullable=False, unique=True
+    )
+    #: Cached sum of this account's credit_ledger amounts, updated in the same transaction as each row.
+    balance_credits: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class GraphRun(Base):
+    __tablename__ = "graph_runs"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending','running','paused','success','error','cancelled','skipped')", name="status"
+        ),
+        CheckConstraint(
+            "run_kind IN ('user_immediate','system_scheduled','system_webhook','replay')", name="run_kind"
+        ),
+        Index("ix_graph_runs_account_created", "billing_account_id", "created_at", "run_id"),
+        Index(
+            "uq_graph_runs_schedule_slot",
+            "schedule_id",
+            "scheduled_for",
+            unique=True,
+            postgresql_where=text("schedule_id IS NOT NULL"),
+        ),
+    )
+
+    run_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    graph_id: Mapped[str] = mapped_column(Text, nullable=False)
+    billing_account_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_accounts.id", ondelete="RESTRICT"), nullable=False
+    )
+    # Provenance: who asked, through what, under which reference.
+    run_kind: Mapped[str] = mapped_column(Text, nullable=False)
+    trigger_source: Mapped[str] = mapped_column(Text, nullable=False)
+    trigger_ref: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), nullable=False)
+    schedule_id: Mapped[str | None] = mapped_column(Uuid(as_uuid=False))
+    scheduled_for: Mapped[datetime | None] = mapped_column(TZ)
+    replay_of: Mapped[str | None] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="RESTRICT"))
+    state_key: Mapped[str | None] = mapped_column(Text)
+
+    input: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'pending'"))
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    cost_credits: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    model_calls: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    trace_id: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+    started_at: Mapped[datetime | None] = mapped_column(TZ)
+    completed_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class RunStartRequest(Base):
+    """Permanent idempotency record of an API run start (no TTL, independent of Temporal retention)."""
+
+    __tablename__ = "run_start_requests"
+
+    billing_account_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_accounts.id", ondelete="RESTRICT"), primary_key=True
+    )
+    graph_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    #: sha256 of the canonical JSON body: same key + other body is refused.
+    request_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("graph_runs.run_id", ondelete="RESTRICT", deferrable=True, initially="DEFERRED"),
+        nullable=False,
+        unique=True,
+    )
+    created_at: Mapped[datetime] = _created_at()
+
+
+class ModelCall(Base):
+    """One model call of a run, recorded *before* the provider is asked (status ``pending``) and
+    settled into its receipt in the charge transaction. A settled call is never made again: a retried
+    execution reuses its stored response."""
+
+    __tablename__ = "model_calls"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending','settled','failed')", name="status"),
+        UniqueConstraint("run_id", "call_key", "attempt"),
+        Index(
+            "uq_model_calls_settled_call",
+            "run_id",
+            "call_key",
+            unique=True,
+            postgresql_where=text("status = 'settled'"),
+        ),
+        Index("ix_model_calls_pending", "created_at", postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[str] = _uuid_pk()
+    run_id: Mapped[str] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="RESTRICT"), nullable=False)
+    #: Deterministic position of the call in the graph: ``{node}:{n}``.
+    call_key: Mapped[str] = mapped_column(Text, nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    model: Mapped[str] = mapped_column(Text, nullable=False)
+    request_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'pending'"))
+    usage_unit_id: Mapped[str | None] = mapped_column(Text)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    receipt_id: Mapped[str | None] = mapped_column(ForeignKey("charge_receipts.id", ondelete="RESTRICT"))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+    settled_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class ChargeReceipt(Base):
+    """One immutable row per billable model call, paired 1:1 with a credit_ledger debit."""
+
+    __tablename__ = "charge_receipts"
+    __table_args__ = (
+        UniqueConstraint("source_system", "source_reference"),
+        Index("ix_charge_receipts_account_created", "billing_account_id", "created_at", "id"),
+        Index("ix_charge_receipts_run", "run_id", "attempt"),
+        CheckConstraint("charged_credits >= 0", name="charged_credits_not_negative"),
+    )
+
+    id: Mapped[str] = _uuid_pk()
+    billing_account_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_accounts.id", ondelete="RESTRICT"), nullable=False
+    )
+    run_id: Mapped[str] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="RESTRICT"), nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    usage_unit_id: Mapped[str] = mapped_column(Text, nullable=False)
+    source_system: Mapped[str] = mapped_column(Text, nullable=False)
+    source_reference: Mapped[str] = mapped_column(Text, nullable=False)
+    graph_id: Mapped[str] = mapped_column(Text, nullable=False)
+    model: Mapped[str] = mapped_column(Text, nullable=False)
+    provider: Mapped[str | None] = mapped_column(Text)
+    tokens_in: Mapped[int] = mapped_column(Integer, nullable=False)
+    tokens_out: Mapped[int] = mapped_column(Integer, nullable=False)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(24, 12), nullable=False)
+    markup: Mapped[Decimal] = mapped_column(Numeric(10, 4), nullable=False)
+    charged_credits: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class CreditLedgerEntry(Base):
+    """Append-only signed movements of credits; ``balance_after`` is the account balance after it."""
+
+    __tablename__ = "credit_ledger"
+    __table_args__ = (
+        UniqueConstraint("reason", "reference"),
+        Index("ix_credit_ledger_account_id", "billing_account_id", "id"),
+        CheckConstraint("reason IN ('topup','charge_receipt','adjustment')", name="reason"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    billing_account_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_accounts.id", ondelete="RESTRICT"), nullable=False
+    )
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    balance_after: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    reference: Mapped[str] = mapped_column(Text, nullable=False)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="RESTRICT"))
+    receipt_id: Mapped[str | None] = mapped_column(
+        ForeignKey("charge_receipts.id", ondelete="RESTRICT"), unique=True
+    )
+    created_at: Mapped[datetime] = _created_at()
+
+
+class ChargeConflict(Base):
+    """A charge delivered again under an existing reference but with another amount. Recorded for
+    an operator, never applied."""
+
+    __tablename__ = "charge_conflicts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_system: Mapped[str] = mapped_column(Text, nullable=False)
+    source_reference: Mapped[str] = mapped_column(Text, nullable=False)
+    existing_receipt_id: Mapped[str] = mapped_column(
+        ForeignKey("charge_receipts.id", ondelete="RESTRICT"), nullable=False
+    )
+    existing_credits: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    attempted_credits: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = _created_at()

@@ -1,0 +1,161 @@
+"""Graph runs and their permanent start-idempotency records (IDEMPOTENT_RUN_START).
+
+Status changes go through :func:`transition`; the database trigger rejects any backward move, so a
+late or repeated update of a finished run is a no-op here, never a regression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import GraphRun, RunStartRequest
+
+TERMINAL = ("success", "error", "cancelled", "skipped")
+#: Statuses a run may move to from each status; mirrors the SQL trigger of the first migration.
+ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    "running": ("pending", "paused"),
+    "paused": ("running",),
+    "success": ("running",),
+    "error": ("pending", "running", "paused"),
+    "cancelled": ("pending", "running", "paused"),
+    "skipped": ("pending", "running", "paused"),
+}
+
+
+@dataclass(frozen=True)
+class StartClaim:
+    """Result of claiming an idempotency key: ``created`` is False when the key was already used."""
+
+    created: bool
+    run_id: str
+    request_hash: str
+
+
+async def claim_start(
+    session: AsyncSession,
+    *,
+    billing_account_id: str,
+    graph_id: str,
+    idempotency_key: str,
+    request_hash: str,
+    run_id: str,
+) -> StartClaim:
+    """Insert the idempotency record. Concurrent claims of one key serialize on the primary key: the
+    losers wait for the winner's commit and then read its record."""
+    inserted = (
+        await session.execute(
+            insert(RunStartRequest)
+            .values(
+                billing_account_id=billing_account_id,
+                graph_id=graph_id,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                run_id=run_id,
+            )
+            .on_conflict_do_nothing()
+            .returning(RunStartRequest.run_id)
+        )
+    ).scalar_one_or_none()
+    if inserted is not None:
+        return StartClaim(created=True, run_id=inserted, request_hash=request_hash)
+    existing = (
+        await session.execute(
+            select(RunStartRequest).where(
+                RunStartRequest.billing_account_id == billing_account_id,
+                RunStartRequest.graph_id == graph_id,
+                RunStartRequest.idempotency_key == idempotency_key,
+            )
+        )
+    ).scalar_one()
+    return StartClaim(created=False, run_id=existing.run_id, request_hash=existing.request_hash)
+
+
+async def insert_run(session: AsyncSession, *, run: GraphRun) -> GraphRun:
+    session.add(run)
+    await session.flush()
+    return run
+
+
+async def get_run(session: AsyncSession, *, run_id: str, billing_account_id: str | None = None) -> GraphRun | None:
+    """A run by id; with ``billing_account_id``, only if it belongs to that account (tenant scope)."""
+    stmt = select(GraphRun).where(GraphRun.run_id == run_id)
+    if billing_account_id is not None:
+        stmt = stmt.where(GraphRun.billing_account_id == billing_account_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    status: str | None = None
+    graph_id: str | None = None
+    schedule_id: str | None = None
+    run_kind: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+async def list_runs(
+    session: AsyncSession,
+    *,
+    billing_account_id: str,
+    filters: RunFilters,
+    limit: int,
+    before: tuple[datetime, str] | None = None,
+) -> list[GraphRun]:
+    """Newest first, keyset-paginated on ``(created_at, run_id)``."""
+    stmt = select(GraphRun).where(GraphRun.billing_account_id == billing_account_id)
+    if filters.status is not None:
+        stmt = stmt.where(GraphRun.status == filters.status)
+    if filters.graph_id is not None:
+        stmt = stmt.where(GraphRun.graph_id == filters.graph_id)
+    if filters.schedule_id is not None:
+        stmt = stmt.where(GraphRun.schedule_id == filters.schedule_id)
+    if filters.run_kind is not None:
+        stmt = stmt.where(GraphRun.run_kind == filters.run_kind)
+    if filters.created_after is not None:
+        stmt = stmt.where(GraphRun.created_at > filters.created_after)
+    if filters.created_before is not None:
+        stmt = stmt.where(GraphRun.created_at < filters.created_before)
+    if before is not None:
+        created_at, run_id = before
+        stmt = stmt.where(
+            (GraphRun.created_at < created_at) | ((GraphRun.created_at == created_at) & (GraphRun.run_id < run_id))
+        )
+    stmt = stmt.order_by(GraphRun.created_at.desc(), GraphRun.run_id.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def transition(
+    session: AsyncSession, *, run_id: str, to: str, values: dict[str, Any] | None = None
+) -> bool:
+    """Move a run to ``to`` if that is a legal step from its current status; returns whether it moved.
+    ``started_at``/``completed_at`` are stamped by the database clock."""
+    extra: dict[str, Any] = dict(values or {})
+    if to == "running":
+        extra.setdefault("started_at", func.coalesce(GraphRun.started_at, func.now()))
+        extra.setdefault("pause_reason", None)
+    if to in TERMINAL:
+        extra.setdefault("completed_at", func.now())
+    result = await session.execute(
+        update(GraphRun)
+        .where(GraphRun.run_id == run_id, GraphRun.status.in_(ALLOWED_FROM[to]))
+        .values(status=to, **extra)
+        .returning(GraphRun.run_id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def set_output(
+    session: AsyncSession, *, run_id: str, output: dict[str, Any], model_calls: int, cost_credits: int
+) -> None:
+    await session.execute(
+        update(GraphRun)
+        .where(GraphRun.run_id == run_id)
+        .values(output=output, model_calls=model_calls, cost_credits=cost_credits)
+    )

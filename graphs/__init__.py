@@ -1,0 +1,27 @@
+"""Graph builders: plain LangGraph ``StateGraph``s, keyed by the graph ids of ``contracts.catalog``.
+
+Contract: graph code calls models only through ``llm.complete`` and knows nothing of billing,
+Temporal or the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from langgraph.graph.state import CompiledStateGraph
+
+from graphs import brief, poet
+
+GraphBuilder = Callable[[], CompiledStateGraph[Any, Any, Any, Any]]
+
+GRAPHS: dict[str, GraphBuilder] = {
+    "langgraph:poet": poet.build,
+    "langgraph:brief": brief.build,
+}
+
+#: The state keys a graph's result is made of (the rest of the state is working memory).
+OUTPUT_KEYS: dict[str, tuple[str, ...]] = {
+    "langgraph:poet": poet.OUTPUT_KEYS,
+    "langgraph:brief": brief.OUTPUT_KEYS,
+}

@@ -1,0 +1,36 @@
+"""``langgraph:poet``: one node, one model call, a short poem about a topic."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+import llm
+
+OUTPUT_KEYS = ("poem",)
+
+
+class PoetState(TypedDict, total=False):
+    topic: str
+    poem: str
+
+
+async def write_poem(state: PoetState) -> PoetState:
+    poem = await llm.complete(
+        [
+            ("system", "You are a poet. Answer with a poem of at most eight short lines."),
+            ("user", f"Write a short poem about {state['topic']}"),
+        ],
+        max_tokens=200,
+    )
+    return {"poem": poem}
+
+
+def build() -> CompiledStateGraph[Any, Any, Any, Any]:
+    graph = StateGraph(PoetState)
+    graph.add_node("write_poem", write_poem)
+    graph.add_edge(START, "write_poem")
+    graph.add_edge("write_poem", END)
+    return graph.compile()

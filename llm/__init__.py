@@ -1,0 +1,23 @@
+"""The model gateway: the only place LiteLLM is imported.
+
+Graph nodes call :func:`complete`; which gateway answers and how the call is metered is bound by the
+caller (the execute activity binds a billing meter; a plain script may bind an unmetered gateway). So
+graphs stay plain LangGraph code that knows nothing of billing, and billing never depends on a graph
+remembering to report usage.
+"""
+
+from llm.context import Meter, bind, complete, current_call_scope
+from llm.gateway import LiteLLMGateway, ModelGatewayError, UnpricedModelError
+from llm.types import ModelRequest, ModelResponse
+
+__all__ = [
+    "LiteLLMGateway",
+    "Meter",
+    "ModelGatewayError",
+    "ModelRequest",
+    "ModelResponse",
+    "UnpricedModelError",
+    "bind",
+    "complete",
+    "current_call_scope",
+]

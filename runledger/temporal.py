@@ -1,0 +1,28 @@
+"""Connecting to Temporal and registering the search attributes of SPEC §2 (idempotently)."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+
+from config import Settings
+from contracts.temporal import SEARCH_ATTRIBUTES
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(settings.require_temporal_address(), namespace=settings.temporal_namespace)
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Add the Keyword attributes that are missing; returns the names added."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    known = set(existing.custom_attributes) | set(existing.system_attributes)
+    missing = {key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES if key.name not in known}
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+    return sorted(missing)

@@ -1,0 +1,53 @@
+"""Composition root of the worker process: database, model gateway, activities, Temporal worker."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.runs import RunActivities
+from config import Settings
+from db.session import Database
+from llm import LiteLLMGateway
+from workflows import WORKFLOWS
+
+
+@dataclass
+class WorkerDeps:
+    database: Database
+    gateway: LiteLLMGateway
+
+
+def build_deps(settings: Settings) -> WorkerDeps:
+    gateway = LiteLLMGateway(
+        api_base=settings.model_api_base,
+        api_key=settings.model_api_key.get_secret_value() if settings.model_api_key else None,
+        timeout_seconds=settings.model_timeout_seconds,
+        model_registry=settings.model_registry,
+    )
+    # Fail at start-up, not at the first run, when the default model has no price.
+    gateway.ensure_priced(settings.default_model)
+    return WorkerDeps(database=Database(settings.require_database_url()), gateway=gateway)
+
+
+def build_worker(client: Client, settings: Settings, deps: WorkerDeps, *, activities_cls: type[RunActivities] = RunActivities) -> Worker:
+    acts = activities_cls(database=deps.database, gateway=deps.gateway, settings=settings)
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=WORKFLOWS,
+        activities=[acts.authorize, acts.execute, acts.finalize],
+    )
+
+
+async def run_worker(settings: Settings, client: Client, stop: asyncio.Event) -> None:
+    deps = build_deps(settings)
+    worker = build_worker(client, settings, deps)
+    try:
+        async with worker:
+            await stop.wait()
+    finally:
+        await deps.database.dispose()

@@ -1,0 +1,118 @@
+"""A local OpenAI-compatible model provider: the only fake in the suite (the outermost edge).
+
+LiteLLM talks to it over real HTTP exactly as to a provider, so usage, cost and call ids flow through
+LiteLLM's own code. It counts every completion it answers and can be told to fail the next calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+
+@dataclass
+class ProviderLog:
+    completions: list[dict[str, Any]] = field(default_factory=list)
+    fail_next: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.completions)
+
+    def ids(self) -> list[str]:
+        with self.lock:
+            return [c["id"] for c in self.completions]
+
+
+def _words(messages: list[dict[str, Any]]) -> int:
+    return sum(len(str(m.get("content", "")).split()) for m in messages)
+
+
+def build_app(log: ProviderLog) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def completions(request: Request) -> Any:
+        body = await request.json()
+        with log.lock:
+            if log.fail_next > 0:
+                log.fail_next -= 1
+                return JSONResponse({"error": {"message": "injected failure", "type": "server_error"}}, 500)
+        prompt = str(body["messages"][-1].get("content", ""))
+        text = f"A fake answer to: {prompt[:60]}"
+        call_id = f"chatcmpl-fake-{uuid.uuid4().hex}"
+        usage = {
+            "prompt_tokens": _words(body["messages"]) + 3,
+            "completion_tokens": len(text.split()),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        with log.lock:
+            log.completions.append({"id": call_id, "model": body.get("model"), "usage": usage})
+        created = int(time.time())
+        if body.get("stream"):
+            return StreamingResponse(_stream(call_id, body.get("model", ""), text, usage, created), media_type="text/event-stream")
+        return {
+            "id": call_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": body.get("model"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": usage,
+        }
+
+    return app
+
+
+async def _stream(call_id: str, model: str, text: str, usage: dict[str, int], created: int) -> AsyncIterator[str]:
+    base = {"id": call_id, "object": "chat.completion.chunk", "created": created, "model": model}
+    for i, word in enumerate(text.split(" ")):
+        piece = word if i == 0 else " " + word
+        chunk = {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+        yield f"data: {json.dumps(chunk)}\n\n"
+        await asyncio.sleep(0)
+    yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
+    yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class FakeProvider:
+    """Runs the fake provider on a loopback port in a background thread."""
+
+    def __init__(self) -> None:
+        self.log = ProviderLog()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        config = uvicorn.Config(build_app(self.log), host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake provider did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)

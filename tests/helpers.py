@@ -1,0 +1,88 @@
+"""Test helpers: API-level factories and polling with a deadline (no fixed sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+ADMIN_TOKEN = "test-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Tenant:
+    user_id: str
+    billing_account_id: str
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+async def create_user(api: httpx.AsyncClient, *, credits: int = 0, name: str = "tester") -> Tenant:
+    resp = await api.post("/api/v1/admin/users", json={"name": name}, headers=ADMIN)
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    created = Tenant(body["user_id"], body["billing_account_id"], body["api_key"])
+    if credits:
+        await top_up(api, created.billing_account_id, credits)
+    return created
+
+
+async def top_up(api: httpx.AsyncClient, account_id: str, credits: int, reference: str | None = None) -> httpx.Response:
+    resp = await api.post(
+        f"/api/v1/admin/billing-accounts/{account_id}/credits",
+        json={"amount_credits": credits, "reference": reference or f"test-{uuid.uuid4()}"},
+        headers=ADMIN,
+    )
+    assert resp.status_code in (200, 201), resp.text
+    return resp
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], *, until: Callable[[T], bool], timeout: float = 30.0, interval: float = 0.05
+) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if until(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(interval)
+
+
+TERMINAL = {"success", "error", "cancelled", "skipped"}
+
+
+async def wait_for_run(api: httpx.AsyncClient, user: Tenant, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    async def probe() -> dict[str, Any]:
+        resp = await api.get(f"/api/v1/runs/{run_id}", headers=user.headers)
+        assert resp.status_code == 200, resp.text
+        body: dict[str, Any] = resp.json()
+        return body
+
+    return await eventually(probe, until=lambda run: run["status"] in TERMINAL, timeout=timeout)
+
+
+async def start_run(
+    api: httpx.AsyncClient,
+    user: Tenant,
+    graph_id: str = "langgraph:poet",
+    payload: dict[str, Any] | None = None,
+    key: str | None = None,
+) -> httpx.Response:
+    headers = dict(user.headers)
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return await api.post(
+        f"/api/v1/graphs/{graph_id}/runs", json=payload or {"input": {"topic": "the sea"}}, headers=headers
+    )

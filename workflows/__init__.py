@@ -1,0 +1,11 @@
+"""Workflows: deterministic orchestration only (TEMPORAL_DETERMINISM).
+
+Contract: no I/O, clocks or randomness; workflow files import contracts and temporalio, and import
+activity classes only inside ``workflow.unsafe.imports_passed_through()`` for method references.
+"""
+
+from workflows.graph_run import GraphRunWorkflow
+
+WORKFLOWS = [GraphRunWorkflow]
+
+__all__ = ["WORKFLOWS", "GraphRunWorkflow"]

@@ -1,0 +1,30 @@
+"""Named retry policies and timeouts for every activity call."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+from contracts.errors import ErrorCode
+
+#: Short database activities (authorize, finalize): retried until the database is back, within
+#: the schedule-to-close bound below.
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+)
+DB_START_TO_CLOSE = timedelta(seconds=30)
+DB_SCHEDULE_TO_CLOSE = timedelta(minutes=30)
+
+#: Graph execution: model providers fail transiently; settled calls are never repeated on retry.
+GRAPH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+    non_retryable_error_types=[ErrorCode.GRAPH_FAILED, ErrorCode.GRAPH_NOT_FOUND, ErrorCode.MODEL_NOT_PRICED],
+)
+GRAPH_START_TO_CLOSE = timedelta(minutes=10)
+GRAPH_SCHEDULE_TO_CLOSE = timedelta(minutes=60)
