@@ -12,6 +12,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metering import LedgerMeter
 from config import Settings
 from contracts.catalog import get_graph_spec
 from contracts.errors import ErrorCode
@@ -30,7 +31,6 @@ from db.session import Database
 from graphs import GRAPHS, OUTPUT_KEYS
 from llm import LiteLLMGateway, UnpricedModelError, bind
 from llm.gateway import ModelGatewayError
-from activities.metering import LedgerMeter
 
 RUN_NOT_VISIBLE = "run_not_visible"
 
@@ -77,7 +77,9 @@ class RunActivities:
         if run is None or run.status != RunStatus.RUNNING:
             status = None if run is None else run.status
             raise ApplicationError(
-                f"run {inp.run_id} is not running (status {status})", type="run_not_running", non_retryable=True
+                f"run {inp.run_id} is not running (status {status})",
+                type="run_not_running",
+                non_retryable=True,
             )
         builder = GRAPHS.get(run.graph_id)
         if builder is None:
@@ -106,7 +108,9 @@ class RunActivities:
         output = {key: state[key] for key in OUTPUT_KEYS[run.graph_id] if key in state}
         async with self._db.transaction() as session:
             calls, credits = await ledger.run_charge_totals(session, run_id=run.run_id)
-            await runs.set_output(session, run_id=run.run_id, output=output, model_calls=calls, cost_credits=credits)
+            await runs.set_output(
+                session, run_id=run.run_id, output=output, model_calls=calls, cost_credits=credits
+            )
         return ExecuteResult(model_calls=calls, charged_credits=credits)
 
     @activity.defn(name="finalize_run")

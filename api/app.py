@@ -16,7 +16,9 @@ from config import Settings
 from db.session import Database
 
 
-def create_app(settings: Settings, *, database: Database | None = None, temporal: Client | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, database: Database | None = None, temporal: Client | None = None
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_db = database is None

@@ -15,7 +15,9 @@ def run_links(settings: Settings, run: GraphRun) -> RunLinks:
         f"{settings.temporal_ui_base}/namespaces/{quote(settings.temporal_namespace)}"
         f"/workflows/{quote(run.workflow_id, safe='')}"
     )
-    return RunLinks(self=base, events=f"{base}/events", charges=f"{base}/charges", temporal_ui=ui, langfuse=None)
+    return RunLinks(
+        self=base, events=f"{base}/events", charges=f"{base}/charges", temporal_ui=ui, langfuse=None
+    )
 
 
 def run_out(settings: Settings, run: GraphRun) -> RunOut:
@@ -24,9 +26,9 @@ def run_out(settings: Settings, run: GraphRun) -> RunOut:
         workflow_id=run.workflow_id,
         graph_id=run.graph_id,
         billing_account_id=run.billing_account_id,
-        status=run.status,  # type: ignore[arg-type]
+        status=run.status,
         pause_reason=run.pause_reason,
-        run_kind=run.run_kind,  # type: ignore[arg-type]
+        run_kind=run.run_kind,
         trigger_source=run.trigger_source,
         trigger_ref=run.trigger_ref,
         requested_by=run.requested_by,

@@ -45,9 +45,13 @@ class Settings(BaseSettings):
     model_api_base: str | None = Field(default=None, validation_alias=_env("RUNLEDGER_MODEL_API_BASE"))
     model_api_key: SecretStr | None = Field(default=None, validation_alias=_env("RUNLEDGER_MODEL_API_KEY"))
     #: Extra prices for LiteLLM's model registry, as JSON in LiteLLM's model_cost format.
-    model_registry: dict[str, Any] | None = Field(default=None, validation_alias=_env("RUNLEDGER_MODEL_REGISTRY"))
-    model_timeout_seconds: float = Field(default=60.0, validation_alias=_env("RUNLEDGER_MODEL_TIMEOUT_SECONDS"))
-    #: Preflight estimate of one model call, in credits; a run needs max_model_calls × this.
+    model_registry: dict[str, Any] | None = Field(
+        default=None, validation_alias=_env("RUNLEDGER_MODEL_REGISTRY")
+    )
+    model_timeout_seconds: float = Field(
+        default=60.0, validation_alias=_env("RUNLEDGER_MODEL_TIMEOUT_SECONDS")
+    )
+    #: Preflight estimate of one model call, in credits; a run needs max_model_calls x this.
     preflight_credits_per_call: int = Field(
         default=2_000, ge=0, validation_alias=_env("RUNLEDGER_PREFLIGHT_CREDITS_PER_CALL")
     )
@@ -73,5 +77,7 @@ class Settings(BaseSettings):
 
     def require_temporal_address(self) -> str:
         if not self.temporal_address:
-            raise RuntimeError("TEMPORAL_ADDRESS is not set (only `runledger up` starts a Temporal dev server)")
+            raise RuntimeError(
+                "TEMPORAL_ADDRESS is not set (only `runledger up` starts a Temporal dev server)"
+            )
         return self.temporal_address

@@ -253,9 +253,9 @@ async def run_charge_totals(session: AsyncSession, *, run_id: str) -> tuple[int,
     """``(receipts, charged_credits)`` of a run."""
     row = (
         await session.execute(
-            select(func.count(ChargeReceipt.id), func.coalesce(func.sum(ChargeReceipt.charged_credits), 0)).where(
-                ChargeReceipt.run_id == run_id
-            )
+            select(
+                func.count(ChargeReceipt.id), func.coalesce(func.sum(ChargeReceipt.charged_credits), 0)
+            ).where(ChargeReceipt.run_id == run_id)
         )
     ).one()
     return int(row[0]), int(row[1])

@@ -54,7 +54,9 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
 
     id: Mapped[str] = _uuid_pk()
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), nullable=False, index=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
     #: First characters of the key, shown to the user to tell keys apart; never enough to use it.
     key_prefix: Mapped[str] = mapped_column(Text, nullable=False)
     #: sha256 hex of the whole key. Keys are 256-bit random, so a fast hash is not brute-forceable.

@@ -82,7 +82,9 @@ async def insert_run(session: AsyncSession, *, run: GraphRun) -> GraphRun:
     return run
 
 
-async def get_run(session: AsyncSession, *, run_id: str, billing_account_id: str | None = None) -> GraphRun | None:
+async def get_run(
+    session: AsyncSession, *, run_id: str, billing_account_id: str | None = None
+) -> GraphRun | None:
     """A run by id; with ``billing_account_id``, only if it belongs to that account (tenant scope)."""
     stmt = select(GraphRun).where(GraphRun.run_id == run_id)
     if billing_account_id is not None:
@@ -125,7 +127,8 @@ async def list_runs(
     if before is not None:
         created_at, run_id = before
         stmt = stmt.where(
-            (GraphRun.created_at < created_at) | ((GraphRun.created_at == created_at) & (GraphRun.run_id < run_id))
+            (GraphRun.created_at < created_at)
+            | ((GraphRun.created_at == created_at) & (GraphRun.run_id < run_id))
         )
     stmt = stmt.order_by(GraphRun.created_at.desc(), GraphRun.run_id.desc()).limit(limit)
     return list((await session.execute(stmt)).scalars())

@@ -21,7 +21,10 @@ class BriefState(TypedDict, total=False):
 
 async def outline(state: BriefState) -> BriefState:
     text = await llm.complete(
-        [("system", "Outline a one-page brief in three bullet points."), ("user", f"Topic: {state['topic']}")],
+        [
+            ("system", "Outline a one-page brief in three bullet points."),
+            ("user", f"Topic: {state['topic']}"),
+        ],
         max_tokens=200,
     )
     return {"outline": text}

@@ -71,7 +71,9 @@ async def complete(
     binding = _binding.get()
     if binding is None:
         raise RuntimeError("no model gateway is bound: wrap the graph run in llm.bind(...)")
-    request = ModelRequest(model=model or binding.default_model, messages=tuple(messages), max_tokens=max_tokens)
+    request = ModelRequest(
+        model=model or binding.default_model, messages=tuple(messages), max_tokens=max_tokens
+    )
     key = binding.next_key(current_call_scope())
     response = await binding.meter.call(key, request, binding.invoke)
     return response.text

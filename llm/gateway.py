@@ -51,7 +51,9 @@ class LiteLLMGateway:
         if model in self._priced:
             return
         try:
-            prompt_cost, completion_cost = litellm.cost_per_token(model=model, prompt_tokens=1, completion_tokens=1)
+            prompt_cost, completion_cost = litellm.cost_per_token(
+                model=model, prompt_tokens=1, completion_tokens=1
+            )
         except Exception as exc:
             raise UnpricedModelError(f"LiteLLM has no price for model {model!r}; register one") from exc
         if prompt_cost + completion_cost <= 0:

@@ -33,7 +33,13 @@ def build_deps(settings: Settings) -> WorkerDeps:
     return WorkerDeps(database=Database(settings.require_database_url()), gateway=gateway)
 
 
-def build_worker(client: Client, settings: Settings, deps: WorkerDeps, *, activities_cls: type[RunActivities] = RunActivities) -> Worker:
+def build_worker(
+    client: Client,
+    settings: Settings,
+    deps: WorkerDeps,
+    *,
+    activities_cls: type[RunActivities] = RunActivities,
+) -> Worker:
     acts = activities_cls(database=deps.database, gateway=deps.gateway, settings=settings)
     return Worker(
         client,

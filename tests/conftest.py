@@ -9,13 +9,6 @@ database is created on it for the session).
 from __future__ import annotations
 
 import os
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
-for _var in [v for v in os.environ if v.startswith("LANGFUSE_")]:
-    del os.environ[_var]  # tracing must never point at a host the suite does not own
-
-import asyncio
 import shutil
 import tempfile
 import time
@@ -50,10 +43,10 @@ def pg_server_url() -> Iterator[str]:
     if external:
         yield external
         return
-    import pgserver
+    from pgserver.postgres_server import get_server
 
     pgdata = tempfile.mkdtemp(prefix="rl-pg-")
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    server = get_server(pgdata, cleanup_mode=None)
     try:
         yield server.get_uri()
     finally:
@@ -147,7 +140,9 @@ async def api(settings: Settings, database: Database, client: Client) -> AsyncIt
     app = create_app(settings, database=database, temporal=client)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://runledger.test", timeout=30) as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://runledger.test", timeout=30
+        ) as http:
             yield http
 
 
@@ -156,10 +151,14 @@ async def user(api: httpx.AsyncClient) -> Tenant:
     return await create_user(api, credits=5_000_000)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+    for name in [v for v in os.environ if v.startswith("LANGFUSE_")]:
+        del os.environ[name]  # tracing must never point at a host the suite does not own
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Temporal's core runtime can abort the interpreter at exit while its threads wind down
     # (feasibility §9.1); a short pause lets them finish so a green run exits 0.
     time.sleep(0.5)
-
-
-__all__ = ["asyncio"]

@@ -37,7 +37,9 @@ async def create_user(api: httpx.AsyncClient, *, credits: int = 0, name: str = "
     return created
 
 
-async def top_up(api: httpx.AsyncClient, account_id: str, credits: int, reference: str | None = None) -> httpx.Response:
+async def top_up(
+    api: httpx.AsyncClient, account_id: str, credits: int, reference: str | None = None
+) -> httpx.Response:
     resp = await api.post(
         f"/api/v1/admin/billing-accounts/{account_id}/credits",
         json={"amount_credits": credits, "reference": reference or f"test-{uuid.uuid4()}"},
@@ -48,29 +50,35 @@ async def top_up(api: httpx.AsyncClient, account_id: str, credits: int, referenc
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], *, until: Callable[[T], bool], timeout: float = 30.0, interval: float = 0.05
+    probe: Callable[[], Awaitable[T]],
+    *,
+    until: Callable[[T], bool],
+    within: float = 30.0,
+    interval: float = 0.05,
 ) -> T:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = await probe()
         if until(value):
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+            raise AssertionError(f"condition not met within {within}s; last value: {value!r}")
         await asyncio.sleep(interval)
 
 
 TERMINAL = {"success", "error", "cancelled", "skipped"}
 
 
-async def wait_for_run(api: httpx.AsyncClient, user: Tenant, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
+async def wait_for_run(
+    api: httpx.AsyncClient, user: Tenant, run_id: str, within: float = 30.0
+) -> dict[str, Any]:
     async def probe() -> dict[str, Any]:
         resp = await api.get(f"/api/v1/runs/{run_id}", headers=user.headers)
         assert resp.status_code == 200, resp.text
         body: dict[str, Any] = resp.json()
         return body
 
-    return await eventually(probe, until=lambda run: run["status"] in TERMINAL, timeout=timeout)
+    return await eventually(probe, until=lambda run: run["status"] in TERMINAL, within=within)
 
 
 async def start_run(
@@ -84,5 +92,5 @@ async def start_run(
     if key is not None:
         headers["Idempotency-Key"] = key
     return await api.post(
-        f"/api/v1/graphs/{graph_id}/runs", json=payload or {"input": {"topic": "the sea"}}, headers=headers
+        f"/api/v1/graphs/{graph_id}/runs", json=payload if payload is not None else {"input": {"topic": "the sea"}}, headers=headers
     )

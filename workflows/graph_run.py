@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from contracts.errors import ErrorCode
 from contracts.runs import (
@@ -91,7 +91,7 @@ class GraphRunWorkflow:
 
 def _failure(err: ActivityError) -> tuple[str, str]:
     cause = err.cause
-    while cause is not None and not isinstance(cause, ApplicationError):
+    while isinstance(cause, FailureError) and not isinstance(cause, ApplicationError):
         cause = cause.cause
     if isinstance(cause, ApplicationError):
         return cause.type or ErrorCode.GRAPH_FAILED, cause.message

@@ -45,9 +45,14 @@ async def top_up(
     try:
         async with state.database.transaction() as session:
             if not await accounts.account_exists(session, billing_account_id=billing_account_id):
-                raise NotFound(f"billing account {billing_account_id} does not exist", code=ErrorCode.ACCOUNT_NOT_FOUND)
+                raise NotFound(
+                    f"billing account {billing_account_id} does not exist", code=ErrorCode.ACCOUNT_NOT_FOUND
+                )
             entry, created = await ledger.record_topup(
-                session, billing_account_id=billing_account_id, amount=body.amount_credits, reference=body.reference
+                session,
+                billing_account_id=billing_account_id,
+                amount=body.amount_credits,
+                reference=body.reference,
             )
     except TopupConflictError as exc:
         raise Conflict(str(exc), code=ErrorCode.TOPUP_REFERENCE_CONFLICT) from exc

@@ -29,7 +29,9 @@ router = APIRouter(prefix="/api/v1", tags=["runs"])
     "/graphs/{graph_id}/runs",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=StartRunResponse,
-    responses={200: {"model": StartRunResponse, "description": "the run an earlier request with this key started"}},
+    responses={
+        200: {"model": StartRunResponse, "description": "the run an earlier request with this key started"}
+    },
 )
 async def start_run(
     graph_id: str,

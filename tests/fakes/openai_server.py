@@ -62,20 +62,26 @@ def build_app(log: ProviderLog) -> FastAPI:
             log.completions.append({"id": call_id, "model": body.get("model"), "usage": usage})
         created = int(time.time())
         if body.get("stream"):
-            return StreamingResponse(_stream(call_id, body.get("model", ""), text, usage, created), media_type="text/event-stream")
+            return StreamingResponse(
+                _stream(call_id, body.get("model", ""), text, usage, created), media_type="text/event-stream"
+            )
         return {
             "id": call_id,
             "object": "chat.completion",
             "created": created,
             "model": body.get("model"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
             "usage": usage,
         }
 
     return app
 
 
-async def _stream(call_id: str, model: str, text: str, usage: dict[str, int], created: int) -> AsyncIterator[str]:
+async def _stream(
+    call_id: str, model: str, text: str, usage: dict[str, int], created: int
+) -> AsyncIterator[str]:
     base = {"id": call_id, "object": "chat.completion.chunk", "created": created, "model": model}
     for i, word in enumerate(text.split(" ")):
         piece = word if i == 0 else " " + word
