@@ -14,6 +14,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import httpx
 import psycopg
@@ -135,15 +136,20 @@ async def worker(
         yield
 
 
-@pytest.fixture(scope="session")
-async def api(settings: Settings, database: Database, client: Client) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def api_client(settings: Settings, database: Database, client: Client) -> AsyncIterator[httpx.AsyncClient]:
+    """The real API app over ASGI, with its lifespan run, for the given settings."""
     app = create_app(settings, database=database, temporal=client)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://runledger.test", timeout=30
-        ) as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://runledger.test", timeout=30) as http:
             yield http
+
+
+@pytest.fixture(scope="session")
+async def api(settings: Settings, database: Database, client: Client) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(settings, database, client) as http:
+        yield http
 
 
 @pytest.fixture

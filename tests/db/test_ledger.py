@@ -1,0 +1,157 @@
+"""The ledger writer on a real Postgres: duplicate deliveries, conflicts, append-only facts."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from contracts import ids
+from db import ledger
+from db.models import GraphRun
+from db.session import Database
+from tests.db.queries import scalar
+from tests.helpers import create_user
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _run_row(database: Database, account: str, user_id: str) -> str:
+    run_id = str(uuid.uuid4())
+    async with database.transaction() as session:
+        session.add(
+            GraphRun(
+                run_id=run_id,
+                workflow_id=ids.graph_run_workflow_id(run_id),
+                graph_id="langgraph:poet",
+                billing_account_id=account,
+                run_kind="user_immediate",
+                trigger_source="api",
+                requested_by=user_id,
+                input={"topic": "x"},
+                trace_id=ids.langfuse_trace_id(run_id),
+            )
+        )
+    return run_id
+
+
+def _charge(account: str, run_id: str, unit: str, credits: int = 120) -> ledger.Charge:
+    return ledger.Charge(
+        billing_account_id=account,
+        run_id=run_id,
+        attempt=1,
+        usage_unit_id=unit,
+        source_system="litellm",
+        source_reference=ids.charge_source_reference(run_id=run_id, attempt=1, usage_unit_id=unit),
+        graph_id="langgraph:poet",
+        model="gpt-4o-mini",
+        provider="openai",
+        tokens_in=10,
+        tokens_out=20,
+        cost_usd=Decimal("0.000006"),
+        markup=Decimal(2),
+        charged_credits=credits,
+    )
+
+
+async def test_IDEMPOTENT_CHARGES_duplicate_write_is_one_row(api: httpx.AsyncClient, database: Database) -> None:
+    user = await create_user(api, credits=10_000)
+    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    charge = _charge(user.billing_account_id, run_id, "call-1")
+
+    async def write() -> ledger.ChargeOutcome:
+        async with database.transaction() as session:
+            return await ledger.record_charge(session, charge=charge)
+
+    outcomes = await asyncio.gather(*(write() for _ in range(10)))
+    assert sum(o.created for o in outcomes) == 1
+    assert len({o.receipt_id for o in outcomes}) == 1
+    assert not any(o.conflict for o in outcomes)
+    assert await scalar(database, "SELECT count(*) FROM charge_receipts WHERE run_id = :r", r=run_id) == 1
+    assert await scalar(database, "SELECT count(*) FROM credit_ledger WHERE run_id = :r", r=run_id) == 1
+    async with database.transaction() as session:
+        assert await ledger.get_balance(session, billing_account_id=user.billing_account_id) == 10_000 - 120
+        assert await ledger.ledger_sum(session, billing_account_id=user.billing_account_id) == 10_000 - 120
+
+
+async def test_IDEMPOTENT_CHARGES_same_reference_other_amount_is_recorded_not_applied(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    user = await create_user(api, credits=10_000)
+    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    async with database.transaction() as session:
+        first = await ledger.record_charge(session, charge=_charge(user.billing_account_id, run_id, "u", 120))
+    async with database.transaction() as session:
+        second = await ledger.record_charge(session, charge=_charge(user.billing_account_id, run_id, "u", 999))
+    assert first.created
+    assert not second.created
+    assert second.conflict
+    assert second.receipt_id == first.receipt_id
+    conflict = await scalar(
+        database,
+        "SELECT attempted_credits FROM charge_conflicts WHERE existing_receipt_id = :r",
+        r=first.receipt_id,
+    )
+    assert conflict == 999
+    async with database.transaction() as session:
+        assert await ledger.get_balance(session, billing_account_id=user.billing_account_id) == 10_000 - 120
+
+
+async def test_receipts_and_ledger_are_append_only(api: httpx.AsyncClient, database: Database) -> None:
+    user = await create_user(api, credits=10_000)
+    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    async with database.transaction() as session:
+        await ledger.record_charge(session, charge=_charge(user.billing_account_id, run_id, "u"))
+    for statement in (
+        "UPDATE charge_receipts SET charged_credits = 0 WHERE run_id = :r",
+        "DELETE FROM charge_receipts WHERE run_id = :r",
+        "UPDATE credit_ledger SET amount = 0 WHERE run_id = :r",
+        "DELETE FROM credit_ledger WHERE run_id = :r",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with database.transaction() as session:
+                await session.execute(text(statement), {"r": run_id})
+
+
+async def test_MONOTONIC_RUN_STATUS_enforced_in_sql(api: httpx.AsyncClient, database: Database) -> None:
+    user = await create_user(api)
+    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+
+    async def set_status(status: str) -> None:
+        async with database.transaction() as session:
+            await session.execute(text("UPDATE graph_runs SET status = :s WHERE run_id = :r"), {"s": status, "r": run_id})
+
+    with pytest.raises(DBAPIError, match="illegal run status transition pending -> success"):
+        await set_status("success")
+    await set_status("running")
+    await set_status("paused")
+    await set_status("running")
+    await set_status("success")
+    for later in ("running", "error", "pending", "cancelled"):
+        with pytest.raises(DBAPIError, match="illegal run status transition success"):
+            await set_status(later)
+
+
+def test_ONE_LEDGER_WRITER_only_db_ledger_writes_money_tables() -> None:
+    """No module but db/ledger.py constructs or mutates receipts, ledger rows or balances."""
+    pattern = re.compile(
+        r"(insert|update|delete)\((ChargeReceipt|CreditLedgerEntry|BillingAccount)\)"
+        r"|ChargeReceipt\(|CreditLedgerEntry\(|values\(\s*balance_credits",
+        re.IGNORECASE,
+    )
+    offenders = []
+    for package in ("api", "activities", "workflows", "graphs", "llm", "runledger", "db", "contracts"):
+        for path in (ROOT / package).rglob("*.py"):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel in ("db/ledger.py", "db/models.py") or "/migrations/" in rel:
+                continue
+            if pattern.search(path.read_text()):
+                offenders.append(rel)
+    assert offenders == []

@@ -1,0 +1,153 @@
+"""GraphRunWorkflow on a real dev server: retries that never charge twice, replay determinism,
+no secrets in history, and triggers that only start runs."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowHistory
+from temporalio.worker import Replayer
+
+from activities.runs import RunActivities
+from config import Settings
+from contracts.runs import ExecuteInput, ExecuteResult
+from db.session import Database
+from llm import LiteLLMGateway
+from runledger.worker import WorkerDeps, build_worker
+from tests.conftest import api_client
+from tests.db.queries import rows
+from tests.fakes.openai_server import FakeProvider
+from tests.helpers import ADMIN_TOKEN, Tenant, create_user, start_run, wait_for_run
+from workflows import WORKFLOWS
+
+HISTORIES = Path(__file__).with_name("histories")
+
+
+class LoseWorkerAfterCharging(RunActivities):
+    """The real execute activity, except that its first attempt dies *after* every charge of the run
+    has been committed, as a worker killed just before reporting completion would."""
+
+    @activity.defn(name="execute_graph")
+    async def execute(self, inp: ExecuteInput) -> ExecuteResult:
+        result = await super().execute(inp)
+        if activity.info().attempt == 1:
+            raise RuntimeError("worker lost after its charges were written")
+        return result
+
+
+def _own_queue(settings: Settings) -> Settings:
+    return settings.model_copy(update={"temporal_task_queue": f"test-{uuid.uuid4()}"})
+
+
+async def test_IDEMPOTENT_CHARGES_retried_execute_activity_never_charges_twice(
+    settings: Settings,
+    database: Database,
+    client: Client,
+    gateway: LiteLLMGateway,
+    fake_provider: FakeProvider,
+) -> None:
+    queue_settings = _own_queue(settings)
+    deps = WorkerDeps(database=database, gateway=gateway)
+    async with (
+        build_worker(client, queue_settings, deps, activities_cls=LoseWorkerAfterCharging),
+        api_client(queue_settings, database, client) as api,
+    ):
+        user = await create_user(api, credits=5_000_000)
+        calls_before = set(fake_provider.log.ids())
+        started = await start_run(api, user, graph_id="langgraph:brief")
+        run = await wait_for_run(api, user, started.json()["run_id"], within=60)
+        me = (await api.get("/api/v1/me", headers=user.headers)).json()
+        receipts = (await api.get(f"/api/v1/runs/{run['run_id']}/charges", headers=user.headers)).json()[
+            "receipts"
+        ]
+
+    assert run["status"] == "success", run
+    provider_calls = set(fake_provider.log.ids()) - calls_before
+    assert len(provider_calls) == 3  # the retry asked the provider nothing new
+    assert {r["usage_unit_id"] for r in receipts} == provider_calls
+    assert {r["attempt"] for r in receipts} == {1}
+    assert 5_000_000 - me["balance_credits"] == sum(r["charged_credits"] for r in receipts) == run["cost_credits"]
+    history = await client.get_workflow_handle(started.json()["workflow_id"]).fetch_history()
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    assert attempts == [2]  # Temporal records the attempt that completed: proof a retry happened
+    calls = await rows(database, "SELECT status, attempt FROM model_calls WHERE run_id = :r", r=run["run_id"])
+    assert sorted((c["status"], c["attempt"]) for c in calls) == [("settled", 1)] * 3
+
+
+async def _finished_history(api: httpx.AsyncClient, client: Client, user: Tenant, graph_id: str) -> WorkflowHistory:
+    started = await start_run(api, user, graph_id=graph_id)
+    run = await wait_for_run(api, user, started.json()["run_id"])
+    assert run["status"] == "success"
+    return await client.get_workflow_handle(started.json()["workflow_id"]).fetch_history()
+
+
+@pytest.mark.usefixtures("worker")
+async def test_TEMPORAL_DETERMINISM_replay_recorded_histories(
+    api: httpx.AsyncClient, client: Client, user: Tenant
+) -> None:
+    replayer = Replayer(workflows=WORKFLOWS)
+    for graph_id in ("langgraph:poet", "langgraph:brief"):
+        history = await _finished_history(api, client, user, graph_id)
+        await replayer.replay_workflow(history)
+    # Histories written by released versions must keep replaying against today's code.
+    files = sorted(HISTORIES.glob("*.json"))
+    assert files, "no recorded histories"
+    for path in files:
+        await replayer.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text()))
+
+
+@pytest.mark.usefixtures("worker")
+async def test_NO_SECRETS_IN_HISTORY(api: httpx.AsyncClient, client: Client, user: Tenant, settings: Settings) -> None:
+    history = await _finished_history(api, client, user, "langgraph:poet")
+    dumped = json.dumps(history.to_json_dict())
+    assert settings.model_api_key is not None
+    for secret in (user.api_key, ADMIN_TOKEN, settings.model_api_key.get_secret_value(), str(settings.database_url)):
+        assert secret not in dumped
+
+
+async def test_TRIGGERS_ONLY_START_RUNS_api_starts_and_worker_executes(
+    settings: Settings, database: Database, client: Client, gateway: LiteLLMGateway, fake_provider: FakeProvider
+) -> None:
+    queue_settings = _own_queue(settings)
+    async with api_client(queue_settings, database, client) as api:
+        user = await create_user(api, credits=1_000_000)
+        calls_before = fake_provider.log.count()
+        started = await start_run(api, user)
+        assert started.status_code == 202
+        assert started.json()["status"] == "pending"
+        detail = (await api.get(f"/api/v1/runs/{started.json()['run_id']}", headers=user.headers)).json()
+        assert detail["status"] == "pending"
+        assert fake_provider.log.count() == calls_before  # nothing executed without a worker
+        async with build_worker(client, queue_settings, WorkerDeps(database=database, gateway=gateway)):
+            run = await wait_for_run(api, user, started.json()["run_id"])
+    assert run["status"] == "success"
+    assert fake_provider.log.count() == calls_before + 1
+
+
+async def test_cancel_ends_the_run_cancelled_without_charges(
+    settings: Settings, database: Database, client: Client, gateway: LiteLLMGateway
+) -> None:
+    queue_settings = _own_queue(settings)
+    async with api_client(queue_settings, database, client) as api:
+        user = await create_user(api, credits=1_000_000)
+        started = await start_run(api, user)
+        cancel = await api.post(f"/api/v1/runs/{started.json()['run_id']}/cancel", headers=user.headers)
+        assert cancel.status_code == 202
+        async with build_worker(client, queue_settings, WorkerDeps(database=database, gateway=gateway)):
+            run = await wait_for_run(api, user, started.json()["run_id"])
+        assert run["status"] == "cancelled"
+        assert run["error_code"] == "run_cancelled"
+        charges = (await api.get(f"/api/v1/runs/{run['run_id']}/charges", headers=user.headers)).json()
+        assert charges["receipts"] == []
+        again = await api.post(f"/api/v1/runs/{run['run_id']}/cancel", headers=user.headers)
+        assert again.status_code == 202
+        assert again.json()["status"] == "cancelled"
