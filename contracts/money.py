@@ -1,7 +1,9 @@
 """Money rules (SPEC §3): integer credits, Decimal arithmetic, a single ceil.
 
-1 credit = 1e-7 USD. Nothing on the money path is a float: a float cost from a provider SDK enters
-through :func:`usd`, which goes via its shortest ``repr`` so 1.35e-05 stays exactly 0.0000135.
+1 credit = 1e-7 USD. Nothing on the money path is a float: a float cost from LiteLLM enters through
+:func:`usd`, which keeps the 15 significant digits a double can carry. LiteLLM sums token prices in
+floats, so 10 x 1e-6 + 20 x 2e-6 arrives as 4.9999999999999996e-05; taken literally, float noise would
+move the single ceil by a whole credit either way. 15 digits is far below one credit.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ def usd(value: float | int | str | Decimal) -> Decimal:
     if isinstance(value, Decimal):
         return value
     if isinstance(value, float):
-        return Decimal(repr(value))
+        return Decimal(format(value, ".15g")).normalize()
     return Decimal(value)
 
 

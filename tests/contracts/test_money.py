@@ -46,3 +46,5 @@ def test_usd_credit_conversions_are_exact() -> None:
     assert credits_to_usd(10_000_000) == Decimal(1)
     assert usd_to_credits(Decimal("0.00000015")) == 1
     assert usd(0.1) == Decimal("0.1")
+    assert usd(4.9999999999999996e-05) == Decimal("0.00005")  # LiteLLM's float sum of 10x1e-6 + 20x2e-6
+    assert charged_credits(usd(2.7000000000000003e-05), Decimal(1)) == 270  # float noise never adds a credit

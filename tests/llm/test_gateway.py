@@ -1,0 +1,81 @@
+"""The LiteLLM gateway: cost from LiteLLM only, no retries of its own, unpriced models refused."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from config import OFFLINE_MODEL as CONFIG_OFFLINE_MODEL
+from config import Settings
+from llm import LiteLLMGateway, ModelGatewayError, ModelRequest, UnpricedModelError, complete
+from llm.offline import OFFLINE_MODEL
+from tests.fakes.openai_server import FakeProvider
+
+
+def test_offline_model_is_the_default() -> None:
+    assert CONFIG_OFFLINE_MODEL == OFFLINE_MODEL
+    assert Settings(_env_file=None).default_model == OFFLINE_MODEL  # type: ignore[call-arg]
+
+
+async def test_offline_model_is_priced_through_litellm() -> None:
+    response = await LiteLLMGateway().invoke(ModelRequest(model=OFFLINE_MODEL, messages=(("user", "hi"),)))
+    # LiteLLM's mock path reports 10 prompt and 20 completion tokens; the price is the registered one.
+    assert (response.tokens_in, response.tokens_out) == (10, 20)
+    assert response.cost_usd == Decimal("0.00005")
+    assert response.usage_unit_id.startswith("chatcmpl-")
+
+
+async def test_fake_provider_call_is_priced_by_litellm_cost_map(fake_provider: FakeProvider) -> None:
+    gateway = LiteLLMGateway(api_base=fake_provider.url, api_key="sk-fake")
+    response = await gateway.invoke(
+        ModelRequest(model="openai/gpt-4o-mini", messages=(("user", "three little words"),))
+    )
+    assert response.usage_unit_id in fake_provider.log.ids()
+    expected = Decimal(response.tokens_in) * Decimal("0.00000015") + Decimal(response.tokens_out) * Decimal(
+        "0.0000006"
+    )
+    assert response.cost_usd == expected
+
+
+async def test_no_retries_inside_litellm(fake_provider: FakeProvider) -> None:
+    gateway = LiteLLMGateway(api_base=fake_provider.url, api_key="sk-fake")
+    fake_provider.log.fail_next = 3
+    try:
+        with pytest.raises(ModelGatewayError):
+            await gateway.invoke(ModelRequest(model="openai/gpt-4o-mini", messages=(("user", "x"),)))
+        assert fake_provider.log.fail_next == 2  # exactly one request reached the provider
+    finally:
+        fake_provider.log.fail_next = 0
+
+
+async def test_unpriced_model_is_refused_before_any_call(fake_provider: FakeProvider) -> None:
+    gateway = LiteLLMGateway(api_base=fake_provider.url, api_key="sk-fake")
+    before = fake_provider.log.count()
+    with pytest.raises(UnpricedModelError):
+        await gateway.invoke(ModelRequest(model="openai/my-unpriced-model", messages=(("user", "x"),)))
+    assert fake_provider.log.count() == before
+
+
+async def test_registered_price_makes_a_model_usable(fake_provider: FakeProvider) -> None:
+    gateway = LiteLLMGateway(
+        api_base=fake_provider.url,
+        api_key="sk-fake",
+        model_registry={
+            "openai/house-model": {
+                "input_cost_per_token": 1e-6,
+                "output_cost_per_token": 2e-6,
+                "litellm_provider": "openai",
+                "mode": "chat",
+            }
+        },
+    )
+    response = await gateway.invoke(ModelRequest(model="openai/house-model", messages=(("user", "x y"),)))
+    assert response.cost_usd == Decimal(response.tokens_in) * Decimal("0.000001") + Decimal(
+        response.tokens_out
+    ) * Decimal("0.000002")
+
+
+async def test_complete_needs_a_bound_gateway() -> None:
+    with pytest.raises(RuntimeError, match="no model gateway is bound"):
+        await complete([("user", "x")])
