@@ -7,6 +7,7 @@ everything else (database or provider trouble) raises plainly and Temporal retri
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from temporalio import activity
@@ -33,6 +34,15 @@ from llm import LiteLLMGateway, UnpricedModelError, bind
 from llm.gateway import ModelGatewayError
 
 RUN_NOT_VISIBLE = "run_not_visible"
+HEARTBEAT_EVERY_SECONDS = 5.0
+
+
+async def _heartbeat_while_running() -> None:
+    """A killed worker stops heartbeating, so Temporal retries the graph elsewhere within the
+    heartbeat timeout instead of waiting out the whole start-to-close timeout."""
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
 
 
 class RunActivities:
@@ -92,6 +102,7 @@ class RunActivities:
             attempt=activity.info().attempt,
             markup=self._settings.markup,
         )
+        heartbeat = asyncio.create_task(_heartbeat_while_running())
         try:
             with bind(self._gateway.invoke, default_model=self._settings.default_model, meter=meter):
                 state: dict[str, Any] = await builder().ainvoke(dict(run.input))
@@ -105,6 +116,8 @@ class RunActivities:
             raise ApplicationError(
                 f"{type(exc).__name__}: {exc}", type=ErrorCode.GRAPH_FAILED, non_retryable=True
             ) from exc
+        finally:
+            heartbeat.cancel()
         output = {key: state[key] for key in OUTPUT_KEYS[run.graph_id] if key in state}
         async with self._db.transaction() as session:
             calls, credits = await ledger.run_charge_totals(session, run_id=run.run_id)

@@ -137,12 +137,16 @@ async def worker(
 
 
 @asynccontextmanager
-async def api_client(settings: Settings, database: Database, client: Client) -> AsyncIterator[httpx.AsyncClient]:
+async def api_client(
+    settings: Settings, database: Database, client: Client
+) -> AsyncIterator[httpx.AsyncClient]:
     """The real API app over ASGI, with its lifespan run, for the given settings."""
     app = create_app(settings, database=database, temporal=client)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://runledger.test", timeout=30) as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://runledger.test", timeout=30
+        ) as http:
             yield http
 
 

@@ -92,5 +92,7 @@ async def start_run(
     if key is not None:
         headers["Idempotency-Key"] = key
     return await api.post(
-        f"/api/v1/graphs/{graph_id}/runs", json=payload if payload is not None else {"input": {"topic": "the sea"}}, headers=headers
+        f"/api/v1/graphs/{graph_id}/runs",
+        json=payload if payload is not None else {"input": {"topic": "the sea"}},
+        headers=headers,
     )

@@ -26,12 +26,16 @@ async def test_IDEMPOTENT_CHARGES_multi_call_run_receipts_equal_model_calls(
     assert run["status"] == "success", run
     assert set(run["output"]) == {"outline", "draft", "review"}
 
-    receipts = (await api.get(f"/api/v1/runs/{run['run_id']}/charges", headers=user.headers)).json()["receipts"]
+    receipts = (await api.get(f"/api/v1/runs/{run['run_id']}/charges", headers=user.headers)).json()[
+        "receipts"
+    ]
     provider_ids = set(fake_provider.log.ids()) - before_calls
     assert len(receipts) == 3 == run["model_calls"]
     assert {r["usage_unit_id"] for r in receipts} == provider_ids
     for receipt in receipts:
-        assert receipt["source_reference"] == f"{run['run_id']}/{receipt['attempt']}/{receipt['usage_unit_id']}"
+        assert (
+            receipt["source_reference"] == f"{run['run_id']}/{receipt['attempt']}/{receipt['usage_unit_id']}"
+        )
         assert receipt["model"] == "gpt-4o-mini"
         assert receipt["provider"] == "openai"
         assert receipt["tokens_in"] > 0
@@ -64,7 +68,9 @@ async def test_charge_is_priced_by_litellm_with_markup(
 ) -> None:
     """gpt-4o-mini is priced by LiteLLM's own cost map: $0.15/M input, $0.60/M output tokens."""
     run = await wait_for_run(api, user, (await start_run(api, user)).json()["run_id"])
-    (receipt,) = (await api.get(f"/api/v1/runs/{run['run_id']}/charges", headers=user.headers)).json()["receipts"]
+    (receipt,) = (await api.get(f"/api/v1/runs/{run['run_id']}/charges", headers=user.headers)).json()[
+        "receipts"
+    ]
     from decimal import ROUND_CEILING, Decimal
 
     cost = Decimal(receipt["tokens_in"]) * Decimal("0.00000015") + Decimal(receipt["tokens_out"]) * Decimal(
@@ -117,8 +123,12 @@ async def test_provider_error_is_retried_by_temporal_and_billed_once(
     assert fake_provider.log.count() - before == 1  # answered calls; the failed one is not counted
     assert fake_provider.log.fail_next == 0  # the injected failure was consumed by exactly one request
     calls = await rows(
-        database, "SELECT status, attempt FROM model_calls WHERE run_id = :r ORDER BY attempt", r=run["run_id"]
+        database,
+        "SELECT status, attempt FROM model_calls WHERE run_id = :r ORDER BY attempt",
+        r=run["run_id"],
     )
     assert [(c["status"], c["attempt"]) for c in calls] == [("failed", 1), ("settled", 2)]
-    receipts = (await api.get(f"/api/v1/runs/{run['run_id']}/charges", headers=user.headers)).json()["receipts"]
+    receipts = (await api.get(f"/api/v1/runs/{run['run_id']}/charges", headers=user.headers)).json()[
+        "receipts"
+    ]
     assert [r["attempt"] for r in receipts] == [2]

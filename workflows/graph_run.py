@@ -50,6 +50,7 @@ class GraphRunWorkflow:
                 ExecuteInput(run_id=inp.run_id),
                 start_to_close_timeout=policies.GRAPH_START_TO_CLOSE,
                 schedule_to_close_timeout=policies.GRAPH_SCHEDULE_TO_CLOSE,
+                heartbeat_timeout=policies.GRAPH_HEARTBEAT,
                 retry_policy=policies.GRAPH_RETRY,
             )
         except ActivityError as err:

@@ -27,4 +27,6 @@ GRAPH_RETRY = RetryPolicy(
     non_retryable_error_types=[ErrorCode.GRAPH_FAILED, ErrorCode.GRAPH_NOT_FOUND, ErrorCode.MODEL_NOT_PRICED],
 )
 GRAPH_START_TO_CLOSE = timedelta(minutes=10)
+#: The execute activity heartbeats every few seconds while the graph runs.
+GRAPH_HEARTBEAT = timedelta(seconds=30)
 GRAPH_SCHEDULE_TO_CLOSE = timedelta(minutes=60)

@@ -64,7 +64,9 @@ async def test_topup_is_idempotent_by_reference(api: httpx.AsyncClient, database
     assert me.json()["balance_credits"] == 500
 
 
-async def test_concurrent_same_reference_topups_credit_once(api: httpx.AsyncClient, database: Database) -> None:
+async def test_concurrent_same_reference_topups_credit_once(
+    api: httpx.AsyncClient, database: Database
+) -> None:
     user = await create_user(api)
     url = f"/api/v1/admin/billing-accounts/{user.billing_account_id}/credits"
     responses = await asyncio.gather(
@@ -73,7 +75,9 @@ async def test_concurrent_same_reference_topups_credit_once(api: httpx.AsyncClie
     assert sorted(r.status_code for r in responses) == [200] * 9 + [201]
     assert (await api.get("/api/v1/me", headers=user.headers)).json()["balance_credits"] == 700
     entries = await scalar(
-        database, "SELECT count(*) FROM credit_ledger WHERE billing_account_id = :a", a=user.billing_account_id
+        database,
+        "SELECT count(*) FROM credit_ledger WHERE billing_account_id = :a",
+        a=user.billing_account_id,
     )
     assert entries == 1
 
@@ -98,7 +102,9 @@ async def test_topup_bad_input_changes_nothing(api: httpx.AsyncClient) -> None:
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "billing_account_not_found"
     bad_id = await api.post(
-        "/api/v1/admin/billing-accounts/not-a-uuid/credits", json={"amount_credits": 5, "reference": "a"}, headers=ADMIN
+        "/api/v1/admin/billing-accounts/not-a-uuid/credits",
+        json={"amount_credits": 5, "reference": "a"},
+        headers=ADMIN,
     )
     assert bad_id.status_code == 422
     assert (await api.get("/api/v1/me", headers=user.headers)).json()["balance_credits"] == 0

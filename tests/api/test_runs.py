@@ -144,7 +144,9 @@ async def test_unknown_graph_is_404(api: httpx.AsyncClient, user: Tenant) -> Non
     ],
 )
 @pytest.mark.parametrize("auth", [None, "Bearer rl_not-a-real-key", "Basic abc"])
-async def test_401_without_a_valid_key(api: httpx.AsyncClient, method: str, path: str, auth: str | None) -> None:
+async def test_401_without_a_valid_key(
+    api: httpx.AsyncClient, method: str, path: str, auth: str | None
+) -> None:
     headers = {"Authorization": auth} if auth else {}
     resp = await api.request(method, path, headers=headers, json={"input": {"topic": "x"}})
     assert resp.status_code == 401
@@ -179,7 +181,8 @@ async def test_run_detail_and_list_with_filters_and_cursor(api: httpx.AsyncClien
     assert detail["requested_by"] == user.user_id
     assert detail["trace_id"] == ids.langfuse_trace_id(started[0])
     assert detail["links"]["temporal_ui"].endswith(f"/workflows/graph-run%3A{started[0]}")
-    assert detail["started_at"] and detail["completed_at"]
+    assert detail["started_at"] is not None
+    assert detail["completed_at"] >= detail["started_at"]
 
     seen: list[str] = []
     cursor = None
@@ -194,7 +197,9 @@ async def test_run_detail_and_list_with_filters_and_cursor(api: httpx.AsyncClien
             break
     assert seen == list(reversed(started))  # newest first, no duplicates, nothing missing
 
-    only_brief = (await api.get("/api/v1/runs", params={"graph_id": "langgraph:brief"}, headers=user.headers)).json()
+    only_brief = (
+        await api.get("/api/v1/runs", params={"graph_id": "langgraph:brief"}, headers=user.headers)
+    ).json()
     assert [r["run_id"] for r in only_brief["runs"]] == [brief.json()["run_id"]]
     success = (await api.get("/api/v1/runs", params={"status": "success"}, headers=user.headers)).json()
     assert len(success["runs"]) == 4

@@ -20,4 +20,6 @@ async def rows(database: Database, sql: str, **params: Any) -> list[dict[str, An
 
 
 async def count_runs(database: Database, account: str) -> int:
-    return int(await scalar(database, "SELECT count(*) FROM graph_runs WHERE billing_account_id = :a", a=account))
+    return int(
+        await scalar(database, "SELECT count(*) FROM graph_runs WHERE billing_account_id = :a", a=account)
+    )

@@ -61,7 +61,9 @@ def _charge(account: str, run_id: str, unit: str, credits: int = 120) -> ledger.
     )
 
 
-async def test_IDEMPOTENT_CHARGES_duplicate_write_is_one_row(api: httpx.AsyncClient, database: Database) -> None:
+async def test_IDEMPOTENT_CHARGES_duplicate_write_is_one_row(
+    api: httpx.AsyncClient, database: Database
+) -> None:
     user = await create_user(api, credits=10_000)
     run_id = await _run_row(database, user.billing_account_id, user.user_id)
     charge = _charge(user.billing_account_id, run_id, "call-1")
@@ -89,7 +91,9 @@ async def test_IDEMPOTENT_CHARGES_same_reference_other_amount_is_recorded_not_ap
     async with database.transaction() as session:
         first = await ledger.record_charge(session, charge=_charge(user.billing_account_id, run_id, "u", 120))
     async with database.transaction() as session:
-        second = await ledger.record_charge(session, charge=_charge(user.billing_account_id, run_id, "u", 999))
+        second = await ledger.record_charge(
+            session, charge=_charge(user.billing_account_id, run_id, "u", 999)
+        )
     assert first.created
     assert not second.created
     assert second.conflict
@@ -126,7 +130,9 @@ async def test_MONOTONIC_RUN_STATUS_enforced_in_sql(api: httpx.AsyncClient, data
 
     async def set_status(status: str) -> None:
         async with database.transaction() as session:
-            await session.execute(text("UPDATE graph_runs SET status = :s WHERE run_id = :r"), {"s": status, "r": run_id})
+            await session.execute(
+                text("UPDATE graph_runs SET status = :s WHERE run_id = :r"), {"s": status, "r": run_id}
+            )
 
     with pytest.raises(DBAPIError, match="illegal run status transition pending -> success"):
         await set_status("success")

@@ -24,7 +24,9 @@ async def test_upgrade_from_empty_then_autogenerate_diff_is_empty(pg_server_url:
     engine = create_engine(_sync_url(url))
     try:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
             tables = set(inspect(conn).get_table_names())
     finally:
         engine.dispose()

@@ -15,7 +15,7 @@ from tests.fakes.openai_server import FakeProvider
 
 def test_offline_model_is_the_default() -> None:
     assert CONFIG_OFFLINE_MODEL == OFFLINE_MODEL
-    assert Settings(_env_file=None).default_model == OFFLINE_MODEL  # type: ignore[call-arg]
+    assert Settings(_env_file=None).default_model == OFFLINE_MODEL
 
 
 async def test_offline_model_is_priced_through_litellm() -> None:

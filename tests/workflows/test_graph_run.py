@@ -22,7 +22,7 @@ from runledger.worker import WorkerDeps, build_worker
 from tests.conftest import api_client
 from tests.db.queries import rows
 from tests.fakes.openai_server import FakeProvider
-from tests.helpers import ADMIN_TOKEN, Tenant, create_user, start_run, wait_for_run
+from tests.helpers import ADMIN_TOKEN, Tenant, create_user, eventually, start_run, wait_for_run
 from workflows import WORKFLOWS
 
 HISTORIES = Path(__file__).with_name("histories")
@@ -71,7 +71,11 @@ async def test_IDEMPOTENT_CHARGES_retried_execute_activity_never_charges_twice(
     assert len(provider_calls) == 3  # the retry asked the provider nothing new
     assert {r["usage_unit_id"] for r in receipts} == provider_calls
     assert {r["attempt"] for r in receipts} == {1}
-    assert 5_000_000 - me["balance_credits"] == sum(r["charged_credits"] for r in receipts) == run["cost_credits"]
+    assert (
+        5_000_000 - me["balance_credits"]
+        == sum(r["charged_credits"] for r in receipts)
+        == run["cost_credits"]
+    )
     history = await client.get_workflow_handle(started.json()["workflow_id"]).fetch_history()
     attempts = [
         e.activity_task_started_event_attributes.attempt
@@ -83,7 +87,9 @@ async def test_IDEMPOTENT_CHARGES_retried_execute_activity_never_charges_twice(
     assert sorted((c["status"], c["attempt"]) for c in calls) == [("settled", 1)] * 3
 
 
-async def _finished_history(api: httpx.AsyncClient, client: Client, user: Tenant, graph_id: str) -> WorkflowHistory:
+async def _finished_history(
+    api: httpx.AsyncClient, client: Client, user: Tenant, graph_id: str
+) -> WorkflowHistory:
     started = await start_run(api, user, graph_id=graph_id)
     run = await wait_for_run(api, user, started.json()["run_id"])
     assert run["status"] == "success"
@@ -106,16 +112,27 @@ async def test_TEMPORAL_DETERMINISM_replay_recorded_histories(
 
 
 @pytest.mark.usefixtures("worker")
-async def test_NO_SECRETS_IN_HISTORY(api: httpx.AsyncClient, client: Client, user: Tenant, settings: Settings) -> None:
+async def test_NO_SECRETS_IN_HISTORY(
+    api: httpx.AsyncClient, client: Client, user: Tenant, settings: Settings
+) -> None:
     history = await _finished_history(api, client, user, "langgraph:poet")
     dumped = json.dumps(history.to_json_dict())
     assert settings.model_api_key is not None
-    for secret in (user.api_key, ADMIN_TOKEN, settings.model_api_key.get_secret_value(), str(settings.database_url)):
+    for secret in (
+        user.api_key,
+        ADMIN_TOKEN,
+        settings.model_api_key.get_secret_value(),
+        str(settings.database_url),
+    ):
         assert secret not in dumped
 
 
 async def test_TRIGGERS_ONLY_START_RUNS_api_starts_and_worker_executes(
-    settings: Settings, database: Database, client: Client, gateway: LiteLLMGateway, fake_provider: FakeProvider
+    settings: Settings,
+    database: Database,
+    client: Client,
+    gateway: LiteLLMGateway,
+    fake_provider: FakeProvider,
 ) -> None:
     queue_settings = _own_queue(settings)
     async with api_client(queue_settings, database, client) as api:
@@ -151,3 +168,24 @@ async def test_cancel_ends_the_run_cancelled_without_charges(
         again = await api.post(f"/api/v1/runs/{run['run_id']}/cancel", headers=user.headers)
         assert again.status_code == 202
         assert again.json()["status"] == "cancelled"
+
+
+@pytest.mark.usefixtures("worker")
+async def test_runs_are_found_in_temporal_by_search_attributes(
+    api: httpx.AsyncClient, client: Client, user: Tenant
+) -> None:
+    started = await start_run(api, user)
+    run = await wait_for_run(api, user, started.json()["run_id"])
+
+    expected = [f"graph-run:{run['run_id']}"]
+    for query in (
+        f"GraphRunId = '{run['run_id']}'",
+        f"BillingAccountId = '{user.billing_account_id}' AND GraphId = 'langgraph:poet'",
+        f"GraphRunId = '{run['run_id']}' AND RunKind = 'user_immediate'",
+    ):
+
+        async def find(query: str = query) -> list[str]:
+            return [wf.id async for wf in client.list_workflows(query)]
+
+        # Visibility is eventually consistent on the dev server.
+        assert await eventually(find, until=lambda ids: ids == expected) == expected
