@@ -1,0 +1,593 @@
+"""``runledger up``: the embedded dev stack, supervised by one foreground process.
+
+Contract:
+- Everything lives under the data dir (``RUNLEDGER_DATA_DIR``, default ``.runledger``): the embedded
+  Postgres cluster (``pg/``), the Temporal dev server's SQLite file (``temporal.db``), the admin token, the
+  demo user (``demo.json``), the logs (``logs/{temporal,worker,api}.log``) and, while the stack runs,
+  ``stack.json`` with the process ids. A second ``up`` on the same data dir resumes the same data; two
+  at once are refused (``up.lock``).
+- Postgres and Temporal are started only when ``DATABASE_URL`` / ``TEMPORAL_ADDRESS`` are unset; when set,
+  those servers are used and left alone.
+- Start-up order: Postgres, Temporal, migrations, search attributes, admin token, demo user, then worker
+  and API. Those two processes are spawned first so that their slow imports overlap the rest, but they
+  touch nothing until they are sent their environment (``runledger.cli`` ``--parent-pid``), after the
+  migrations. The stack is announced only once the API answers ``/readyz`` and the worker polls its
+  task queue.
+- SIGINT, SIGTERM or SIGHUP stop API and worker (SIGTERM, then SIGKILL after a grace period), then
+  Temporal, then Postgres, and ``run`` returns 0. Children run in their own sessions, so a terminal's
+  Ctrl-C reaches only this process, which stops them in order; on Linux they also get SIGTERM if this
+  process dies without cleaning up. If any part dies, everything is stopped and ``run`` returns 1 with
+  a pointer to that part's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from config import Settings
+    from runledger.demo import DemoState
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SERVICES = ("worker", "api")
+TEMPORAL_READY_SECONDS = 30.0
+#: The worker and the API import LiteLLM (seconds on a busy machine) before they can answer.
+SERVICES_READY_SECONDS = 90.0
+CHILD_GRACE_SECONDS = 10.0
+POSTGRES_GRACE_SECONDS = 20.0
+_PR_SET_PDEATHSIG = 1
+
+
+class StackError(Exception):
+    """A part of the stack failed to start or died; the message says which and where its log is."""
+
+
+class Interrupted(Exception):
+    """A stop signal arrived while the stack was starting."""
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM the calling process when its parent dies (no-op elsewhere)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+
+def bind_to_parent(parent_pid: int) -> None:
+    """For a child of the stack: exit with the stack, even if it is killed without cleaning up."""
+    die_with_parent()
+    if os.getppid() != parent_pid:
+        # The parent died before the death signal was armed.
+        raise SystemExit(f"parent process {parent_pid} is gone")
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (dead, not yet reaped by its parent) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+class Stack:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.expanduser().resolve()
+        self.logs_dir = self.data_dir / "logs"
+        self.children: list[Child] = []
+        self.pgdata: Path | None = None
+        self.postmaster_pid: int | None = None
+        self.database_url = settings.database_url
+        self.temporal_address = settings.temporal_address
+        self.admin_token = ""
+        self.demo: DemoState | None = None
+        self._lock_file: IO[str] | None = None
+        self._stop_signal: int | None = None
+        self._signals = 0
+
+    # -- public -----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+        try:
+            self._start()
+            self._print_banner()
+            self._supervise()
+            return 0
+        except Interrupted:
+            return 0
+        except StackError as exc:
+            print(f"\nrunledger up: {exc}", file=sys.stderr, flush=True)
+            return 1
+        finally:
+            self._shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    # -- start-up ---------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(exist_ok=True)
+        self._lock()
+        self._check_ports()
+        print(f"runledger up: data dir {self.data_dir}", flush=True)
+        # The worker and the API need seconds to import their libraries; they do it while Postgres and
+        # Temporal start, and wait for _release to hand them their environment.
+        self._spawn_services()
+        if self.database_url is None:
+            self.database_url = self._start_postgres()
+        self._check()
+        if self.temporal_address is None:
+            self.temporal_address = self._start_temporal()
+        from db.migrate import upgrade
+
+        print("runledger up: migrating the database", flush=True)
+        try:
+            upgrade(self.database_url)
+        except Exception as exc:
+            raise StackError(f"database migration failed: {exc}") from exc
+        self._check()
+        from runledger.demo import admin_token
+
+        configured = self.settings.admin_token
+        self.admin_token = admin_token(self.data_dir, configured.get_secret_value() if configured else None)
+        asyncio.run(self._bootstrap())
+        self._write_state()
+
+    def _lock(self) -> None:
+        lock = (self.data_dir / "up.lock").open("w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise StackError(f"another `runledger up` is already using {self.data_dir}") from None
+        self._lock_file = lock
+
+    def _check_ports(self) -> None:
+        wanted = [("RUNLEDGER_API_PORT", self.settings.api_host, self.settings.api_port)]
+        if self.temporal_address is None:
+            wanted += [
+                ("RUNLEDGER_TEMPORAL_PORT", "127.0.0.1", self.settings.temporal_port),
+                ("RUNLEDGER_TEMPORAL_UI_PORT", "127.0.0.1", self.settings.temporal_ui_port),
+            ]
+        busy = [f"{port} ({var})" for var, host, port in wanted if not port_free(host, port)]
+        if busy:
+            raise StackError(f"port(s) already in use: {', '.join(busy)}; pick others with those variables")
+
+    def _start_postgres(self) -> str:
+        with warnings.catch_warnings():
+            # platformdirs warns at import when XDG_RUNTIME_DIR is unset; pgserver then uses /tmp.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            from pgserver.postgres_server import get_server
+
+        self.pgdata = self.data_dir / "pg"
+        print("runledger up: starting Postgres", flush=True)
+        try:
+            # pgserver puts the Unix socket in pgdata, or under a short runtime dir when that path is
+            # too long for a socket. cleanup_mode=None: this process stops the postmaster itself, in order.
+            server = get_server(self.pgdata, cleanup_mode=None)
+            self.postmaster_pid = server.get_pid()
+            return server.get_uri()
+        except Exception as exc:
+            raise StackError(f"embedded Postgres failed to start ({exc}); see {self.pgdata / 'log'}") from exc
+
+    def _start_temporal(self) -> str:
+        from contracts.temporal import SEARCH_ATTRIBUTES
+        from runledger.binaries import temporal_cli
+
+        s = self.settings
+        try:
+            binary = temporal_cli()
+        except FileNotFoundError as exc:
+            raise StackError(str(exc)) from exc
+        argv = [
+            binary,
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(self.data_dir / "temporal.db"),
+            # WAL + synchronous=off: ~2.4x faster than SQLite's defaults (feasibility §9.3).
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=off",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(s.temporal_port),
+            "--ui-port",
+            str(s.temporal_ui_port),
+            "--ui-disable-news-fetch",
+            "--log-level",
+            "warn",
+        ]
+        if s.temporal_namespace != "default":
+            argv += ["--namespace", s.temporal_namespace]
+        # Accepted again on restart with an existing database file; ensure_search_attributes covers the rest.
+        for key in SEARCH_ATTRIBUTES:
+            argv += ["--search-attribute", f"{key.name}=Keyword"]
+        print("runledger up: starting the Temporal dev server", flush=True)
+        self._spawn("temporal", argv, env=None, preexec=die_with_parent)
+        return f"127.0.0.1:{s.temporal_port}"
+
+    def _spawn_services(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        for role in SERVICES:
+            argv = [sys.executable, "-m", "runledger.cli", role, "--parent-pid", str(os.getpid())]
+            self._spawn(role, argv, env=env, stdin=subprocess.PIPE)
+
+    def _release(self) -> None:
+        """Send the worker and the API their environment (one JSON line), which starts them."""
+        assert self.database_url is not None
+        assert self.temporal_address is not None
+        s = self.settings
+        env = dict(
+            DATABASE_URL=self.database_url,
+            TEMPORAL_ADDRESS=self.temporal_address,
+            TEMPORAL_NAMESPACE=s.temporal_namespace,
+            TEMPORAL_TASK_QUEUE=s.temporal_task_queue,
+            RUNLEDGER_ADMIN_TOKEN=self.admin_token,
+            RUNLEDGER_API_HOST=s.api_host,
+            RUNLEDGER_API_PORT=str(s.api_port),
+            RUNLEDGER_TEMPORAL_UI_PORT=str(s.temporal_ui_port),
+        )
+        payload = (json.dumps(env) + "\n").encode()
+        for child in self.children:
+            if child.name in SERVICES and child.process.stdin is not None:
+                # A child that already died is reported by _check, with its log.
+                with contextlib.suppress(BrokenPipeError):
+                    child.process.stdin.write(payload)
+                    child.process.stdin.close()
+
+    def _spawn(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None,
+        stdin: int = subprocess.DEVNULL,
+        preexec: Callable[[], None] | None = None,
+    ) -> Child:
+        log_path = self.logs_dir / f"{name}.log"
+        with log_path.open("ab") as log:
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            log.write(f"\n--- {stamp} runledger up starts {name} ---\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                argv,
+                stdin=stdin,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
+        child = Child(name, process, log_path)
+        self.children.append(child)
+        return child
+
+    async def _bootstrap(self) -> None:
+        from db.session import Database
+        from runledger.demo import ensure_demo_user
+
+        assert self.database_url is not None
+        client = await self._connect_temporal()
+        database = Database(self.database_url, pool_size=2)
+        try:
+            self.demo = await ensure_demo_user(database, self.data_dir, self.settings.demo_credits)
+        finally:
+            await database.dispose()
+        self._check()
+
+        print("runledger up: starting the worker and the API", flush=True)
+        self._release()
+        await self._wait_services(client)
+
+    async def _connect_temporal(self) -> Client:
+        from temporalio.client import Client
+
+        from runledger.temporal import ensure_search_attributes
+
+        assert self.temporal_address is not None
+        namespace = self.settings.temporal_namespace
+        deadline = time.monotonic() + TEMPORAL_READY_SECONDS
+        while True:
+            self._check()
+            try:
+                client = await asyncio.wait_for(Client.connect(self.temporal_address, namespace=namespace), 3)
+                await asyncio.wait_for(ensure_search_attributes(client, namespace), 5)
+                return client
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    where = self._log_hint("temporal")
+                    raise StackError(
+                        f"Temporal at {self.temporal_address} was not ready after "
+                        f"{TEMPORAL_READY_SECONDS:.0f}s ({type(exc).__name__}: {exc}){where}"
+                    ) from exc
+            await asyncio.sleep(0.2)
+
+    async def _wait_services(self, client: Client) -> None:
+        import httpx
+
+        base = self.api_url
+        deadline = time.monotonic() + SERVICES_READY_SECONDS
+        api_ready = worker_ready = False
+        last = "no answer yet"
+        async with httpx.AsyncClient(timeout=3) as http:
+            while not (api_ready and worker_ready):
+                self._check()
+                if not api_ready:
+                    try:
+                        health = await http.get(f"{base}/healthz")
+                        ready = await http.get(f"{base}/readyz")
+                        api_ready = health.status_code == 200 and ready.status_code == 200
+                        last = f"/readyz answered {ready.status_code}: {ready.text[:200]}"
+                    except httpx.HTTPError as exc:
+                        last = f"{type(exc).__name__}"
+                if not worker_ready:
+                    worker_ready = await self._worker_polling(client)
+                if time.monotonic() > deadline:
+                    waiting = "the API" if not api_ready else "the worker"
+                    raise StackError(
+                        f"{waiting} was not ready after {SERVICES_READY_SECONDS:.0f}s (API: {last})"
+                        f"{self._log_hint('api' if not api_ready else 'worker')}"
+                    )
+                if not (api_ready and worker_ready):
+                    await asyncio.sleep(0.2)
+
+    async def _worker_polling(self, client: Client) -> bool:
+        from temporalio.api.enums.v1 import TaskQueueType
+        from temporalio.api.taskqueue.v1 import TaskQueue
+        from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+        try:
+            described = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=self.settings.temporal_namespace,
+                    task_queue=TaskQueue(name=self.settings.temporal_task_queue),
+                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+                )
+            )
+        except Exception:
+            return False
+        return len(described.pollers) > 0
+
+    def _write_state(self) -> None:
+        pids: dict[str, int | None] = {"up": os.getpid(), "postgres": self.postmaster_pid}
+        pids.update({child.name: child.process.pid for child in self.children})
+        state = {"pids": pids, "api_url": self.api_url, "temporal_address": self.temporal_address}
+        (self.data_dir / "stack.json").write_text(json.dumps(state, indent=2) + "\n")
+
+    # -- running ----------------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        host = self.settings.api_host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.settings.api_port}"
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._stop_signal is None:
+            self._stop_signal = signum
+
+    def _check(self) -> None:
+        """Raise when a stop was requested or a part of the stack died."""
+        if self._stop_signal is not None:
+            raise Interrupted
+        for child in self.children:
+            code = child.process.poll()
+            if code is not None:
+                how = (
+                    f"exited with code {code}" if code >= 0 else f"was killed by {signal.Signals(-code).name}"
+                )
+                raise StackError(
+                    f"{child.name} {how} unexpectedly; see {child.log_path}\n{tail(child.log_path)}"
+                )
+        if self.postmaster_pid is not None and not pid_alive(self.postmaster_pid):
+            assert self.pgdata is not None
+            raise StackError(f"Postgres stopped unexpectedly; see {self.pgdata / 'log'}")
+
+    def _log_hint(self, name: str) -> str:
+        for child in self.children:
+            if child.name == name:
+                return f"; see {child.log_path}\n{tail(child.log_path)}"
+        return ""
+
+    def _supervise(self) -> None:
+        with contextlib.suppress(Interrupted):
+            while True:
+                self._check()
+                time.sleep(0.25)
+
+    def _print_banner(self) -> None:
+        from runledger.binaries import temporal_cli
+
+        assert self.demo is not None
+        try:
+            temporal = temporal_cli()
+        except FileNotFoundError:
+            temporal = "temporal"
+        key = self.demo.user.api_key
+        api = self.api_url
+        namespace = self.settings.temporal_namespace
+        ns_flag = "" if namespace == "default" else f" --namespace {namespace}"
+        embedded_pg = " (embedded)" if self.postmaster_pid is not None else ""
+        embedded_tp = " (embedded dev server)" if self.settings.temporal_address is None else ""
+        ui_note = ""
+        if self.settings.temporal_address is not None and self.settings.temporal_ui_url is None:
+            ui_note = "  (assumed; set RUNLEDGER_TEMPORAL_UI_URL)"
+        demo_note = "created" if self.demo.created else "reused"
+        lines = [
+            "",
+            "runledger dev stack is up",
+            "",
+            f"  API docs      {api}/docs",
+            f"  Temporal UI   {self.settings.temporal_ui_base}{ui_note}",
+            f"  Temporal      {self.temporal_address}{embedded_tp}, namespace {namespace}",
+            f"  Postgres      {_display_url(self.database_url)}{embedded_pg}",
+            "",
+            f"  Admin token   {self.admin_token}",
+            f"  Demo API key  {key}",
+            f"                user {self.demo.user.user_id} ({demo_note}), "
+            f"balance {self.demo.balance_credits} credits, saved in {self.data_dir / 'demo.json'}",
+        ]
+        if self.demo.topup_note:
+            lines.append(f"                note: {self.demo.topup_note}")
+        lines += [
+            "",
+            "Start a run:",
+            f'  curl -s -X POST {api}/api/v1/graphs/langgraph:poet/runs -H "Authorization: Bearer {key}" '
+            '-H "Content-Type: application/json" -H "Idempotency-Key: demo-1" '
+            '-d \'{"input":{"topic":"the sea"}}\'',
+            "",
+            "Get the run (RUN_ID from the answer above):",
+            f'  curl -s {api}/api/v1/runs/RUN_ID -H "Authorization: Bearer {key}"',
+            "",
+            "Find runs in Temporal:",
+            f"  {temporal} workflow list --address {self.temporal_address}{ns_flag} "
+            "--query \"GraphId='langgraph:poet'\"",
+            "",
+            f"Logs: {self.logs_dir}/{{{','.join(sorted(child.name for child in self.children))}}}.log"
+            + (f", Postgres: {self.pgdata / 'log'}" if self.pgdata is not None else ""),
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+
+    # -- shutdown ---------------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        started = bool(self.children) or self.postmaster_pid is not None
+        if started:
+            print("\nrunledger up: stopping", flush=True)
+        services = [child for child in self.children if child.name != "temporal"]
+        self._terminate(services)
+        self._terminate([child for child in self.children if child.name == "temporal"])
+        self._stop_postgres()
+        if self._lock_file is not None:
+            # Only the holder of the lock owns stack.json; a refused second `up` leaves it alone.
+            with contextlib.suppress(FileNotFoundError):
+                (self.data_dir / "stack.json").unlink()
+            self._lock_file.close()
+            self._lock_file = None
+        if started:
+            print("runledger up: stopped", flush=True)
+
+    def _terminate(self, children: list[Child]) -> None:
+        """SIGTERM each child's process group, then SIGKILL what is left after the grace period (or at
+        once on a second stop signal)."""
+        signals_before = self._signals
+        for child in children:
+            if child.process.poll() is None:
+                _signal_group(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + CHILD_GRACE_SECONDS
+        for child in children:
+            while child.process.poll() is None:
+                if time.monotonic() > deadline or self._signals > signals_before:
+                    print(f"runledger up: {child.name} did not stop in time; killing it", flush=True)
+                    _signal_group(child.process.pid, signal.SIGKILL)
+                    child.process.wait()
+                    break
+                time.sleep(0.05)
+            # Whatever the child left in its group goes with it.
+            _signal_group(child.process.pid, signal.SIGKILL)
+
+    def _stop_postgres(self) -> None:
+        pid = self.postmaster_pid
+        if pid is None:
+            return
+        self.postmaster_pid = None
+        # SIGINT is Postgres's "fast" shutdown: roll back open transactions, checkpoint, exit.
+        for sig, grace in (
+            (signal.SIGINT, POSTGRES_GRACE_SECONDS),
+            (signal.SIGQUIT, 5.0),
+            (signal.SIGKILL, 5.0),
+        ):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            if _wait_gone(pid, grace):
+                return
+        print(f"runledger up: Postgres (pid {pid}) did not stop", file=sys.stderr, flush=True)
+
+
+def _display_url(url: str | None) -> str:
+    from sqlalchemy import make_url
+
+    if not url:
+        return ""
+    parsed = make_url(url)
+    return parsed.render_as_string(hide_password=True) if parsed.password else url
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def run_up(settings: Settings) -> int:
+    return Stack(settings).run()
