@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from contracts.grants import GrantErrorCode, check_grant
 from contracts.ids import charge_source_reference
 from contracts.money import charged_credits
-from db import ledger, model_calls
+from db import grants, ledger, model_calls
 from db.session import Database
 from llm import ModelRequest, ModelResponse
 from llm.context import Invoke
 
 SOURCE_SYSTEM = "litellm"
+
+
+class GrantDeniedError(Exception):
+    """The run's execution grant no longer allows the next model call (GRANT_VALIDATED_TWICE)."""
+
+    def __init__(self, code: GrantErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class LedgerMeter:
@@ -29,6 +38,8 @@ class LedgerMeter:
         billing_account_id: str,
         attempt: int,
         markup: Decimal,
+        grant_id: str | None = None,
+        call_estimate_credits: int = 0,
     ) -> None:
         self._db = database
         self._run_id = run_id
@@ -36,6 +47,8 @@ class LedgerMeter:
         self._account = billing_account_id
         self._attempt = attempt
         self._markup = markup
+        self._grant_id = grant_id
+        self._call_estimate = call_estimate_credits
         self.calls = 0
         self.replayed = 0
 
@@ -43,6 +56,17 @@ class LedgerMeter:
         async with self._db.transaction() as session:
             settled = await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
             if settled is None or settled.response is None:
+                if self._grant_id is not None:
+                    # Checked before every call, so revoking a grant stops a run before its next call.
+                    grant = await grants.get_grant(session, grant_id=self._grant_id)
+                    denied = check_grant(
+                        None if grant is None else grants.view(grant),
+                        graph_id=self._graph_id,
+                        now=await grants.database_now(session),
+                        next_cost_credits=self._call_estimate,
+                    )
+                    if denied is not None:
+                        raise GrantDeniedError(denied.code, denied.message)
                 call_id = await model_calls.open_call(
                     session,
                     run_id=self._run_id,
@@ -80,6 +104,7 @@ class LedgerMeter:
                     cost_usd=response.cost_usd,
                     markup=self._markup,
                     charged_credits=charged_credits(response.cost_usd, self._markup),
+                    grant_id=self._grant_id,
                 ),
             )
             await model_calls.settle(

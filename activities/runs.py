@@ -13,10 +13,11 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.metering import LedgerMeter
+from activities.metering import GrantDeniedError, LedgerMeter
 from config import Settings
 from contracts.catalog import get_graph_spec
 from contracts.errors import ErrorCode
+from contracts.grants import check_grant
 from contracts.runs import (
     TERMINAL_STATUSES,
     AuthorizeInput,
@@ -27,7 +28,7 @@ from contracts.runs import (
     FinalizeResult,
     RunStatus,
 )
-from db import ledger, runs
+from db import grants, ledger, runs
 from db.session import Database
 from graphs import GRAPHS, OUTPUT_KEYS
 from llm import LiteLLMGateway, UnpricedModelError, bind
@@ -68,6 +69,18 @@ class RunActivities:
                     return AuthorizeResult(
                         allowed=False, error_code=ErrorCode.GRAPH_NOT_FOUND, error_message=run.graph_id
                     )
+                if run.grant_id is not None:
+                    grant = await grants.get_grant(session, grant_id=run.grant_id)
+                    denied = check_grant(
+                        None if grant is None else grants.view(grant),
+                        graph_id=run.graph_id,
+                        now=await grants.database_now(session),
+                        next_cost_credits=self._settings.preflight_credits_per_call,
+                    )
+                    if denied is not None:
+                        return AuthorizeResult(
+                            allowed=False, error_code=denied.code, error_message=denied.message
+                        )
                 needed = spec.max_model_calls * self._settings.preflight_credits_per_call
                 balance = await ledger.get_balance(session, billing_account_id=run.billing_account_id)
                 if balance < needed:
@@ -101,11 +114,15 @@ class RunActivities:
             billing_account_id=run.billing_account_id,
             attempt=activity.info().attempt,
             markup=self._settings.markup,
+            grant_id=run.grant_id,
+            call_estimate_credits=self._settings.preflight_credits_per_call,
         )
         heartbeat = asyncio.create_task(_heartbeat_while_running())
         try:
             with bind(self._gateway.invoke, default_model=self._settings.default_model, meter=meter):
                 state: dict[str, Any] = await builder().ainvoke(dict(run.input))
+        except GrantDeniedError as exc:
+            raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
         except UnpricedModelError as exc:
             raise ApplicationError(str(exc), type=ErrorCode.MODEL_NOT_PRICED, non_retryable=True) from exc
         except ModelGatewayError as exc:

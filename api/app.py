@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routes import admin, billing, health, me, runs
+from api.routes import admin, billing, grants, health, me, runs, schedules
 from config import Settings
 from db.session import Database
 
@@ -40,6 +40,14 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (health.router, admin.router, me.router, runs.router, billing.router):
+    for router in (
+        health.router,
+        admin.router,
+        me.router,
+        runs.router,
+        billing.router,
+        grants.router,
+        schedules.router,
+    ):
         app.include_router(router)
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 
 import jsonschema
@@ -30,6 +31,9 @@ from db import ledger, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.session import Database
+
+#: A start that Temporal cannot take within this time is answered 503 and rolled back.
+START_RPC_TIMEOUT = timedelta(seconds=5)
 
 
 def request_hash(graph_id: str, body: StartRunRequest) -> str:
@@ -139,6 +143,7 @@ async def _start_workflow(temporal: Client, settings: Settings, run: GraphRun) -
             id=run.workflow_id,
             task_queue=settings.temporal_task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            rpc_timeout=START_RPC_TIMEOUT,
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.RUN_ID, run.run_id),

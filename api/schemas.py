@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.runs import RunKind, RunStatus
+from contracts.schedules import Overlap
 
 
 class Strict(BaseModel):
@@ -133,3 +134,76 @@ class ReceiptListResponse(BaseModel):
 class LedgerListResponse(BaseModel):
     entries: list[LedgerEntryOut]
     next_cursor: str | None
+
+
+class CreateGrantRequest(Strict):
+    scopes: list[str] = Field(min_length=1, max_length=50)
+    expires_at: datetime | None = None
+    max_credits: int | None = Field(default=None, ge=0, le=10**15)
+
+
+class GrantOut(BaseModel):
+    grant_id: str
+    billing_account_id: str
+    scopes: list[str]
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    max_credits: int | None
+    spent_credits: int
+    created_at: datetime
+
+
+class GrantListResponse(BaseModel):
+    grants: list[GrantOut]
+
+
+class CreateScheduleRequest(Strict):
+    graph_id: str
+    input: dict[str, Any]
+    cron: str = Field(min_length=1, max_length=200)
+    timezone: str = Field(min_length=1, max_length=64)
+    enabled: bool = True
+    overlap: Overlap = Overlap.SKIP
+    catchup_window_seconds: int = Field(default=3600, ge=10, le=31_536_000)
+    grant_id: str | None = None
+
+
+class PatchScheduleRequest(Strict):
+    input: dict[str, Any] | None = None
+    cron: str | None = Field(default=None, min_length=1, max_length=200)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64)
+    enabled: bool | None = None
+    overlap: Overlap | None = None
+    catchup_window_seconds: int | None = Field(default=None, ge=10, le=31_536_000)
+
+
+class ScheduleOut(BaseModel):
+    schedule_id: str
+    graph_id: str
+    input: dict[str, Any]
+    cron: str
+    timezone: str
+    enabled: bool
+    overlap: Overlap
+    catchup_window_seconds: int
+    grant_id: str
+    temporal_schedule_id: str
+    created_at: datetime
+    updated_at: datetime
+    next_run_at: datetime | None = None
+
+
+class ScheduleDetail(ScheduleOut):
+    paused: bool
+    next_run_times: list[datetime]
+    recent_runs: list[RunOut]
+    temporal_ui: str
+
+
+class ScheduleListResponse(BaseModel):
+    schedules: list[ScheduleOut]
+
+
+class TriggerResponse(BaseModel):
+    schedule_id: str
+    triggered: bool

@@ -1,5 +1,5 @@
-"""The one ledger writer (ONE_LEDGER_WRITER): every charge receipt, every credit_ledger row and every
-balance change is written here, and nowhere else.
+"""The one ledger writer (ONE_LEDGER_WRITER): every charge receipt, every credit_ledger row, every
+balance change and every grant spend counter is written here, and nowhere else.
 
 A charge is one receipt + one ledger debit + one balance update in the caller's transaction, made
 idempotent by ``UNIQUE(source_system, source_reference)``: a retried write is a no-op, and the same
@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.errors import NotFoundError, TopupConflictError
-from db.models import BillingAccount, ChargeConflict, ChargeReceipt, CreditLedgerEntry
+from db.models import BillingAccount, ChargeConflict, ChargeReceipt, CreditLedgerEntry, ExecutionGrant
 
 TOPUP = "topup"
 CHARGE = "charge_receipt"
@@ -41,6 +41,8 @@ class Charge:
     cost_usd: Decimal
     markup: Decimal
     charged_credits: int
+    #: The execution grant the run bills under; its spend counter moves with the charge.
+    grant_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,12 @@ async def record_charge(session: AsyncSession, *, charge: Charge) -> ChargeOutco
             )
             await session.flush()
         return ChargeOutcome(receipt_id=existing.id, created=False, conflict=not same)
+    if charge.grant_id is not None:
+        await session.execute(
+            update(ExecutionGrant)
+            .where(ExecutionGrant.id == charge.grant_id)
+            .values(spent_credits=ExecutionGrant.spent_credits + charge.charged_credits)
+        )
     entry = await _apply(
         session,
         billing_account_id=charge.billing_account_id,

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Identity,
@@ -25,7 +26,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base
@@ -107,9 +108,11 @@ class GraphRun(Base):
     trigger_source: Mapped[str] = mapped_column(Text, nullable=False)
     trigger_ref: Mapped[str | None] = mapped_column(Text)
     requested_by: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), nullable=False)
-    schedule_id: Mapped[str | None] = mapped_column(Uuid(as_uuid=False))
+    schedule_id: Mapped[str | None] = mapped_column(ForeignKey("schedules.id", ondelete="RESTRICT"))
     scheduled_for: Mapped[datetime | None] = mapped_column(TZ)
     replay_of: Mapped[str | None] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="RESTRICT"))
+    #: The execution grant a scheduled or webhook run executes and bills under (BILLING_VIA_GRANT).
+    grant_id: Mapped[str | None] = mapped_column(ForeignKey("execution_grants.id", ondelete="RESTRICT"))
     state_key: Mapped[str | None] = mapped_column(Text)
 
     input: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
@@ -252,3 +255,64 @@ class ChargeConflict(Base):
     existing_credits: Mapped[int] = mapped_column(BigInteger, nullable=False)
     attempted_credits: Mapped[int] = mapped_column(BigInteger, nullable=False)
     created_at: Mapped[datetime] = _created_at()
+
+
+class ExecutionGrant(Base):
+    """Lets runs that no user session starts execute graphs and bill an account, within scopes,
+    a lifetime and an optional spend cap. Revocation is soft: the row stays for audit."""
+
+    __tablename__ = "execution_grants"
+    __table_args__ = (
+        CheckConstraint("max_credits IS NULL OR max_credits >= 0", name="max_credits_not_negative"),
+        Index("ix_execution_grants_user_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[str] = _uuid_pk()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), nullable=False)
+    billing_account_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_accounts.id", ondelete="RESTRICT"), nullable=False
+    )
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(TZ)
+    revoked_at: Mapped[datetime | None] = mapped_column(TZ)
+    max_credits: Mapped[int | None] = mapped_column(BigInteger)
+    #: Credits charged under this grant, updated by the ledger writer in each charge's transaction.
+    spent_credits: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Schedule(Base):
+    """A cron schedule of a graph. Deleting it keeps the row (``deleted_at``) so its runs keep their
+    history; the Temporal schedule ``schedule:{id}`` is the executor."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        CheckConstraint(
+            "overlap IN ('skip','buffer_one','buffer_all','cancel_other','terminate_other','allow_all')",
+            name="overlap",
+        ),
+        CheckConstraint("catchup_window_seconds >= 10", name="catchup_window"),
+        Index("ix_schedules_owner_created", "owner_user_id", "created_at"),
+    )
+
+    id: Mapped[str] = _uuid_pk()
+    owner_user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), nullable=False)
+    billing_account_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_accounts.id", ondelete="RESTRICT"), nullable=False
+    )
+    grant_id: Mapped[str] = mapped_column(
+        ForeignKey("execution_grants.id", ondelete="RESTRICT"), nullable=False
+    )
+    #: True when the grant was minted for this schedule: deleting the schedule then revokes it.
+    owns_grant: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    graph_id: Mapped[str] = mapped_column(Text, nullable=False)
+    input: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    cron: Mapped[str] = mapped_column(Text, nullable=False)
+    timezone: Mapped[str] = mapped_column(Text, nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    overlap: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'skip'"))
+    catchup_window_seconds: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("3600"))
+    temporal_schedule_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
+    deleted_at: Mapped[datetime | None] = mapped_column(TZ)

@@ -76,6 +76,29 @@ async def claim_start(
     return StartClaim(created=False, run_id=existing.run_id, request_hash=existing.request_hash)
 
 
+async def insert_slot_run(session: AsyncSession, *, run: GraphRun) -> tuple[GraphRun, bool]:
+    """Insert the run of a schedule slot once (ONE_RUN_PER_SLOT): a slot delivered again returns the
+    run recorded the first time, ``created`` False."""
+    if run.schedule_id is None or run.scheduled_for is None:
+        raise ValueError("a slot run needs schedule_id and scheduled_for")
+    values = {
+        c.key: getattr(run, c.key) for c in GraphRun.__table__.columns if getattr(run, c.key) is not None
+    }
+    inserted = (
+        await session.execute(
+            insert(GraphRun).values(**values).on_conflict_do_nothing().returning(GraphRun.run_id)
+        )
+    ).scalar_one_or_none()
+    existing = (
+        await session.execute(
+            select(GraphRun)
+            .where(GraphRun.schedule_id == run.schedule_id, GraphRun.scheduled_for == run.scheduled_for)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    return existing, inserted is not None
+
+
 async def insert_run(session: AsyncSession, *, run: GraphRun) -> GraphRun:
     session.add(run)
     await session.flush()

@@ -9,6 +9,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.runs import RunActivities
+from activities.schedules import ScheduleActivities
 from config import Settings
 from db.session import Database
 from llm import LiteLLMGateway
@@ -41,11 +42,12 @@ def build_worker(
     activities_cls: type[RunActivities] = RunActivities,
 ) -> Worker:
     acts = activities_cls(database=deps.database, gateway=deps.gateway, settings=settings)
+    slots = ScheduleActivities(database=deps.database, settings=settings)
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
-        activities=[acts.authorize, acts.execute, acts.finalize],
+        activities=[acts.authorize, acts.execute, acts.finalize, slots.record_slot],
     )
 
 

@@ -5,7 +5,8 @@ activity classes only inside ``workflow.unsafe.imports_passed_through()`` for me
 """
 
 from workflows.graph_run import GraphRunWorkflow
+from workflows.scheduled_run import ScheduledRunWorkflow
 
-WORKFLOWS = [GraphRunWorkflow]
+WORKFLOWS = [GraphRunWorkflow, ScheduledRunWorkflow]
 
-__all__ = ["WORKFLOWS", "GraphRunWorkflow"]
+__all__ = ["WORKFLOWS", "GraphRunWorkflow", "ScheduledRunWorkflow"]

@@ -13,6 +13,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from contracts.errors import ErrorCode
+from contracts.grants import is_grant_error
 from contracts.runs import (
     GRAPH_RUN_WORKFLOW,
     AuthorizeInput,
@@ -43,7 +44,7 @@ class GraphRunWorkflow:
             )
             if not auth.allowed:
                 return await self._finish(
-                    inp, RunStatus.ERROR, code=auth.error_code, message=auth.error_message
+                    inp, _refusal_status(auth.error_code), code=auth.error_code, message=auth.error_message
                 )
             result: ExecuteResult = await workflow.execute_activity_method(
                 RunActivities.execute,
@@ -55,7 +56,7 @@ class GraphRunWorkflow:
             )
         except ActivityError as err:
             code, message = _failure(err)
-            return await self._finish(inp, RunStatus.ERROR, code=code, message=message)
+            return await self._finish(inp, _refusal_status(code), code=code, message=message)
         except asyncio.CancelledError:
             # Cancellation was delivered; recording it is a new, uncancelled step.
             await self._finish(inp, RunStatus.CANCELLED, code=ErrorCode.RUN_CANCELLED, message="cancelled")
@@ -88,6 +89,11 @@ class GraphRunWorkflow:
             model_calls=model_calls,
             charged_credits=charged_credits,
         )
+
+
+def _refusal_status(code: str | None) -> RunStatus:
+    """A run its grant does not allow is ``skipped`` (with the grant's code); other failures are errors."""
+    return RunStatus.SKIPPED if is_grant_error(code) else RunStatus.ERROR
 
 
 def _failure(err: ActivityError) -> tuple[str, str]:

@@ -25,6 +25,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 class ProviderLog:
     completions: list[dict[str, Any]] = field(default_factory=list)
     fail_next: int = 0
+    #: When set, each call waits until the gate opens (a test can act while a call is in flight).
+    gate: threading.Event | None = None
+    waiting: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count(self) -> int:
@@ -46,6 +49,13 @@ def build_app(log: ProviderLog) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def completions(request: Request) -> Any:
         body = await request.json()
+        gate = log.gate
+        if gate is not None:
+            with log.lock:
+                log.waiting += 1
+            await asyncio.to_thread(gate.wait)
+            with log.lock:
+                log.waiting -= 1
         with log.lock:
             if log.fail_next > 0:
                 log.fail_next -= 1

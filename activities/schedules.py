@@ -1,0 +1,74 @@
+"""Recording a schedule slot as a run: once per slot, billed to the grant's account, with the first
+of the two grant checks (GRANT_VALIDATED_TWICE, BILLING_VIA_GRANT, ONE_RUN_PER_SLOT)."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from config import Settings
+from contracts import ids
+from contracts.grants import check_grant
+from contracts.runs import RunKind, RunStatus, TriggerSource
+from contracts.schedules import RecordSlotInput, RecordSlotResult
+from db import grants, runs, schedules
+from db.models import GraphRun
+from db.session import Database
+
+
+class ScheduleActivities:
+    def __init__(self, *, database: Database, settings: Settings) -> None:
+        self._db = database
+        self._settings = settings
+
+    @activity.defn(name="record_schedule_slot")
+    async def record_slot(self, inp: RecordSlotInput) -> RecordSlotResult:
+        """Database or network trouble raises and Temporal retries: a transient failure is never
+        recorded as a skipped slot. Only a grant's refusal is."""
+        async with self._db.transaction() as session:
+            schedule = await schedules.get_schedule(
+                session, schedule_id=inp.schedule_id, include_deleted=True
+            )
+            if schedule is None:
+                raise ApplicationError(
+                    f"schedule {inp.schedule_id} does not exist",
+                    type="schedule_not_found",
+                    non_retryable=True,
+                )
+            grant = await grants.get_grant(session, grant_id=schedule.grant_id)
+            denied = check_grant(
+                None if grant is None else grants.view(grant),
+                graph_id=inp.graph_id,
+                now=await grants.database_now(session),
+                next_cost_credits=self._settings.preflight_credits_per_call,
+            )
+            run_id = ids.scheduled_run_id(schedule_id=inp.schedule_id, scheduled_for=inp.scheduled_for)
+            run = GraphRun(
+                run_id=run_id,
+                workflow_id=ids.graph_run_workflow_id(run_id),
+                graph_id=inp.graph_id,
+                # The grant's account pays, whoever owns the schedule.
+                billing_account_id=grant.billing_account_id if grant else schedule.billing_account_id,
+                run_kind=RunKind.SYSTEM_SCHEDULED,
+                trigger_source=TriggerSource.TEMPORAL_SCHEDULE,
+                trigger_ref=inp.schedule_id,
+                requested_by=schedule.owner_user_id,
+                schedule_id=inp.schedule_id,
+                scheduled_for=inp.scheduled_for,
+                grant_id=schedule.grant_id,
+                input=inp.input,
+                status=RunStatus.PENDING if denied is None else RunStatus.SKIPPED,
+                error_code=None if denied is None else denied.code,
+                error_message=None if denied is None else denied.message,
+                trace_id=ids.langfuse_trace_id(run_id),
+            )
+            if denied is not None:
+                run.completed_at = await grants.database_now(session)
+            recorded, created = await runs.insert_slot_run(session, run=run)
+        return RecordSlotResult(
+            run_id=recorded.run_id,
+            billing_account_id=recorded.billing_account_id,
+            status=recorded.status,
+            created=created,
+            error_code=recorded.error_code,
+        )

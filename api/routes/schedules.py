@@ -1,0 +1,213 @@
+"""Schedules: create (all-or-nothing with its grant and Temporal schedule), list, detail, PATCH
+(every change reaches Temporal), DELETE (history kept), trigger-now."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+
+from api import temporal_schedules
+from api.deps import StateDep, UserDep
+from api.errors import NotFound, Unprocessable
+from api.presenters import run_out
+from api.routes.grants import grant_not_found
+from api.run_starts import validate_input
+from api.schedule_rules import validate_cron, validate_timezone
+from api.schemas import (
+    CreateScheduleRequest,
+    PatchScheduleRequest,
+    ScheduleDetail,
+    ScheduleListResponse,
+    ScheduleOut,
+    TriggerResponse,
+)
+from contracts import ids
+from contracts.catalog import get_graph_spec
+from contracts.errors import ErrorCode
+from contracts.grants import check_grant, scope_for_graph
+from contracts.schedules import Overlap
+from db import grants, runs, schedules
+from db.accounts import Principal
+from db.models import Schedule
+from db.session import Database
+
+router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
+
+
+def schedule_out(row: Schedule, next_run_at: Any = None) -> ScheduleOut:
+    return ScheduleOut(
+        schedule_id=row.id,
+        graph_id=row.graph_id,
+        input=row.input,
+        cron=row.cron,
+        timezone=row.timezone,
+        enabled=row.enabled,
+        overlap=Overlap(row.overlap),
+        catchup_window_seconds=row.catchup_window_seconds,
+        grant_id=row.grant_id,
+        temporal_schedule_id=row.temporal_schedule_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        next_run_at=next_run_at,
+    )
+
+
+def _not_found(schedule_id: str) -> NotFound:
+    return NotFound(f"schedule {schedule_id} not found", code="schedule_not_found")
+
+
+async def _own_schedule(database: Database, principal: Principal, schedule_id: str) -> Schedule:
+    try:
+        uuid.UUID(schedule_id)
+    except ValueError:
+        raise _not_found(schedule_id) from None
+    async with database.transaction() as session:
+        row = await schedules.get_schedule(session, schedule_id=schedule_id, owner_user_id=principal.user_id)
+    if row is None:
+        raise _not_found(schedule_id)
+    return row
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ScheduleOut)
+async def create_schedule(body: CreateScheduleRequest, principal: UserDep, state: StateDep) -> ScheduleOut:
+    spec = get_graph_spec(body.graph_id)
+    if spec is None:
+        raise NotFound(f"graph {body.graph_id!r} does not exist", code=ErrorCode.GRAPH_NOT_FOUND)
+    validate_input(spec, body.input)
+    cron = validate_cron(body.cron)
+    timezone = validate_timezone(body.timezone)
+    schedule_id = str(uuid.uuid4())
+    async with state.database.transaction() as session:
+        if body.grant_id is not None:
+            try:
+                uuid.UUID(body.grant_id)
+            except ValueError:
+                raise grant_not_found(body.grant_id) from None
+            grant = await grants.get_grant(session, grant_id=body.grant_id, user_id=principal.user_id)
+            if grant is None:
+                raise grant_not_found(body.grant_id)
+            denied = check_grant(
+                grants.view(grant), graph_id=body.graph_id, now=await grants.database_now(session)
+            )
+            if denied is not None:
+                raise Unprocessable(denied.message, code=denied.code)
+            owns_grant = False
+        else:
+            grant = await grants.create_grant(
+                session,
+                user_id=principal.user_id,
+                billing_account_id=principal.billing_account_id,
+                scopes=[scope_for_graph(body.graph_id)],
+                expires_at=None,
+                max_credits=None,
+            )
+            owns_grant = True
+        row = await schedules.insert_schedule(
+            session,
+            schedule=Schedule(
+                id=schedule_id,
+                owner_user_id=principal.user_id,
+                billing_account_id=grant.billing_account_id,
+                grant_id=grant.id,
+                owns_grant=owns_grant,
+                graph_id=body.graph_id,
+                input=body.input,
+                cron=cron,
+                timezone=timezone,
+                enabled=body.enabled,
+                overlap=body.overlap,
+                catchup_window_seconds=body.catchup_window_seconds,
+                temporal_schedule_id=ids.temporal_schedule_id(schedule_id),
+            ),
+        )
+        # Last step inside the transaction: if Temporal refuses, neither the row nor the grant remains.
+        await temporal_schedules.create(state.temporal, row, task_queue=state.settings.temporal_task_queue)
+    description = await temporal_schedules.describe(state.temporal, row)
+    upcoming = temporal_schedules.next_times(description, limit=1)
+    return schedule_out(row, upcoming[0] if upcoming else None)
+
+
+@router.get("", response_model=ScheduleListResponse)
+async def list_schedules(principal: UserDep, state: StateDep) -> ScheduleListResponse:
+    async with state.database.transaction() as session:
+        rows = await schedules.list_schedules(session, owner_user_id=principal.user_id)
+    return ScheduleListResponse(schedules=[schedule_out(r) for r in rows])
+
+
+@router.get("/{schedule_id}", response_model=ScheduleDetail)
+async def get_schedule(schedule_id: str, principal: UserDep, state: StateDep) -> ScheduleDetail:
+    row = await _own_schedule(state.database, principal, schedule_id)
+    description = await temporal_schedules.describe(state.temporal, row)
+    upcoming = temporal_schedules.next_times(description)
+    async with state.database.transaction() as session:
+        recent = await runs.list_runs(
+            session,
+            billing_account_id=row.billing_account_id,
+            filters=runs.RunFilters(schedule_id=row.id),
+            limit=10,
+        )
+    base = schedule_out(row, upcoming[0] if upcoming else None)
+    return ScheduleDetail(
+        **base.model_dump(),
+        paused=description.schedule.state.paused,
+        next_run_times=upcoming,
+        recent_runs=[run_out(state.settings, r) for r in recent],
+        temporal_ui=f"{state.settings.temporal_ui_base}/namespaces/{state.settings.temporal_namespace}"
+        f"/schedules/{row.temporal_schedule_id}",
+    )
+
+
+@router.patch("/{schedule_id}", response_model=ScheduleOut)
+async def patch_schedule(
+    schedule_id: str, body: PatchScheduleRequest, principal: UserDep, state: StateDep
+) -> ScheduleOut:
+    row = await _own_schedule(state.database, principal, schedule_id)
+    changes: dict[str, Any] = {}
+    if body.input is not None:
+        spec = get_graph_spec(row.graph_id)
+        if spec is not None:
+            validate_input(spec, body.input)
+        changes["input"] = body.input
+    if body.cron is not None:
+        changes["cron"] = validate_cron(body.cron)
+    if body.timezone is not None:
+        changes["timezone"] = validate_timezone(body.timezone)
+    if body.enabled is not None:
+        changes["enabled"] = body.enabled
+    if body.overlap is not None:
+        changes["overlap"] = body.overlap.value
+    if body.catchup_window_seconds is not None:
+        changes["catchup_window_seconds"] = body.catchup_window_seconds
+    if not changes:
+        raise Unprocessable("nothing to change: send at least one of input, cron, timezone, enabled, overlap")
+    async with state.database.transaction() as session:
+        updated = await schedules.update_schedule(session, schedule_id=row.id, values=changes)
+        await temporal_schedules.update(
+            state.temporal,
+            updated,
+            task_queue=state.settings.temporal_task_queue,
+            enabled_changed="enabled" in changes and changes["enabled"] != row.enabled,
+        )
+    description = await temporal_schedules.describe(state.temporal, updated)
+    upcoming = temporal_schedules.next_times(description, limit=1)
+    return schedule_out(updated, upcoming[0] if upcoming else None)
+
+
+@router.delete("/{schedule_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_schedule(schedule_id: str, principal: UserDep, state: StateDep) -> Response:
+    row = await _own_schedule(state.database, principal, schedule_id)
+    async with state.database.transaction() as session:
+        await schedules.mark_deleted(session, schedule_id=row.id)
+        if row.owns_grant:
+            await grants.revoke_grant(session, grant_id=row.grant_id)
+        await temporal_schedules.delete(state.temporal, row)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{schedule_id}/trigger", status_code=status.HTTP_202_ACCEPTED, response_model=TriggerResponse)
+async def trigger_schedule(schedule_id: str, principal: UserDep, state: StateDep) -> TriggerResponse:
+    row = await _own_schedule(state.database, principal, schedule_id)
+    await temporal_schedules.trigger(state.temporal, row)
+    return TriggerResponse(schedule_id=row.id, triggered=True)
