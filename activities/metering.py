@@ -12,12 +12,21 @@ from decimal import Decimal
 from contracts.grants import GrantErrorCode, check_grant
 from contracts.ids import charge_source_reference
 from contracts.money import charged_credits
-from db import grants, ledger, model_calls
+from db import grants, ledger, model_calls, reservations
 from db.session import Database
 from llm import ModelRequest, ModelResponse
 from llm.context import Invoke
 
 SOURCE_SYSTEM = "litellm"
+
+
+class CreditsExhaustedError(Exception):
+    """Neither the run's hold nor the account's free balance covers the next model call."""
+
+    def __init__(self, needed: int, spendable: int) -> None:
+        super().__init__(f"the next model call needs about {needed} credits; {spendable} are available")
+        self.needed = needed
+        self.spendable = spendable
 
 
 class GrantDeniedError(Exception):
@@ -51,6 +60,11 @@ class LedgerMeter:
         self._call_estimate = call_estimate_credits
         self.calls = 0
         self.replayed = 0
+        #: The dearest call of this run so far: the next call is expected to cost at least as much.
+        self.max_call_credits = 0
+
+    def next_call_estimate(self) -> int:
+        return max(self._call_estimate, self.max_call_credits)
 
     async def call(self, call_key: str, request: ModelRequest, invoke: Invoke) -> ModelResponse:
         async with self._db.transaction() as session:
@@ -67,6 +81,12 @@ class LedgerMeter:
                     )
                     if denied is not None:
                         raise GrantDeniedError(denied.code, denied.message)
+                needed = self.next_call_estimate()
+                spendable = await reservations.spendable_for_run(
+                    session, billing_account_id=self._account, run_id=self._run_id
+                )
+                if spendable < needed:
+                    raise CreditsExhaustedError(needed, spendable)
                 call_id = await model_calls.open_call(
                     session,
                     run_id=self._run_id,
@@ -77,13 +97,18 @@ class LedgerMeter:
                 )
         if settled is not None and settled.response is not None:
             self.replayed += 1
-            return ModelResponse.from_json(settled.response)
+            replayed = ModelResponse.from_json(settled.response)
+            self.max_call_credits = max(
+                self.max_call_credits, charged_credits(replayed.cost_usd, self._markup)
+            )
+            return replayed
         try:
             response = await invoke(request)
         except Exception as exc:
             async with self._db.transaction() as session:
                 await model_calls.mark_failed(session, call_id=call_id, error_message=str(exc))
             raise
+        credits = charged_credits(response.cost_usd, self._markup)
         async with self._db.transaction() as session:
             outcome = await ledger.record_charge(
                 session,
@@ -103,7 +128,7 @@ class LedgerMeter:
                     tokens_out=response.tokens_out,
                     cost_usd=response.cost_usd,
                     markup=self._markup,
-                    charged_credits=charged_credits(response.cost_usd, self._markup),
+                    charged_credits=credits,
                     grant_id=self._grant_id,
                 ),
             )
@@ -115,4 +140,5 @@ class LedgerMeter:
                 receipt_id=outcome.receipt_id,
             )
         self.calls += 1
+        self.max_call_credits = max(self.max_call_credits, credits)
         return response

@@ -13,9 +13,9 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.metering import GrantDeniedError, LedgerMeter
+from activities.metering import CreditsExhaustedError, GrantDeniedError, LedgerMeter
 from config import Settings
-from contracts.catalog import get_graph_spec
+from contracts.catalog import estimate_run_credits, get_graph_spec
 from contracts.errors import ErrorCode
 from contracts.grants import check_grant
 from contracts.runs import (
@@ -26,9 +26,12 @@ from contracts.runs import (
     ExecuteResult,
     FinalizeInput,
     FinalizeResult,
+    PauseInput,
+    PauseResult,
+    ResumeInput,
     RunStatus,
 )
-from db import grants, ledger, runs
+from db import grants, ledger, reservations, runs
 from db.session import Database
 from graphs import GRAPHS, OUTPUT_KEYS
 from llm import LiteLLMGateway, UnpricedModelError, bind
@@ -81,13 +84,16 @@ class RunActivities:
                         return AuthorizeResult(
                             allowed=False, error_code=denied.code, error_message=denied.message
                         )
-                needed = spec.max_model_calls * self._settings.preflight_credits_per_call
-                balance = await ledger.get_balance(session, billing_account_id=run.billing_account_id)
-                if balance < needed:
+                needed = estimate_run_credits(spec, run.input, self._settings.preflight_credits_per_call)
+                # API runs were given their hold when they were started; this makes the others'.
+                hold = await reservations.reserve(
+                    session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed
+                )
+                if not hold.ok:
                     return AuthorizeResult(
                         allowed=False,
                         error_code=ErrorCode.INSUFFICIENT_CREDITS,
-                        error_message=f"balance {balance} credits is below the run's estimate of {needed}",
+                        error_message=f"{hold.available} credits are available; the run's estimate is {needed}",
                     )
                 await runs.transition(session, run_id=inp.run_id, to=RunStatus.RUNNING)
         return AuthorizeResult(allowed=True)
@@ -112,7 +118,7 @@ class RunActivities:
             run_id=run.run_id,
             graph_id=run.graph_id,
             billing_account_id=run.billing_account_id,
-            attempt=activity.info().attempt,
+            attempt=inp.attempt_base + activity.info().attempt,
             markup=self._settings.markup,
             grant_id=run.grant_id,
             call_estimate_credits=self._settings.preflight_credits_per_call,
@@ -123,6 +129,10 @@ class RunActivities:
                 state: dict[str, Any] = await builder().ainvoke(dict(run.input))
         except GrantDeniedError as exc:
             raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
+        except CreditsExhaustedError as exc:
+            raise ApplicationError(
+                str(exc), exc.needed, type=ErrorCode.CREDITS_EXHAUSTED, non_retryable=True
+            ) from exc
         except UnpricedModelError as exc:
             raise ApplicationError(str(exc), type=ErrorCode.MODEL_NOT_PRICED, non_retryable=True) from exc
         except ModelGatewayError as exc:
@@ -143,6 +153,34 @@ class RunActivities:
             )
         return ExecuteResult(model_calls=calls, charged_credits=credits)
 
+    @activity.defn(name="pause_run")
+    async def pause(self, inp: PauseInput) -> PauseResult:
+        """Pause a run for credits. The account row is locked while the run is marked paused, so a
+        top-up either commits first (and is seen here: resume at once) or after (and then finds the
+        run paused and signals it): no top-up is missed."""
+        async with self._db.transaction() as session:
+            run = await runs.get_run(session, run_id=inp.run_id)
+            if run is None:
+                raise ApplicationError(
+                    f"run {inp.run_id} not found", type=ErrorCode.RUN_NOT_FOUND, non_retryable=True
+                )
+            spendable = await reservations.spendable_for_run(
+                session, billing_account_id=run.billing_account_id, run_id=run.run_id, lock=True
+            )
+            await runs.transition(
+                session,
+                run_id=inp.run_id,
+                to=RunStatus.PAUSED,
+                values={"pause_reason": ErrorCode.INSUFFICIENT_CREDITS},
+            )
+        return PauseResult(resume_now=spendable >= inp.needed_credits)
+
+    @activity.defn(name="resume_run")
+    async def resume(self, inp: ResumeInput) -> FinalizeResult:
+        async with self._db.transaction() as session:
+            changed = await runs.transition(session, run_id=inp.run_id, to=RunStatus.RUNNING)
+        return FinalizeResult(status=RunStatus.RUNNING, changed=changed)
+
     @activity.defn(name="finalize_run")
     async def finalize(self, inp: FinalizeInput) -> FinalizeResult:
         """Record the run's terminal status. Idempotent: a finished run is never moved again."""
@@ -153,5 +191,6 @@ class RunActivities:
                 calls, credits = await ledger.run_charge_totals(session, run_id=inp.run_id)
                 values.update(model_calls=calls, cost_credits=credits)
             changed = await runs.transition(session, run_id=inp.run_id, to=inp.status, values=values)
+            await reservations.release(session, run_id=inp.run_id)
             run = await runs.get_run(session, run_id=inp.run_id)
         return FinalizeResult(status=run.status if run else inp.status, changed=changed)

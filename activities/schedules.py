@@ -71,4 +71,5 @@ class ScheduleActivities:
             status=recorded.status,
             created=created,
             error_code=recorded.error_code,
+            credit_wait_seconds=self._settings.credit_wait_seconds,
         )

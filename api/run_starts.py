@@ -24,10 +24,10 @@ from api.schemas import StartRunRequest
 from config import Settings
 from contracts import ids
 from contracts import temporal as sa
-from contracts.catalog import GraphSpec, get_graph_spec
+from contracts.catalog import GraphSpec, estimate_run_credits, get_graph_spec
 from contracts.errors import ErrorCode
 from contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput, RunKind, TriggerSource
-from db import ledger, runs
+from db import reservations, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.session import Database
@@ -103,11 +103,13 @@ async def start_api_run(
                 if existing is None:  # the FK makes this impossible; fail loudly if it ever is not
                     raise RuntimeError(f"idempotency record points at missing run {claim.run_id}")
                 return existing, False
-        needed = spec.max_model_calls * settings.preflight_credits_per_call
-        balance = await ledger.get_balance(session, billing_account_id=principal.billing_account_id)
-        if balance < needed:
+        needed = estimate_run_credits(spec, body.input, settings.preflight_credits_per_call)
+        hold = await reservations.reserve(
+            session, billing_account_id=principal.billing_account_id, run_id=run_id, amount=needed
+        )
+        if not hold.ok:
             raise PaymentRequired(
-                f"balance of {balance} credits does not cover this run's estimate of {needed} credits"
+                f"{hold.available} credits are available; this run's estimate is {needed} credits"
             )
         run = await runs.insert_run(
             session,
@@ -139,6 +141,7 @@ async def _start_workflow(temporal: Client, settings: Settings, run: GraphRun) -
                 graph_id=run.graph_id,
                 billing_account_id=run.billing_account_id,
                 run_kind=run.run_kind,
+                credit_wait_seconds=settings.credit_wait_seconds,
             ),
             id=run.workflow_id,
             task_queue=settings.temporal_task_queue,

@@ -46,6 +46,9 @@ class MeResponse(BaseModel):
     user_id: str
     billing_account_id: str
     balance_credits: int
+    #: Credits held by open run reservations, and what is left for new runs.
+    reserved_credits: int = 0
+    available_credits: int = 0
 
 
 class GraphOut(BaseModel):
@@ -75,6 +78,12 @@ class StartRunResponse(BaseModel):
     links: RunLinks
 
 
+class ReservationOut(BaseModel):
+    reserved_credits: int
+    settled_credits: int
+    status: str
+
+
 class RunOut(BaseModel):
     run_id: str
     workflow_id: str
@@ -101,6 +110,7 @@ class RunOut(BaseModel):
     trace_id: str
     replay_of: str | None
     links: RunLinks
+    reservation: ReservationOut | None = None
 
 
 class RunListResponse(BaseModel):

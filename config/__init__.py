@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     preflight_credits_per_call: int = Field(
         default=2_000, ge=0, validation_alias=_env("RUNLEDGER_PREFLIGHT_CREDITS_PER_CALL")
     )
+    #: How long a run paused for credits waits for a top-up before it ends ``insufficient_credits``.
+    credit_wait_seconds: int = Field(
+        default=86_400, ge=1, validation_alias=_env("RUNLEDGER_CREDIT_WAIT_SECONDS")
+    )
+    #: Pending model calls older than this are flagged by reconciliation.
+    reconcile_after_seconds: int = Field(
+        default=3_600, ge=0, validation_alias=_env("RUNLEDGER_RECONCILE_AFTER_SECONDS")
+    )
     #: Credits granted to the demo user of the dev stack (10,000,000 credits = 1 USD).
     demo_credits: int = Field(default=10_000_000, ge=0, validation_alias=_env("RUNLEDGER_DEMO_CREDITS"))
     log_level: str = Field(default="info", validation_alias=_env("RUNLEDGER_LOG_LEVEL"))

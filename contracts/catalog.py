@@ -7,6 +7,7 @@ entry here has a builder and vice versa.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,3 +49,15 @@ CATALOG: dict[str, GraphSpec] = {spec.graph_id: spec for spec in (POET, BRIEF)}
 
 def get_graph_spec(graph_id: str) -> GraphSpec | None:
     return CATALOG.get(graph_id)
+
+
+#: Characters of JSON input per extra share of the per-call estimate (about 1,000 tokens).
+INPUT_CHARS_PER_SHARE = 4_000
+
+
+def estimate_run_credits(spec: GraphSpec, payload: dict[str, Any], per_call_credits: int) -> int:
+    """The hold a run needs before it starts: every declared model call at the per-call estimate,
+    scaled up for large inputs (each call carries the input in its prompt): one more share of the
+    per-call estimate per 4,000 characters of JSON input."""
+    size = len(json.dumps(payload, separators=(",", ":"), sort_keys=True))
+    return spec.max_model_calls * per_call_credits * (1 + size // INPUT_CHARS_PER_SHARE)

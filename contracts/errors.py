@@ -30,3 +30,5 @@ class ErrorCode(StrEnum):
     MODEL_PROVIDER_ERROR = "model_provider_error"
     RUN_CANCELLED = "run_cancelled"
     CHARGE_CONFLICT = "charge_conflict"
+    #: Raised by the execute activity when the next call is not covered; the workflow pauses.
+    CREDITS_EXHAUSTED = "credits_exhausted"

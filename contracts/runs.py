@@ -47,6 +47,12 @@ class GraphRunInput:
     graph_id: str
     billing_account_id: str
     run_kind: str = RunKind.USER_IMMEDIATE
+    #: How long a run paused for credits waits for a top-up before it ends ``insufficient_credits``.
+    credit_wait_seconds: int = 86_400
+
+
+#: Signal sent to a run paused for credits when its account is topped up.
+CREDITS_ADDED_SIGNAL = "credits_added"
 
 
 @dataclass
@@ -73,12 +79,32 @@ class AuthorizeResult:
 @dataclass
 class ExecuteInput:
     run_id: str
+    #: Added to Temporal's activity attempt to form the charge ``attempt``: each resumption after a
+    #: pause is a new activity whose attempts restart at 1, and must not reuse earlier numbers.
+    attempt_base: int = 0
 
 
 @dataclass
 class ExecuteResult:
     model_calls: int
     charged_credits: int
+
+
+@dataclass
+class PauseInput:
+    run_id: str
+    needed_credits: int
+
+
+@dataclass
+class PauseResult:
+    #: Credits arrived while pausing: go on at once instead of waiting for a signal.
+    resume_now: bool
+
+
+@dataclass
+class ResumeInput:
+    run_id: str
 
 
 @dataclass

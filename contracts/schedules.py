@@ -54,3 +54,4 @@ class RecordSlotResult:
     status: str
     created: bool
     error_code: str | None = None
+    credit_wait_seconds: int = 86_400

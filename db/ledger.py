@@ -19,7 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.errors import NotFoundError, TopupConflictError
-from db.models import BillingAccount, ChargeConflict, ChargeReceipt, CreditLedgerEntry, ExecutionGrant
+from db.models import (
+    BillingAccount,
+    ChargeConflict,
+    ChargeReceipt,
+    CreditLedgerEntry,
+    CreditReservation,
+    ExecutionGrant,
+)
 
 TOPUP = "topup"
 CHARGE = "charge_receipt"
@@ -138,6 +145,12 @@ async def record_charge(session: AsyncSession, *, charge: Charge) -> ChargeOutco
             )
             await session.flush()
         return ChargeOutcome(receipt_id=existing.id, created=False, conflict=not same)
+    # The charge settles against the run's hold, so what the run still holds shrinks as it spends.
+    await session.execute(
+        update(CreditReservation)
+        .where(CreditReservation.run_id == charge.run_id, CreditReservation.status == "open")
+        .values(settled_credits=CreditReservation.settled_credits + charge.charged_credits)
+    )
     if charge.grant_id is not None:
         await session.execute(
             update(ExecutionGrant)

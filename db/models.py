@@ -156,7 +156,7 @@ class ModelCall(Base):
 
     __tablename__ = "model_calls"
     __table_args__ = (
-        CheckConstraint("status IN ('pending','settled','failed')", name="status"),
+        CheckConstraint("status IN ('pending','settled','failed','flagged')", name="status"),
         UniqueConstraint("run_id", "call_key", "attempt"),
         Index(
             "uq_model_calls_settled_call",
@@ -316,3 +316,46 @@ class Schedule(Base):
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
     deleted_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class CreditReservation(Base):
+    """A run's hold on its account's credits: made when the run is authorized, settled by each
+    charge, released when the run ends. Available balance = balance - what open holds still hold."""
+
+    __tablename__ = "credit_reservations"
+    __table_args__ = (
+        CheckConstraint("status IN ('open','released')", name="status"),
+        CheckConstraint("reserved_credits >= 0 AND settled_credits >= 0", name="amounts_not_negative"),
+        Index("ix_credit_reservations_open", "billing_account_id", postgresql_where=text("status = 'open'")),
+    )
+
+    id: Mapped[str] = _uuid_pk()
+    billing_account_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_accounts.id", ondelete="RESTRICT"), nullable=False
+    )
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("graph_runs.run_id", ondelete="RESTRICT", deferrable=True, initially="DEFERRED"),
+        nullable=False,
+        unique=True,
+    )
+    reserved_credits: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    settled_credits: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'open'"))
+    created_at: Mapped[datetime] = _created_at()
+    released_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class ReconciliationReport(Base):
+    """What one reconciliation pass found: stale pending model calls it flagged, and per-account
+    drift between the cached balance and the ledger's sum."""
+
+    __tablename__ = "reconciliation_reports"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(TZ, nullable=False)
+    finished_at: Mapped[datetime] = mapped_column(TZ, nullable=False)
+    threshold_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    flagged_calls: Mapped[int] = mapped_column(Integer, nullable=False)
+    accounts_checked: Mapped[int] = mapped_column(Integer, nullable=False)
+    accounts_with_drift: Mapped[int] = mapped_column(Integer, nullable=False)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)

@@ -185,3 +185,13 @@ async def set_output(
         .where(GraphRun.run_id == run_id)
         .values(output=output, model_calls=model_calls, cost_credits=cost_credits)
     )
+
+
+async def paused_for_credits(session: AsyncSession, *, billing_account_id: str) -> list[GraphRun]:
+    """Runs of an account waiting for a top-up."""
+    stmt = select(GraphRun).where(
+        GraphRun.billing_account_id == billing_account_id,
+        GraphRun.status == "paused",
+        GraphRun.pause_reason == "insufficient_credits",
+    )
+    return list((await session.execute(stmt)).scalars())

@@ -47,7 +47,7 @@ def build_worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
-        activities=[acts.authorize, acts.execute, acts.finalize, slots.record_slot],
+        activities=[acts.authorize, acts.execute, acts.pause, acts.resume, acts.finalize, slots.record_slot],
     )
 
 

@@ -1,13 +1,18 @@
 """``GraphRunWorkflow``: authorize → execute → finalize, for every kind of run.
 
-Workflow id ``graph-run:{run_id}``; the starter sets the search attributes. Authorize and finalize
-are short database steps run as local activities (no extra task-queue round trip); the graph runs as a
-regular activity with its own retry policy.
+Workflow id ``graph-run:{run_id}``; the starter sets the search attributes. Authorize, pause, resume
+and finalize are short database steps run as local activities (no extra task-queue round trip); the
+graph runs as a regular activity with its own retry policy. When the next model call is not covered
+by credits, the run pauses durably: Temporal holds the wait until a ``credits_added`` signal (sent by
+the top-up endpoint) or the configured timeout, then the graph resumes — its settled calls are
+replayed from their records, never paid for twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
@@ -15,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from contracts.errors import ErrorCode
 from contracts.grants import is_grant_error
 from contracts.runs import (
+    CREDITS_ADDED_SIGNAL,
     GRAPH_RUN_WORKFLOW,
     AuthorizeInput,
     ExecuteInput,
@@ -22,6 +28,8 @@ from contracts.runs import (
     FinalizeInput,
     GraphRunInput,
     GraphRunResult,
+    PauseInput,
+    ResumeInput,
     RunStatus,
 )
 from workflows import policies
@@ -29,33 +37,55 @@ from workflows import policies
 with workflow.unsafe.imports_passed_through():
     from activities.runs import RunActivities
 
+#: Charge attempts of the n-th resumption start at n x this (see ExecuteInput.attempt_base).
+ATTEMPTS_PER_EXECUTION = 1000
+
 
 @workflow.defn(name=GRAPH_RUN_WORKFLOW)
 class GraphRunWorkflow:
+    def __init__(self) -> None:
+        self._credit_signals = 0
+
+    @workflow.signal(name=CREDITS_ADDED_SIGNAL)
+    def credits_added(self) -> None:
+        self._credit_signals += 1
+
     @workflow.run
     async def run(self, inp: GraphRunInput) -> GraphRunResult:
         try:
             auth = await workflow.execute_local_activity_method(
-                RunActivities.authorize,
-                AuthorizeInput(run_id=inp.run_id),
-                start_to_close_timeout=policies.DB_START_TO_CLOSE,
-                schedule_to_close_timeout=policies.DB_SCHEDULE_TO_CLOSE,
-                retry_policy=policies.DB_RETRY,
+                RunActivities.authorize, AuthorizeInput(run_id=inp.run_id), **policies.DB_STEP
             )
             if not auth.allowed:
                 return await self._finish(
                     inp, _refusal_status(auth.error_code), code=auth.error_code, message=auth.error_message
                 )
-            result: ExecuteResult = await workflow.execute_activity_method(
-                RunActivities.execute,
-                ExecuteInput(run_id=inp.run_id),
-                start_to_close_timeout=policies.GRAPH_START_TO_CLOSE,
-                schedule_to_close_timeout=policies.GRAPH_SCHEDULE_TO_CLOSE,
-                heartbeat_timeout=policies.GRAPH_HEARTBEAT,
-                retry_policy=policies.GRAPH_RETRY,
-            )
+            execution = 0
+            while True:
+                try:
+                    result: ExecuteResult = await workflow.execute_activity_method(
+                        RunActivities.execute,
+                        ExecuteInput(run_id=inp.run_id, attempt_base=execution * ATTEMPTS_PER_EXECUTION),
+                        start_to_close_timeout=policies.GRAPH_START_TO_CLOSE,
+                        schedule_to_close_timeout=policies.GRAPH_SCHEDULE_TO_CLOSE,
+                        heartbeat_timeout=policies.GRAPH_HEARTBEAT,
+                        retry_policy=policies.GRAPH_RETRY,
+                    )
+                    break
+                except ActivityError as err:
+                    code, message, details = _failure(err)
+                    if code != ErrorCode.CREDITS_EXHAUSTED:
+                        raise
+                    if not await self._wait_for_credits(inp, needed=int(details[0]) if details else 0):
+                        return await self._finish(
+                            inp,
+                            RunStatus.ERROR,
+                            code=ErrorCode.INSUFFICIENT_CREDITS,
+                            message=f"no top-up within {inp.credit_wait_seconds}s: {message}",
+                        )
+                    execution += 1
         except ActivityError as err:
-            code, message = _failure(err)
+            code, message, _ = _failure(err)
             return await self._finish(inp, _refusal_status(code), code=code, message=message)
         except asyncio.CancelledError:
             # Cancellation was delivered; recording it is a new, uncancelled step.
@@ -64,6 +94,24 @@ class GraphRunWorkflow:
         return await self._finish(
             inp, RunStatus.SUCCESS, model_calls=result.model_calls, charged_credits=result.charged_credits
         )
+
+    async def _wait_for_credits(self, inp: GraphRunInput, *, needed: int) -> bool:
+        """Pause durably; True when credits arrived (resume), False when the wait timed out."""
+        seen = self._credit_signals
+        paused = await workflow.execute_local_activity_method(
+            RunActivities.pause, PauseInput(run_id=inp.run_id, needed_credits=needed), **policies.DB_STEP
+        )
+        if not paused.resume_now:
+            try:
+                await workflow.wait_condition(
+                    lambda: self._credit_signals > seen, timeout=timedelta(seconds=inp.credit_wait_seconds)
+                )
+            except TimeoutError:
+                return False
+        await workflow.execute_local_activity_method(
+            RunActivities.resume, ResumeInput(run_id=inp.run_id), **policies.DB_STEP
+        )
+        return True
 
     async def _finish(
         self,
@@ -78,9 +126,7 @@ class GraphRunWorkflow:
         final = await workflow.execute_local_activity_method(
             RunActivities.finalize,
             FinalizeInput(run_id=inp.run_id, status=status, error_code=code, error_message=message),
-            start_to_close_timeout=policies.DB_START_TO_CLOSE,
-            schedule_to_close_timeout=policies.DB_SCHEDULE_TO_CLOSE,
-            retry_policy=policies.DB_RETRY,
+            **policies.DB_STEP,
         )
         return GraphRunResult(
             run_id=inp.run_id,
@@ -96,10 +142,10 @@ def _refusal_status(code: str | None) -> RunStatus:
     return RunStatus.SKIPPED if is_grant_error(code) else RunStatus.ERROR
 
 
-def _failure(err: ActivityError) -> tuple[str, str]:
+def _failure(err: ActivityError) -> tuple[str, str, list[Any]]:
     cause = err.cause
     while isinstance(cause, FailureError) and not isinstance(cause, ApplicationError):
         cause = cause.cause
     if isinstance(cause, ApplicationError):
-        return cause.type or ErrorCode.GRAPH_FAILED, cause.message
-    return ErrorCode.GRAPH_FAILED, str(err.cause or err)
+        return cause.type or ErrorCode.GRAPH_FAILED, cause.message, list(cause.details)
+    return ErrorCode.GRAPH_FAILED, str(err.cause or err), []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Final, TypedDict
 
 from temporalio.common import RetryPolicy
 
@@ -17,6 +18,20 @@ DB_RETRY = RetryPolicy(
 )
 DB_START_TO_CLOSE = timedelta(seconds=30)
 DB_SCHEDULE_TO_CLOSE = timedelta(minutes=30)
+
+
+class StepOptions(TypedDict):
+    start_to_close_timeout: timedelta
+    schedule_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+
+
+#: Keyword arguments of every short database step.
+DB_STEP: Final[StepOptions] = {
+    "start_to_close_timeout": DB_START_TO_CLOSE,
+    "schedule_to_close_timeout": DB_SCHEDULE_TO_CLOSE,
+    "retry_policy": DB_RETRY,
+}
 
 #: Graph execution: model providers fail transiently; settled calls are never repeated on retry.
 GRAPH_RETRY = RetryPolicy(

@@ -47,9 +47,7 @@ class ScheduledRunWorkflow:
                 scheduled_for=scheduled_for,
                 input=inp.input,
             ),
-            start_to_close_timeout=policies.DB_START_TO_CLOSE,
-            schedule_to_close_timeout=policies.DB_SCHEDULE_TO_CLOSE,
-            retry_policy=policies.DB_RETRY,
+            **policies.DB_STEP,
         )
         if slot.status in TERMINAL_STATUSES:
             return GraphRunResult(run_id=slot.run_id, status=slot.status, error_code=slot.error_code)
@@ -61,6 +59,7 @@ class ScheduledRunWorkflow:
                     graph_id=inp.graph_id,
                     billing_account_id=slot.billing_account_id,
                     run_kind=RunKind.SYSTEM_SCHEDULED,
+                    credit_wait_seconds=slot.credit_wait_seconds,
                 ),
                 id=ids.graph_run_workflow_id(slot.run_id),
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import uuid
 
+import structlog
 from fastapi import APIRouter, Response, status
+from temporalio.service import RPCError
 
-from api.deps import AdminDep, StateDep
+from api.deps import AdminDep, AppState, StateDep
 from api.errors import Conflict, NotFound, Unprocessable
 from api.keys import display_prefix, hash_api_key, new_api_key
 from api.presenters import ledger_out
 from api.schemas import CreateUserRequest, CreateUserResponse, LedgerEntryOut, TopupRequest
 from contracts.errors import ErrorCode
-from db import accounts, ledger
+from contracts.runs import CREDITS_ADDED_SIGNAL
+from db import accounts, ledger, runs
 from db.errors import TopupConflictError
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
@@ -58,4 +63,17 @@ async def top_up(
         raise Conflict(str(exc), code=ErrorCode.TOPUP_REFERENCE_CONFLICT) from exc
     if not created:
         response.status_code = status.HTTP_200_OK
+    await wake_paused_runs(state, billing_account_id)
     return ledger_out(entry)
+
+
+async def wake_paused_runs(state: AppState, billing_account_id: str) -> None:
+    """Tell every run paused for credits on this account that credits arrived. Temporal holds their
+    wait; a signal that cannot be delivered now is logged, and the run's own timeout still ends it."""
+    async with state.database.transaction() as session:
+        paused = await runs.paused_for_credits(session, billing_account_id=billing_account_id)
+    for run in paused:
+        try:
+            await state.temporal.get_workflow_handle(run.workflow_id).signal(CREDITS_ADDED_SIGNAL)
+        except RPCError as exc:
+            log.warning("credits_signal_failed", run_id=run.run_id, error=exc.message)

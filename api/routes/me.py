@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from api.deps import StateDep, UserDep
 from api.schemas import GraphOut, MeResponse
 from contracts.catalog import CATALOG
-from db import ledger
+from db import ledger, reservations
 
 router = APIRouter(prefix="/api/v1", tags=["me"])
 
@@ -16,8 +16,13 @@ router = APIRouter(prefix="/api/v1", tags=["me"])
 async def me(principal: UserDep, state: StateDep) -> MeResponse:
     async with state.database.transaction() as session:
         balance = await ledger.get_balance(session, billing_account_id=principal.billing_account_id)
+        held = await reservations.held(session, billing_account_id=principal.billing_account_id)
     return MeResponse(
-        user_id=principal.user_id, billing_account_id=principal.billing_account_id, balance_credits=balance
+        user_id=principal.user_id,
+        billing_account_id=principal.billing_account_id,
+        balance_credits=balance,
+        reserved_credits=held,
+        available_credits=balance - held,
     )
 
 

@@ -13,10 +13,17 @@ from api.deps import StateDep, UserDep
 from api.errors import NotFound, ServiceUnavailable, Unprocessable
 from api.presenters import receipt_out, run_links, run_out
 from api.run_starts import start_api_run
-from api.schemas import ReceiptListResponse, RunListResponse, RunOut, StartRunRequest, StartRunResponse
+from api.schemas import (
+    ReceiptListResponse,
+    ReservationOut,
+    RunListResponse,
+    RunOut,
+    StartRunRequest,
+    StartRunResponse,
+)
 from contracts.errors import ErrorCode
 from contracts.runs import TERMINAL_STATUSES, RunKind, RunStatus
-from db import ledger, runs
+from db import ledger, reservations, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.pagination import InvalidCursorError, decode_cursor, encode_cursor
@@ -120,7 +127,14 @@ async def own_run(database: Database, principal: Principal, run_id: str) -> Grap
 
 @router.get("/runs/{run_id}", response_model=RunOut)
 async def get_run(run_id: str, principal: UserDep, state: StateDep) -> RunOut:
-    return run_out(state.settings, await own_run(state.database, principal, run_id))
+    detail = run_out(state.settings, await own_run(state.database, principal, run_id))
+    async with state.database.transaction() as session:
+        hold = await reservations.for_run(session, run_id=run_id)
+    if hold is not None:
+        detail.reservation = ReservationOut(
+            reserved_credits=hold.reserved_credits, settled_credits=hold.settled_credits, status=hold.status
+        )
+    return detail
 
 
 @router.get("/runs/{run_id}/charges", response_model=ReceiptListResponse)

@@ -28,6 +28,8 @@ async def test_create_user_returns_key_once_and_stores_only_its_hash(
         "user_id": body["user_id"],
         "billing_account_id": body["billing_account_id"],
         "balance_credits": 0,
+        "reserved_credits": 0,
+        "available_credits": 0,
     }
 
 

@@ -1,0 +1,95 @@
+"""Run-scoped credit reservations: the hold that keeps concurrent runs from overspending.
+
+``available = balance - sum of open holds (reserved - settled, never below 0)``. Reserving locks the
+account row, so concurrent reservations on one account are serialized and each sees the others.
+Charges settle against the run's hold inside ``db.ledger.record_charge``; the run's end releases it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.errors import NotFoundError
+from db.models import BillingAccount, CreditReservation
+
+_HELD = func.greatest(CreditReservation.reserved_credits - CreditReservation.settled_credits, 0)
+
+
+@dataclass(frozen=True)
+class Hold:
+    ok: bool
+    available: int
+    reservation: CreditReservation | None
+
+
+async def _lock_balance(session: AsyncSession, billing_account_id: str) -> int:
+    balance = (
+        await session.execute(
+            select(BillingAccount.balance_credits)
+            .where(BillingAccount.id == billing_account_id)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if balance is None:
+        raise NotFoundError("billing account", billing_account_id)
+    return balance
+
+
+async def held(session: AsyncSession, *, billing_account_id: str, except_run_id: str | None = None) -> int:
+    stmt = select(func.coalesce(func.sum(_HELD), 0)).where(
+        CreditReservation.billing_account_id == billing_account_id, CreditReservation.status == "open"
+    )
+    if except_run_id is not None:
+        stmt = stmt.where(CreditReservation.run_id != except_run_id)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def reserve(session: AsyncSession, *, billing_account_id: str, run_id: str, amount: int) -> Hold:
+    """Hold ``amount`` credits for a run if the account's available balance covers it. Idempotent per
+    run: a run that already has a hold gets it back."""
+    balance = await _lock_balance(session, billing_account_id)
+    existing = await for_run(session, run_id=run_id)
+    available = balance - await held(session, billing_account_id=billing_account_id, except_run_id=run_id)
+    if existing is not None:
+        return Hold(ok=True, available=available, reservation=existing)
+    if available < amount:
+        return Hold(ok=False, available=available, reservation=None)
+    reservation = CreditReservation(
+        billing_account_id=billing_account_id, run_id=run_id, reserved_credits=amount
+    )
+    session.add(reservation)
+    await session.flush()
+    return Hold(ok=True, available=available - amount, reservation=reservation)
+
+
+async def spendable_for_run(
+    session: AsyncSession, *, billing_account_id: str, run_id: str, lock: bool = False
+) -> int:
+    """What a run may still spend: the balance less what *other* runs hold (its own hold is part of
+    the balance it may use)."""
+    if lock:
+        balance = await _lock_balance(session, billing_account_id)
+    else:
+        balance = (
+            await session.execute(
+                select(BillingAccount.balance_credits).where(BillingAccount.id == billing_account_id)
+            )
+        ).scalar_one()
+    return balance - await held(session, billing_account_id=billing_account_id, except_run_id=run_id)
+
+
+async def for_run(session: AsyncSession, *, run_id: str) -> CreditReservation | None:
+    return (
+        await session.execute(select(CreditReservation).where(CreditReservation.run_id == run_id))
+    ).scalar_one_or_none()
+
+
+async def release(session: AsyncSession, *, run_id: str) -> None:
+    await session.execute(
+        update(CreditReservation)
+        .where(CreditReservation.run_id == run_id, CreditReservation.status == "open")
+        .values(status="released", released_at=func.now())
+    )
