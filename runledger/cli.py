@@ -6,6 +6,13 @@ Contract:
   then runs until SIGINT/SIGTERM and shuts down gracefully.
 - ``runledger api``: the HTTP API (uvicorn) on ``RUNLEDGER_API_HOST``:``RUNLEDGER_API_PORT``.
 - ``runledger up``: the embedded dev stack (:mod:`runledger.stack`).
+- ``runledger schedules|grants|runs ...``: user commands that talk to the HTTP API only
+  (:mod:`runledger.api_client`), never to Postgres or Temporal; tables for people, ``--json`` for
+  scripts (:mod:`runledger.cli_tables`). API URL: ``--api-url``, else ``RUNLEDGER_API_URL``, else
+  ``http://127.0.0.1:{RUNLEDGER_API_PORT or 8000}``; API key: ``--api-key``, else
+  ``RUNLEDGER_API_KEY``, else the demo user's key that ``runledger up`` saves in
+  ``<RUNLEDGER_DATA_DIR or .runledger>/demo.json``. An API error prints ``error: <code>: <message>``
+  on stderr and exits 1, as does an API that cannot be reached.
 - Exit codes: 0 success, 1 failure at run time, 2 bad configuration (message on stderr, no traceback).
 
 Heavy modules are imported inside the commands, so ``--help`` and configuration errors are instant.
@@ -27,7 +34,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from config import Settings
+    from runledger.api_client import ApiClient, JsonObject
+
+    #: A user command: it calls the API through the client and prints the answer.
+    RemoteHandler = Callable[[ApiClient, argparse.Namespace], None]
 
 #: Temporal's core runtime can abort the interpreter at exit while its threads wind down
 #: (feasibility §9.1); a short pause before exiting avoids it.
@@ -182,6 +195,384 @@ def cmd_up(args: argparse.Namespace) -> int:
         _settle_temporal()
 
 
+# -- user commands over the HTTP API ----------------------------------------------------------------
+# They import httpx and rich only, inside the command, and never the database, Temporal or LiteLLM.
+
+
+def _remote(handler: RemoteHandler) -> Callable[[argparse.Namespace], int]:
+    """Wrap a user command: resolve the connection, run it, turn API failures into exit code 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        from runledger.api_client import (
+            ApiClient,
+            ApiError,
+            ApiUnreachable,
+            ClientConfigError,
+            resolve_connection,
+        )
+
+        try:
+            connection = resolve_connection(args.api_url, args.api_key, os.environ)
+        except ClientConfigError as exc:
+            raise ConfigError(str(exc)) from exc
+        try:
+            with ApiClient(connection.api_url, connection.api_key, timeout=args.timeout) as client:
+                handler(client, args)
+        except ApiError as exc:
+            hint = ""
+            if exc.code == "unauthorized":
+                hint = f" (API key from {connection.key_source})"
+            print(f"error: {exc.code}: {exc.message}{hint}", file=sys.stderr)
+            return 1
+        except ApiUnreachable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+        return 0
+
+    return run
+
+
+def _show(args: argparse.Namespace, data: object, view: Callable[[], object]) -> None:
+    """``--json``: the API's JSON as it came; otherwise the rich view ``view()`` builds."""
+    from runledger.cli_tables import emit_json, make_console
+
+    if args.as_json:
+        emit_json(data)
+    else:
+        make_console().print(view())
+
+
+def _say(args: argparse.Namespace, data: object, text: str) -> None:
+    from rich.text import Text
+
+    _show(args, data, lambda: Text(text))
+
+
+def _json_object(value: str) -> JsonObject:
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc})") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError('must be a JSON object, e.g. \'{"topic": "the sea"}\'')
+    return parsed
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
+    return number
+
+
+def _now() -> datetime:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _schedules_list(client: ApiClient, args: argparse.Namespace) -> None:
+    from runledger.cli_tables import schedules_table
+
+    answer = client.list_schedules()
+    _show(args, answer, lambda: schedules_table(answer["schedules"]))
+
+
+def _schedules_show(client: ApiClient, args: argparse.Namespace) -> None:
+    from runledger.cli_tables import schedule_view
+
+    answer = client.get_schedule(args.schedule_id)
+    _show(args, answer, lambda: schedule_view(answer))
+
+
+def _schedules_create(client: ApiClient, args: argparse.Namespace) -> None:
+    from rich.console import Group
+    from rich.text import Text
+
+    from runledger.cli_tables import schedule_view
+
+    body: JsonObject = {
+        "graph_id": args.graph,
+        "input": args.input,
+        "cron": args.cron,
+        "timezone": args.timezone,
+        "enabled": not args.disabled,
+    }
+    if args.overlap is not None:
+        body["overlap"] = args.overlap
+    if args.catchup_window_seconds is not None:
+        body["catchup_window_seconds"] = args.catchup_window_seconds
+    if args.grant is not None:
+        body["grant_id"] = args.grant
+    answer = client.create_schedule(body)
+    _show(
+        args,
+        answer,
+        lambda: Group(Text(f"created schedule {answer['schedule_id']}", style="bold"), schedule_view(answer)),
+    )
+
+
+def _schedules_update(client: ApiClient, args: argparse.Namespace) -> None:
+    from rich.console import Group
+    from rich.text import Text
+
+    from runledger.cli_tables import schedule_view
+
+    changes: JsonObject = {}
+    for field in ("input", "cron", "timezone", "overlap", "catchup_window_seconds"):
+        if getattr(args, field) is not None:
+            changes[field] = getattr(args, field)
+    answer = client.patch_schedule(args.schedule_id, changes)
+    _show(
+        args,
+        answer,
+        lambda: Group(Text(f"updated schedule {answer['schedule_id']}", style="bold"), schedule_view(answer)),
+    )
+
+
+def _set_enabled(client: ApiClient, args: argparse.Namespace, *, enabled: bool) -> None:
+    from runledger.cli_tables import when
+
+    answer = client.patch_schedule(args.schedule_id, {"enabled": enabled})
+    if enabled:
+        upcoming = when(answer.get("next_run_at"), answer.get("timezone"))
+        text = f"resumed schedule {answer['schedule_id']}; next run {upcoming}"
+    else:
+        text = f"paused schedule {answer['schedule_id']}; no slot runs until `runledger schedules resume`"
+    _say(args, answer, text)
+
+
+def _schedules_pause(client: ApiClient, args: argparse.Namespace) -> None:
+    _set_enabled(client, args, enabled=False)
+
+
+def _schedules_resume(client: ApiClient, args: argparse.Namespace) -> None:
+    _set_enabled(client, args, enabled=True)
+
+
+def _schedules_trigger(client: ApiClient, args: argparse.Namespace) -> None:
+    answer = client.trigger_schedule(args.schedule_id)
+    _say(
+        args,
+        answer,
+        f"triggered schedule {answer['schedule_id']}; "
+        f"see its run with `runledger runs list --schedule {answer['schedule_id']}`",
+    )
+
+
+def _schedules_delete(client: ApiClient, args: argparse.Namespace) -> None:
+    client.delete_schedule(args.schedule_id)
+    _say(
+        args,
+        {"schedule_id": args.schedule_id, "deleted": True},
+        f"deleted schedule {args.schedule_id} (its Temporal schedule is gone, its run history is kept)",
+    )
+
+
+def _grants_list(client: ApiClient, args: argparse.Namespace) -> None:
+    from runledger.cli_tables import emit_json, grants_table
+
+    answer = client.list_grants()
+    if args.as_json:
+        emit_json(answer)
+        return
+    # Which schedule bills through which grant: revoking a schedule's grant stops its runs.
+    used_by: dict[str, list[str]] = {}
+    for schedule in client.list_schedules()["schedules"]:
+        used_by.setdefault(schedule["grant_id"], []).append(schedule["schedule_id"])
+    now = _now()
+    _show(args, answer, lambda: grants_table(answer["grants"], now, used_by))
+
+
+def _grants_create(client: ApiClient, args: argparse.Namespace) -> None:
+    from rich.console import Group
+    from rich.text import Text
+
+    from runledger.cli_tables import grant_view
+
+    body: JsonObject = {"scopes": args.scopes}
+    if args.max_credits is not None:
+        body["max_credits"] = args.max_credits
+    if args.expires_at is not None:
+        body["expires_at"] = args.expires_at
+    answer = client.create_grant(body)
+    now = _now()
+    _show(
+        args,
+        answer,
+        lambda: Group(Text(f"created grant {answer['grant_id']}", style="bold"), grant_view(answer, now)),
+    )
+
+
+def _grants_revoke(client: ApiClient, args: argparse.Namespace) -> None:
+    client.revoke_grant(args.grant_id)
+    _say(
+        args,
+        {"grant_id": args.grant_id, "revoked": True},
+        f"revoked grant {args.grant_id}; runs that rely on it are refused from now on",
+    )
+
+
+def _runs_list(client: ApiClient, args: argparse.Namespace) -> None:
+    from rich.console import Group
+
+    from runledger.cli_tables import note, runs_table
+
+    params: dict[str, str | int] = {"limit": args.limit}
+    for name, value in (
+        ("status", args.status),
+        ("graph_id", args.graph),
+        ("schedule_id", args.schedule),
+        ("run_kind", args.kind),
+        ("cursor", args.cursor),
+    ):
+        if value is not None:
+            params[name] = value
+    answer = client.list_runs(params)
+
+    def view() -> object:
+        table = runs_table(answer["runs"])
+        if answer.get("next_cursor"):
+            return Group(table, note(f"more runs: add --cursor {answer['next_cursor']}"))
+        return table
+
+    _show(args, answer, view)
+
+
+def _runs_show(client: ApiClient, args: argparse.Namespace) -> None:
+    from runledger.cli_tables import run_view
+
+    run = client.get_run(args.run_id)
+    receipts = client.run_charges(args.run_id)["receipts"]
+    _show(args, {"run": run, "charges": receipts}, lambda: run_view(run, receipts))
+
+
+def _add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from contracts.runs import RunKind, RunStatus
+    from runledger.api_client import DEFAULT_TIMEOUT_SECONDS, OVERLAP_POLICIES
+
+    common = argparse.ArgumentParser(add_help=False)
+    connection = common.add_argument_group("connection")
+    connection.add_argument(
+        "--api-url",
+        default=None,
+        help="the runledger API (default: $RUNLEDGER_API_URL, else http://127.0.0.1:$RUNLEDGER_API_PORT "
+        "with port 8000)",
+    )
+    connection.add_argument(
+        "--api-key",
+        default=None,
+        help="a user's API key (default: $RUNLEDGER_API_KEY, else the demo user's key that `runledger up` "
+        "saves in $RUNLEDGER_DATA_DIR/demo.json)",
+    )
+    connection.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help=f"seconds to wait for the API (default {DEFAULT_TIMEOUT_SECONDS:g})",
+    )
+    common.add_argument(
+        "--json", dest="as_json", action="store_true", help="print the API's JSON instead of a table"
+    )
+
+    def group(name: str, help_text: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+        parser = sub.add_parser(name, help=help_text, description=help_text)
+        return parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def leaf(
+        actions: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        help_text: str,
+        handler: RemoteHandler,
+    ) -> argparse.ArgumentParser:
+        parser = actions.add_parser(name, help=help_text, description=help_text, parents=[common])
+        parser.set_defaults(func=_remote(handler))
+        return parser
+
+    overlap_help = (
+        f"what to do when a slot is due while the last run still runs: {', '.join(OVERLAP_POLICIES)}"
+    )
+
+    schedules = group("schedules", "cron schedules of graph runs (Temporal Schedules), through the API")
+    leaf(schedules, "list", "list your schedules", _schedules_list)
+    show = leaf(schedules, "show", "a schedule with its next run times and recent runs", _schedules_show)
+    show.add_argument("schedule_id", metavar="SCHEDULE_ID")
+    create = leaf(schedules, "create", "create a schedule (and its grant, unless --grant)", _schedules_create)
+    create.add_argument("--graph", required=True, help="graph id, e.g. langgraph:poet")
+    create.add_argument("--cron", required=True, help='five-field cron, e.g. "0 9 * * *"')
+    create.add_argument("--timezone", required=True, help="IANA time zone of the cron, e.g. Europe/Paris")
+    create.add_argument(
+        "--input",
+        required=True,
+        type=_json_object,
+        help='graph input as a JSON object, e.g. \'{"topic": "x"}\'',
+    )
+    create.add_argument(
+        "--overlap", choices=OVERLAP_POLICIES, default=None, help=overlap_help + " (default skip)"
+    )
+    create.add_argument(
+        "--catchup-window-seconds",
+        type=_non_negative_int,
+        default=None,
+        help="how late a missed slot may still run (default 3600)",
+    )
+    create.add_argument(
+        "--grant", default=None, metavar="GRANT_ID", help="bill through this grant instead of a new one"
+    )
+    create.add_argument("--disabled", action="store_true", help="create it paused")
+    update = leaf(
+        schedules, "update", "change a schedule's input, cron, time zone or policies", _schedules_update
+    )
+    update.add_argument("schedule_id", metavar="SCHEDULE_ID")
+    update.add_argument("--input", type=_json_object, default=None, help="new graph input (JSON object)")
+    update.add_argument("--cron", default=None, help="new five-field cron")
+    update.add_argument("--timezone", default=None, help="new IANA time zone")
+    update.add_argument("--overlap", choices=OVERLAP_POLICIES, default=None, help=overlap_help)
+    update.add_argument("--catchup-window-seconds", type=_non_negative_int, default=None)
+    for name, help_text, handler in (
+        ("pause", "pause a schedule (PATCH enabled=false)", _schedules_pause),
+        ("resume", "resume a paused schedule (PATCH enabled=true)", _schedules_resume),
+        ("trigger", "run a schedule now, outside its cron", _schedules_trigger),
+        ("delete", "delete a schedule; its own grant is revoked, its runs are kept", _schedules_delete),
+    ):
+        leaf(schedules, name, help_text, handler).add_argument("schedule_id", metavar="SCHEDULE_ID")
+
+    grants = group("grants", "execution grants (who may run which graphs on your credits), through the API")
+    leaf(grants, "list", "list your grants", _grants_list)
+    grant_create = leaf(grants, "create", "create a grant", _grants_create)
+    grant_create.add_argument(
+        "--scope",
+        dest="scopes",
+        action="append",
+        required=True,
+        help="graph:execute:{graph_id} or graph:execute:* (repeat for several)",
+    )
+    grant_create.add_argument(
+        "--max-credits", type=_non_negative_int, default=None, help="spending cap in credits"
+    )
+    grant_create.add_argument(
+        "--expires-at", default=None, help="ISO-8601 time with a zone, e.g. 2030-01-01T00:00:00Z"
+    )
+    leaf(grants, "revoke", "revoke a grant (runs relying on it are refused)", _grants_revoke).add_argument(
+        "grant_id", metavar="GRANT_ID"
+    )
+
+    runs = group("runs", "graph runs and their charges, through the API")
+    runs_list = leaf(runs, "list", "list your runs, newest first", _runs_list)
+    runs_list.add_argument("--status", choices=[s.value for s in RunStatus], default=None)
+    runs_list.add_argument("--graph", default=None, metavar="GRAPH_ID")
+    runs_list.add_argument("--schedule", default=None, metavar="SCHEDULE_ID")
+    runs_list.add_argument("--kind", choices=[k.value for k in RunKind], default=None)
+    runs_list.add_argument("--limit", type=int, default=20, help="1-100 (default 20)")
+    runs_list.add_argument("--cursor", default=None, help="next page, as printed under the table")
+    leaf(runs, "show", "a run's detail with its charges", _runs_show).add_argument("run_id", metavar="RUN_ID")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runledger",
@@ -200,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
         if child:
             # Set by `runledger up` for its children (see _join_stack); not for humans.
             command.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    _add_api_commands(sub)
     return parser
 
 

@@ -1,0 +1,387 @@
+"""How the user-facing CLI commands show API answers: rich tables for people, raw JSON for scripts.
+
+Contract:
+- Renderers take the API's JSON shapes (SPEC §4) as plain dicts and return rich renderables; they
+  never call the API. Every value that comes from the API is rendered as plain text, never as markup.
+- Times are shown in UTC (and, for a schedule's next runs, also in the schedule's time zone); money
+  in integer credits (1 credit = 1e-7 USD) with the USD equivalent where it helps.
+- ``emit_json`` writes exactly the JSON it is given, indented, to stdout.
+- When stdout is not a terminal, tables are laid out 200 columns wide (or ``$COLUMNS``), so ids are
+  never cut in pipes and logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from rich.console import Console, Group, RenderableType
+from rich.json import JSON
+from rich.table import Table
+from rich.text import Text
+
+PIPE_WIDTH = 200
+NONE = "-"
+ID_WIDTH = 36
+CREDIT_USD = Decimal("1e-7")
+
+STATUS_STYLES = {
+    "pending": "yellow",
+    "running": "cyan",
+    "paused": "yellow",
+    "success": "green",
+    "error": "bold red",
+    "cancelled": "magenta",
+    "skipped": "dim",
+}
+
+Row = Mapping[str, Any]
+
+
+def make_console() -> Console:
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=PIPE_WIDTH)
+    return console
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+# -- values ---------------------------------------------------------------------------------------
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def when(value: str | None, timezone: str | None = None) -> str:
+    moment = parse_time(value)
+    if moment is None:
+        return value or NONE
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    text = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if timezone and timezone != "UTC":
+        try:
+            local = moment.astimezone(ZoneInfo(timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            return text
+        text += f"  ({local:%Y-%m-%d %H:%M} {timezone})"
+    return text
+
+
+def duration(start: str | None, end: str | None) -> str:
+    started, ended = parse_time(start), parse_time(end)
+    if started is None or ended is None:
+        return NONE
+    seconds = (ended - started).total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{rest:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def credits(amount: int | None) -> str:
+    return NONE if amount is None else f"{amount:,}"
+
+
+def credits_with_usd(amount: int) -> str:
+    usd = (Decimal(amount) * CREDIT_USD).normalize()
+    return f"{amount:,} credits (${usd:f})"
+
+
+def compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def status_text(status: str, pause_reason: str | None = None) -> Text:
+    label = f"{status} ({pause_reason})" if pause_reason else status
+    return Text(label, style=STATUS_STYLES.get(status, ""))
+
+
+def plain(value: Any) -> Text:
+    if value is None or value == "":
+        return Text(NONE, style="dim")
+    return Text(str(value))
+
+
+def grant_status(grant: Row, now: datetime) -> Text:
+    expires = parse_time(grant.get("expires_at"))
+    max_credits = grant.get("max_credits")
+    if grant.get("revoked_at"):
+        return Text("revoked", style="red")
+    if expires is not None and expires.tzinfo is not None and expires <= now:
+        return Text("expired", style="red")
+    if max_credits is not None and int(grant.get("spent_credits", 0)) >= int(max_credits):
+        return Text("exhausted", style="yellow")
+    return Text("active", style="green")
+
+
+def schedule_state(schedule: Row) -> Text:
+    # The detail carries Temporal's own state; a list row only the stored ``enabled``.
+    paused = bool(schedule["paused"]) if "paused" in schedule else not schedule.get("enabled", True)
+    return Text("paused", style="yellow") if paused else Text("active", style="green")
+
+
+# -- building blocks ------------------------------------------------------------------------------
+
+
+def _table(title: str | None = None) -> Table:
+    return Table(title=title, title_justify="left", header_style="bold", expand=False)
+
+
+def _id_column(table: Table, header: str) -> None:
+    table.add_column(header, no_wrap=True, min_width=ID_WIDTH)
+
+
+def details(rows: Iterable[tuple[str, RenderableType | None]]) -> Table:
+    """A two-column label/value grid."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in rows:
+        grid.add_row(label, value if value is not None else Text(NONE, style="dim"))
+    return grid
+
+
+def note(text: str) -> Text:
+    return Text(text, style="dim")
+
+
+# -- schedules ------------------------------------------------------------------------------------
+
+
+def schedules_table(schedules: Sequence[Row]) -> RenderableType:
+    if not schedules:
+        return note("no schedules (create one with `runledger schedules create`)")
+    table = _table()
+    _id_column(table, "SCHEDULE ID")
+    table.add_column("GRAPH", no_wrap=True)
+    table.add_column("CRON", no_wrap=True)
+    table.add_column("TIMEZONE", no_wrap=True)
+    table.add_column("STATE", no_wrap=True)
+    table.add_column("OVERLAP", no_wrap=True)
+    table.add_column("INPUT", overflow="ellipsis", max_width=40, no_wrap=True)
+    table.add_column("CREATED", no_wrap=True)
+    for s in schedules:
+        table.add_row(
+            plain(s["schedule_id"]),
+            plain(s["graph_id"]),
+            plain(s["cron"]),
+            plain(s["timezone"]),
+            schedule_state(s),
+            plain(s["overlap"]),
+            plain(compact_json(s["input"])),
+            plain(when(s["created_at"])),
+        )
+    return table
+
+
+def schedule_view(schedule: Row) -> RenderableType:
+    tz = schedule.get("timezone")
+    rows: list[tuple[str, RenderableType | None]] = [
+        ("schedule", plain(schedule["schedule_id"])),
+        ("graph", plain(schedule["graph_id"])),
+        ("cron", plain(f"{schedule['cron']}  ({tz})")),
+        ("state", schedule_state(schedule)),
+        ("overlap", plain(schedule["overlap"])),
+        ("catch-up window", plain(f"{schedule['catchup_window_seconds']}s")),
+        ("input", plain(compact_json(schedule["input"]))),
+        ("grant", plain(schedule["grant_id"])),
+        ("temporal schedule", plain(schedule["temporal_schedule_id"])),
+        ("created", plain(when(schedule["created_at"]))),
+        ("updated", plain(when(schedule["updated_at"]))),
+    ]
+    next_times = schedule.get("next_run_times")
+    if next_times is None:
+        rows.append(("next run", plain(when(schedule.get("next_run_at"), tz))))
+    else:
+        rows.append(("next runs", plain("\n".join(when(t, tz) for t in next_times) if next_times else None)))
+    if schedule.get("temporal_ui"):
+        rows.append(("temporal ui", plain(schedule["temporal_ui"])))
+    parts: list[RenderableType] = [details(rows)]
+    recent = schedule.get("recent_runs")
+    if recent is not None:
+        parts.append(Text(""))
+        parts.append(runs_table(recent, title="recent runs") if recent else note("no runs yet"))
+    return Group(*parts)
+
+
+# -- grants ---------------------------------------------------------------------------------------
+
+
+def grants_table(
+    grants: Sequence[Row], now: datetime, used_by: Mapping[str, Sequence[str]] | None = None
+) -> RenderableType:
+    if not grants:
+        return note("no grants")
+    table = _table()
+    _id_column(table, "GRANT ID")
+    table.add_column("SCOPES")
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("SPENT / MAX CREDITS", justify="right", no_wrap=True)
+    table.add_column("EXPIRES", no_wrap=True)
+    table.add_column("CREATED", no_wrap=True)
+    if used_by is not None:
+        table.add_column("USED BY SCHEDULE", no_wrap=True, min_width=ID_WIDTH)
+    for g in grants:
+        cells: list[RenderableType] = [
+            plain(g["grant_id"]),
+            plain("\n".join(g["scopes"])),
+            grant_status(g, now),
+            plain(
+                f"{credits(g['spent_credits'])} / {credits(g['max_credits']) if g['max_credits'] is not None else 'unlimited'}"
+            ),
+            plain(when(g["expires_at"]) if g["expires_at"] else "never"),
+            plain(when(g["created_at"])),
+        ]
+        if used_by is not None:
+            cells.append(plain("\n".join(used_by.get(g["grant_id"], ()))))
+        table.add_row(*cells)
+    return table
+
+
+def grant_view(grant: Row, now: datetime) -> RenderableType:
+    max_credits = grant["max_credits"]
+    return details(
+        [
+            ("grant", plain(grant["grant_id"])),
+            ("scopes", plain(", ".join(grant["scopes"]))),
+            ("status", grant_status(grant, now)),
+            ("max credits", plain(credits(max_credits) if max_credits is not None else "unlimited")),
+            ("spent credits", plain(credits(grant["spent_credits"]))),
+            ("expires", plain(when(grant["expires_at"]) if grant["expires_at"] else "never")),
+            ("created", plain(when(grant["created_at"]))),
+        ]
+    )
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+
+def runs_table(runs: Sequence[Row], title: str | None = None) -> RenderableType:
+    if not runs:
+        return note("no runs")
+    table = _table(title)
+    _id_column(table, "RUN ID")
+    table.add_column("GRAPH", no_wrap=True)
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("KIND", no_wrap=True)
+    table.add_column("CREATED", no_wrap=True)
+    table.add_column("DURATION", justify="right", no_wrap=True)
+    table.add_column("CALLS", justify="right", no_wrap=True)
+    table.add_column("CREDITS", justify="right", no_wrap=True)
+    for r in runs:
+        table.add_row(
+            plain(r["run_id"]),
+            plain(r["graph_id"]),
+            status_text(r["status"], r.get("pause_reason")),
+            plain(r["run_kind"]),
+            plain(when(r["created_at"])),
+            plain(duration(r.get("started_at"), r.get("completed_at"))),
+            plain(r.get("model_calls", 0)),
+            plain(credits(r["cost_credits"])),
+        )
+    return table
+
+
+def charges_table(receipts: Sequence[Row]) -> RenderableType:
+    if not receipts:
+        return note("no charges")
+    table = _table("charges")
+    table.add_column("ATTEMPT", justify="right", no_wrap=True)
+    table.add_column("MODEL", no_wrap=True)
+    table.add_column("TOKENS IN", justify="right", no_wrap=True)
+    table.add_column("TOKENS OUT", justify="right", no_wrap=True)
+    table.add_column("COST USD", justify="right", no_wrap=True)
+    table.add_column("MARKUP", justify="right", no_wrap=True)
+    table.add_column("CREDITS", justify="right", no_wrap=True)
+    table.add_column("AT", no_wrap=True)
+    table.add_column("USAGE UNIT", no_wrap=True)
+    for i, r in enumerate(receipts):
+        table.add_row(
+            plain(r["attempt"]),
+            plain(r["model"]),
+            plain(f"{r['tokens_in']:,}"),
+            plain(f"{r['tokens_out']:,}"),
+            plain(r["cost_usd"]),
+            plain(r["markup"]),
+            plain(credits(r["charged_credits"])),
+            plain(when(r["created_at"])),
+            plain(r["usage_unit_id"]),
+            end_section=i == len(receipts) - 1,
+        )
+    total_usd = sum((Decimal(r["cost_usd"]) for r in receipts), Decimal(0))
+    table.add_row(
+        Text("total", style="bold"),
+        plain(f"{len(receipts)} call(s)"),
+        plain(f"{sum(int(r['tokens_in']) for r in receipts):,}"),
+        plain(f"{sum(int(r['tokens_out']) for r in receipts):,}"),
+        plain(f"{total_usd:f}"),
+        plain(""),
+        Text(credits(sum(int(r["charged_credits"]) for r in receipts)), style="bold"),
+        plain(""),
+        plain(""),
+    )
+    return table
+
+
+def run_view(run: Row, receipts: Sequence[Row]) -> RenderableType:
+    links = run.get("links") or {}
+    rows: list[tuple[str, RenderableType | None]] = [
+        ("run", plain(run["run_id"])),
+        ("graph", plain(run["graph_id"])),
+        ("status", status_text(run["status"], run.get("pause_reason"))),
+        ("kind", plain(run["run_kind"])),
+        (
+            "trigger",
+            plain(
+                f"{run['trigger_source']}" + (f" ({run['trigger_ref']})" if run.get("trigger_ref") else "")
+            ),
+        ),
+        ("requested by", plain(run["requested_by"])),
+    ]
+    if run.get("schedule_id"):
+        rows.append(("schedule", plain(run["schedule_id"])))
+        rows.append(("scheduled for", plain(when(run.get("scheduled_for")))))
+    if run.get("replay_of"):
+        rows.append(("replay of", plain(run["replay_of"])))
+    rows += [
+        ("created", plain(when(run["created_at"]))),
+        ("started", plain(when(run.get("started_at")))),
+        ("completed", plain(when(run.get("completed_at")))),
+        ("duration", plain(duration(run.get("started_at"), run.get("completed_at")))),
+        ("model calls", plain(run.get("model_calls", 0))),
+        ("cost", plain(credits_with_usd(int(run["cost_credits"])))),
+    ]
+    if run.get("error_code") or run.get("error_message"):
+        rows.append(
+            ("error", Text(f"{run.get('error_code') or ''}: {run.get('error_message') or ''}", style="red"))
+        )
+    rows += [
+        ("input", plain(compact_json(run["input"]))),
+        ("output", JSON.from_data(run["output"]) if run.get("output") is not None else None),
+        ("workflow", plain(run["workflow_id"])),
+        ("trace", plain(run.get("trace_id"))),
+        ("temporal ui", plain(links.get("temporal_ui"))),
+    ]
+    if links.get("langfuse"):
+        rows.append(("langfuse", plain(links["langfuse"])))
+    return Group(details(rows), Text(""), charges_table(receipts))
