@@ -217,3 +217,14 @@ class ScheduleListResponse(BaseModel):
 class TriggerResponse(BaseModel):
     schedule_id: str
     triggered: bool
+
+
+class ReconciliationReportOut(BaseModel):
+    report_id: int
+    started_at: datetime
+    finished_at: datetime
+    threshold_seconds: int
+    flagged_calls: int
+    accounts_checked: int
+    accounts_with_drift: int
+    details: dict[str, Any]

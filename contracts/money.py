@@ -24,6 +24,8 @@ def usd(value: float | int | str | Decimal) -> Decimal:
 
 def charged_credits(cost_usd: Decimal, markup: Decimal) -> int:
     """Credits charged for a provider cost: ``ceil(cost_usd x markup x 10^7)``, one ceil."""
+    if not isinstance(cost_usd, Decimal) or not isinstance(markup, Decimal):
+        raise TypeError("money is Decimal: convert provider floats with usd() first")
     if cost_usd < 0:
         raise ValueError("cost_usd must not be negative")
     if markup < 1:

@@ -30,7 +30,9 @@ async def _lock_balance(session: AsyncSession, billing_account_id: str) -> int:
         await session.execute(
             select(BillingAccount.balance_credits)
             .where(BillingAccount.id == billing_account_id)
-            .with_for_update()
+            # FOR NO KEY UPDATE: it serializes holds and balance changes on the account, but not the
+            # key-share locks that inserting rows which reference the account takes (no deadlock).
+            .with_for_update(key_share=True)
         )
     ).scalar_one_or_none()
     if balance is None:

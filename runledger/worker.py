@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
 from temporalio.worker import Worker
 
+from activities.reconcile import ReconcileActivities
 from activities.runs import RunActivities
 from activities.schedules import ScheduleActivities
 from config import Settings
+from contracts.reconcile import RECONCILE_SCHEDULE_ID, RECONCILE_WORKFLOW, ReconcileInput
 from db.session import Database
 from llm import LiteLLMGateway
 from workflows import WORKFLOWS
@@ -43,17 +55,49 @@ def build_worker(
 ) -> Worker:
     acts = activities_cls(database=deps.database, gateway=deps.gateway, settings=settings)
     slots = ScheduleActivities(database=deps.database, settings=settings)
+    reconcile = ReconcileActivities(database=deps.database)
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
-        activities=[acts.authorize, acts.execute, acts.pause, acts.resume, acts.finalize, slots.record_slot],
+        activities=[
+            acts.authorize,
+            acts.execute,
+            acts.pause,
+            acts.resume,
+            acts.finalize,
+            slots.record_slot,
+            reconcile.reconcile,
+        ],
     )
+
+
+RECONCILE_EVERY = timedelta(minutes=10)
+
+
+async def ensure_reconcile_schedule(client: Client, settings: Settings) -> bool:
+    """Create the stack's reconciliation schedule unless it exists; True when created."""
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            RECONCILE_WORKFLOW,
+            ReconcileInput(threshold_seconds=settings.reconcile_after_seconds),
+            id="runledger-reconcile",
+            task_queue=settings.temporal_task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=RECONCILE_EVERY)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await client.create_schedule(RECONCILE_SCHEDULE_ID, schedule)
+    except ScheduleAlreadyRunningError:
+        return False
+    return True
 
 
 async def run_worker(settings: Settings, client: Client, stop: asyncio.Event) -> None:
     deps = build_deps(settings)
     worker = build_worker(client, settings, deps)
+    await ensure_reconcile_schedule(client, settings)
     try:
         async with worker:
             await stop.wait()

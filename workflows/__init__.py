@@ -5,8 +5,9 @@ activity classes only inside ``workflow.unsafe.imports_passed_through()`` for me
 """
 
 from workflows.graph_run import GraphRunWorkflow
+from workflows.reconcile import ReconcileBillingWorkflow
 from workflows.scheduled_run import ScheduledRunWorkflow
 
-WORKFLOWS = [GraphRunWorkflow, ScheduledRunWorkflow]
+WORKFLOWS = [GraphRunWorkflow, ScheduledRunWorkflow, ReconcileBillingWorkflow]
 
-__all__ = ["WORKFLOWS", "GraphRunWorkflow", "ScheduledRunWorkflow"]
+__all__ = ["WORKFLOWS", "GraphRunWorkflow", "ReconcileBillingWorkflow", "ScheduledRunWorkflow"]

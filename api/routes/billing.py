@@ -8,12 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import StateDep, UserDep
-from api.errors import Unprocessable
+from api.deps import AdminDep, StateDep, UserDep
+from api.errors import NotFound, Unprocessable
 from api.presenters import ledger_out, receipt_out
-from api.schemas import LedgerListResponse, ReceiptListResponse
+from api.schemas import LedgerListResponse, ReceiptListResponse, ReconciliationReportOut
 from contracts.errors import ErrorCode
-from db import ledger
+from db import ledger, reconciliation
 from db.pagination import InvalidCursorError, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
@@ -80,3 +80,22 @@ async def get_receipts(
     page, more = rows[:limit], len(rows) > limit
     next_cursor = encode_cursor([page[-1].created_at.isoformat(), page[-1].id]) if more else None
     return ReceiptListResponse(receipts=[receipt_out(r) for r in page], next_cursor=next_cursor)
+
+
+@router.get("/reconciliation", response_model=ReconciliationReportOut)
+async def last_reconciliation(state: StateDep, _: AdminDep) -> ReconciliationReportOut:
+    """The last reconciliation report (admin): flagged model calls and per-account drift."""
+    async with state.database.transaction() as session:
+        report = await reconciliation.last_report(session)
+    if report is None:
+        raise NotFound("no reconciliation has run yet", code="no_reconciliation_report")
+    return ReconciliationReportOut(
+        report_id=report.id,
+        started_at=report.started_at,
+        finished_at=report.finished_at,
+        threshold_seconds=report.threshold_seconds,
+        flagged_calls=report.flagged_calls,
+        accounts_checked=report.accounts_checked,
+        accounts_with_drift=report.accounts_with_drift,
+        details=report.details,
+    )

@@ -35,6 +35,19 @@ def test_monotonic_in_cost(a: Decimal, b: Decimal, markup: Decimal) -> None:
     assert charged_credits(low, markup) <= charged_credits(high, markup)
 
 
+@given(cost=st.floats(min_value=0, max_value=1, allow_nan=False))
+def test_no_float_on_the_money_path(cost: float) -> None:
+    with pytest.raises(TypeError, match="Decimal"):
+        charged_credits(cost, Decimal(2))  # type: ignore[arg-type]
+    assert isinstance(charged_credits(usd(cost), Decimal(2)), int)
+
+
+@given(cost=costs, low=markups, high=markups)
+def test_monotonic_in_markup(cost: Decimal, low: Decimal, high: Decimal) -> None:
+    low, high = sorted((low, high))
+    assert charged_credits(cost, low) <= charged_credits(cost, high)
+
+
 def test_rejects_bad_inputs() -> None:
     with pytest.raises(ValueError, match="markup"):
         charged_credits(Decimal(1), Decimal("0.5"))

@@ -28,6 +28,8 @@ class ProviderLog:
     #: When set, each call waits until the gate opens (a test can act while a call is in flight).
     gate: threading.Event | None = None
     waiting: int = 0
+    #: Calls whose client went away before the answer was ready (a killed worker): never delivered.
+    aborted: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count(self) -> int:
@@ -56,6 +58,10 @@ def build_app(log: ProviderLog) -> FastAPI:
             await asyncio.to_thread(gate.wait)
             with log.lock:
                 log.waiting -= 1
+            if await request.is_disconnected():
+                with log.lock:
+                    log.aborted.append(str(body["messages"][-1].get("content", ""))[:60])
+                return JSONResponse({"error": {"message": "client went away"}}, 499)
         with log.lock:
             if log.fail_next > 0:
                 log.fail_next -= 1

@@ -1,0 +1,41 @@
+"""The reconciliation pass: flag stale pending model calls, measure balance drift, store a report.
+Run by the ``runledger:reconcile`` Temporal schedule and by ``runledger reconcile``."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from contracts.reconcile import ReconcileInput, ReconcileResult
+from db import reconciliation
+from db.grants import database_now
+from db.session import Database
+
+
+async def reconcile_once(database: Database, threshold_seconds: int) -> ReconcileResult:
+    async with database.transaction() as session:
+        started_at = await database_now(session)
+        flagged = await reconciliation.flag_stale_pending(session, older_than_seconds=threshold_seconds)
+        drift = await reconciliation.balance_drift(session)
+        report = await reconciliation.save_report(
+            session,
+            started_at=started_at,
+            threshold_seconds=threshold_seconds,
+            flagged=flagged,
+            drift=drift,
+            accounts_checked=await reconciliation.count_accounts(session),
+        )
+    return ReconcileResult(
+        report_id=report.id,
+        flagged_calls=report.flagged_calls,
+        accounts_checked=report.accounts_checked,
+        accounts_with_drift=report.accounts_with_drift,
+    )
+
+
+class ReconcileActivities:
+    def __init__(self, *, database: Database) -> None:
+        self._db = database
+
+    @activity.defn(name="reconcile_billing")
+    async def reconcile(self, inp: ReconcileInput) -> ReconcileResult:
+        return await reconcile_once(self._db, inp.threshold_seconds)

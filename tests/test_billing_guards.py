@@ -1,0 +1,285 @@
+"""Billing under pressure: duplicate deliveries, concurrent starts, exhausted credits, a killed
+worker. Names carry IDEMPOTENT_CHARGES, ONE_LEDGER_WRITER and NO_SILENT_UNBILLED_CALLS."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from activities.reconcile import reconcile_once
+from config import Settings
+from contracts import ids
+from db import ledger
+from db.session import Database
+from llm import LiteLLMGateway
+from runledger.worker import WorkerDeps, build_worker
+from tests.conftest import api_client
+from tests.db.queries import rows, scalar
+from tests.db.test_ledger import _run_row
+from tests.fakes.openai_server import FakeProvider
+from tests.helpers import ADMIN, Tenant, create_user, eventually, start_run, top_up, wait_for_run
+
+
+def _queue(settings: Settings, **changes: Any) -> Settings:
+    return settings.model_copy(update={"temporal_task_queue": f"test-{uuid.uuid4()}", **changes})
+
+
+async def _balance_matches_ledger(database: Database, account: str) -> None:
+    async with database.transaction() as session:
+        assert await ledger.get_balance(session, billing_account_id=account) == await ledger.ledger_sum(
+            session, billing_account_id=account
+        )
+
+
+async def test_IDEMPOTENT_CHARGES_50_concurrent_writers_with_10x_duplicates(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    user = await create_user(api, credits=10_000_000)
+    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    charges = [
+        ledger.Charge(
+            billing_account_id=user.billing_account_id,
+            run_id=run_id,
+            attempt=1,
+            usage_unit_id=f"call-{i}",
+            source_system="litellm",
+            source_reference=ids.charge_source_reference(run_id=run_id, attempt=1, usage_unit_id=f"call-{i}"),
+            graph_id="langgraph:poet",
+            model="gpt-4o-mini",
+            provider="openai",
+            tokens_in=10,
+            tokens_out=20,
+            cost_usd=Decimal("0.0000135"),
+            markup=Decimal(2),
+            charged_credits=100 + i,
+        )
+        for i in range(50)
+    ]
+
+    async def deliver(charge: ledger.Charge) -> bool:
+        async with database.transaction() as session:
+            return (await ledger.record_charge(session, charge=charge)).created
+
+    deliveries = [charge for charge in charges for _ in range(10)]
+    created = await asyncio.gather(*(deliver(c) for c in deliveries))
+    assert sum(created) == 50
+    expected = sum(c.charged_credits for c in charges)
+    assert await scalar(database, "SELECT count(*) FROM charge_receipts WHERE run_id = :r", r=run_id) == 50
+    assert await scalar(database, "SELECT count(*) FROM credit_ledger WHERE run_id = :r", r=run_id) == 50
+    me = (await api.get("/api/v1/me", headers=user.headers)).json()
+    assert me["balance_credits"] == 10_000_000 - expected
+    await _balance_matches_ledger(database, user.billing_account_id)
+
+
+@pytest.mark.usefixtures("worker")
+async def test_concurrent_starts_cannot_overspend(
+    api: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    per_run = settings.preflight_credits_per_call  # langgraph:poet declares one model call
+    user = await create_user(api, credits=3 * per_run)
+    responses = await asyncio.gather(*(start_run(api, user, key=f"race-{i}") for i in range(12)))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [202] * 3 + [402] * 9
+    assert all(r.json()["error"]["code"] == "insufficient_credits" for r in responses if r.status_code == 402)
+    started = [r.json()["run_id"] for r in responses if r.status_code == 202]
+    held = (await api.get("/api/v1/me", headers=user.headers)).json()
+    assert held["available_credits"] <= held["balance_credits"] - 3 * per_run + per_run  # holds are visible
+    finished = [await wait_for_run(api, user, run_id) for run_id in started]
+    assert all(run["status"] == "success" for run in finished)
+    for run in finished:
+        detail = (await api.get(f"/api/v1/runs/{run['run_id']}", headers=user.headers)).json()
+        assert detail["reservation"]["status"] == "released"
+        assert detail["reservation"]["settled_credits"] == detail["cost_credits"]
+    me = (await api.get("/api/v1/me", headers=user.headers)).json()
+    one_call = max(run["cost_credits"] for run in finished)
+    assert me["balance_credits"] >= -one_call
+    assert me["reserved_credits"] == 0
+    await _balance_matches_ledger(database, user.billing_account_id)
+
+
+async def test_exhausted_credits_pause_then_top_up_resumes(
+    settings: Settings, database: Database, client: Client, gateway: LiteLLMGateway
+) -> None:
+    # A 1-credit per-call estimate lets the run start on a small balance and run dry mid-graph.
+    tight = _queue(settings, preflight_credits_per_call=1, credit_wait_seconds=120)
+    async with (
+        build_worker(client, tight, WorkerDeps(database=database, gateway=gateway)),
+        api_client(tight, database, client) as api,
+    ):
+        user = await create_user(api, credits=40)
+        started = await start_run(api, user, graph_id="langgraph:brief")
+        assert started.status_code == 202
+        run_id = started.json()["run_id"]
+
+        async def detail() -> dict[str, Any]:
+            body: dict[str, Any] = (await api.get(f"/api/v1/runs/{run_id}", headers=user.headers)).json()
+            return body
+
+        paused = await eventually(detail, until=lambda run: run["status"] == "paused", within=30)
+        assert paused["pause_reason"] == "insufficient_credits"
+        calls_before = paused["model_calls"]
+        await top_up(api, user.billing_account_id, 1_000_000)
+        run = await wait_for_run(api, user, run_id, within=30)
+    assert run["status"] == "success", run
+    receipts = await rows(database, "SELECT usage_unit_id FROM charge_receipts WHERE run_id = :r", r=run_id)
+    assert len(receipts) == 3 == len({r["usage_unit_id"] for r in receipts})
+    assert calls_before < 3
+    await _balance_matches_ledger(database, user.billing_account_id)
+
+
+async def test_paused_run_times_out_with_insufficient_credits(
+    settings: Settings, database: Database, client: Client, gateway: LiteLLMGateway
+) -> None:
+    tight = _queue(settings, preflight_credits_per_call=1, credit_wait_seconds=2)
+    async with (
+        build_worker(client, tight, WorkerDeps(database=database, gateway=gateway)),
+        api_client(tight, database, client) as api,
+    ):
+        user = await create_user(api, credits=40)
+        started = await start_run(api, user, graph_id="langgraph:brief")
+        run = await wait_for_run(api, user, started.json()["run_id"], within=30)
+    assert run["status"] == "error"
+    assert run["error_code"] == "insufficient_credits"
+    assert run["cost_credits"] > 0  # what it did spend stays visible
+    assert run["reservation"] is None or run["reservation"]["status"] == "released"
+
+
+async def test_NO_SILENT_UNBILLED_CALLS_kill_9_worker_mid_run(
+    settings: Settings, database: Database, client: Client, fake_provider: FakeProvider, tmp_path: Any
+) -> None:
+    """The worker process is SIGKILLed while a model call is at the provider; a new worker process
+    finishes the run. Every delivered call has exactly one receipt, and the call that died with the
+    worker is flagged by reconciliation instead of staying silently pending."""
+    queue = _queue(settings)
+    env = {
+        **os.environ,
+        "DATABASE_URL": str(settings.database_url),
+        "TEMPORAL_ADDRESS": str(settings.temporal_address),
+        "TEMPORAL_TASK_QUEUE": queue.temporal_task_queue,
+        "RUNLEDGER_DEFAULT_MODEL": settings.default_model,
+        "RUNLEDGER_MODEL_API_BASE": str(settings.model_api_base),
+        "RUNLEDGER_MODEL_API_KEY": "sk-fake",
+    }
+
+    async def spawn_worker(name: str) -> asyncio.subprocess.Process:
+        # A local temp file: opening it does not block the loop in any way that matters here.
+        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115, ASYNC230
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "runledger.cli", "worker", env=env, stdout=log, stderr=log
+        )
+
+    log = fake_provider.log
+    delivered_before = set(log.ids())
+    aborted_before = len(log.aborted)
+    first_gate, second_gate = threading.Event(), threading.Event()
+    log.gate = first_gate
+    worker = await spawn_worker("worker-1")
+    try:
+        async with api_client(queue, database, client) as api:
+            user = await create_user(api, credits=5_000_000)
+            started = await start_run(api, user, graph_id="langgraph:brief")
+            run_id = started.json()["run_id"]
+
+            async def waiting() -> int:
+                return log.waiting
+
+            await eventually(waiting, until=lambda n: n == 1, within=90)  # call 1 is at the provider
+            log.gate = second_gate  # the calls after the first will be held
+            first_gate.set()
+
+            async def call_two_held() -> tuple[int, int]:
+                return len(set(log.ids()) - delivered_before), log.waiting
+
+            # Call 1 was delivered and call 2 is at the provider, held.
+            await eventually(call_two_held, until=lambda state: state == (1, 1), within=30)
+            worker.kill()
+            await worker.wait()
+            second_gate.set()  # the provider finishes call 2 for a client that is gone
+            await eventually(
+                lambda: asyncio.sleep(0, len(log.aborted)), until=lambda n: n == aborted_before + 1
+            )
+            log.gate = None
+            worker = await spawn_worker("worker-2")
+            # Temporal retries the graph once the dead worker's heartbeat times out.
+            run = await wait_for_run(api, user, run_id, within=120)
+    finally:
+        log.gate = None
+        first_gate.set()
+        second_gate.set()
+        if worker.returncode is None:
+            worker.terminate()
+            await worker.wait()
+    assert run["status"] == "success", run
+    delivered = set(log.ids()) - delivered_before
+    receipts = await rows(
+        database, "SELECT usage_unit_id, attempt FROM charge_receipts WHERE run_id = :r", r=run_id
+    )
+    assert {r["usage_unit_id"] for r in receipts} == delivered  # every delivered call billed once
+    assert len(receipts) == len(delivered) == 3
+    calls = await rows(
+        database, "SELECT call_key, attempt, status FROM model_calls WHERE run_id = :r", r=run_id
+    )
+    assert sorted(c["status"] for c in calls) == ["pending", "settled", "settled", "settled"]
+
+    report = await reconcile_once(database, threshold_seconds=0)
+    assert report.flagged_calls >= 1
+    calls = await rows(database, "SELECT call_key, status FROM model_calls WHERE run_id = :r", r=run_id)
+    assert sorted(c["status"] for c in calls) == ["flagged", "settled", "settled", "settled"]
+    assert [c["call_key"] for c in calls if c["status"] == "flagged"] == ["draft:0"]
+    assert (
+        await scalar(
+            database, "SELECT count(*) FROM model_calls WHERE status = 'pending' AND run_id = :r", r=run_id
+        )
+        == 0
+    )
+    await _balance_matches_ledger(database, user.billing_account_id)
+
+
+async def test_reconciliation_reports_drift_and_is_visible_to_admins(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    user = await create_user(api, credits=1_000)
+    async with database.transaction() as session:  # corrupt the cache behind the ledger writer's back
+        from sqlalchemy import text
+
+        await session.execute(
+            text("UPDATE billing_accounts SET balance_credits = balance_credits + 7 WHERE id = :a"),
+            {"a": user.billing_account_id},
+        )
+    try:
+        result = await reconcile_once(database, threshold_seconds=3600)
+        report = await api.get("/api/v1/billing/reconciliation", headers=ADMIN)
+        assert report.status_code == 200
+        body = report.json()
+        assert body["report_id"] == result.report_id
+        drift = {d["billing_account_id"]: d for d in body["details"]["drift"]}
+        assert drift[user.billing_account_id]["drift"] == 7
+        assert (await api.get("/api/v1/billing/reconciliation", headers=user.headers)).status_code == 403
+    finally:
+        async with database.transaction() as session:
+            from sqlalchemy import text
+
+            await session.execute(
+                text("UPDATE billing_accounts SET balance_credits = balance_credits - 7 WHERE id = :a"),
+                {"a": user.billing_account_id},
+            )
+    await _balance_matches_ledger(database, user.billing_account_id)
+
+
+async def test_ledger_sum_equals_cached_balance_for_every_account(database: Database) -> None:
+    """Runs last in this module: after everything above, no account drifts."""
+    report = await reconcile_once(database, threshold_seconds=3600)
+    assert report.accounts_checked > 0
+    assert report.accounts_with_drift == 0
+
+
+__all__ = ["Tenant"]
