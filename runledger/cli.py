@@ -117,6 +117,30 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """One reconciliation pass now, against DATABASE_URL (the worker's schedule runs the same code)."""
+    settings = _settings()
+    _require(settings, "DATABASE_URL")
+    from activities.reconcile import reconcile_once
+    from db.session import Database
+
+    threshold = settings.reconcile_after_seconds if args.after_seconds is None else args.after_seconds
+
+    async def run() -> int:
+        database = Database(settings.require_database_url())
+        try:
+            result = await reconcile_once(database, threshold)
+        finally:
+            await database.dispose()
+        print(
+            f"runledger reconcile: report {result.report_id}: {result.flagged_calls} stale pending model call(s) "
+            f"flagged, {result.accounts_with_drift} of {result.accounts_checked} account(s) with balance drift"
+        )
+        return 1 if result.accounts_with_drift else 0
+
+    return asyncio.run(run())
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     if args.parent_pid is not None:
         _join_stack(args.parent_pid, preload=("runledger.worker", "runledger.temporal"))
@@ -591,6 +615,18 @@ def build_parser() -> argparse.ArgumentParser:
         if child:
             # Set by `runledger up` for its children (see _join_stack); not for humans.
             command.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    reconcile = sub.add_parser(
+        "reconcile",
+        help="flag stale pending model calls and report balance drift (exit 1 on drift)",
+        description="flag stale pending model calls and report balance drift (exit 1 on drift)",
+    )
+    reconcile.add_argument(
+        "--after-seconds",
+        type=int,
+        default=None,
+        help="flag pending calls older than this (default RUNLEDGER_RECONCILE_AFTER_SECONDS)",
+    )
+    reconcile.set_defaults(func=cmd_reconcile)
     _add_api_commands(sub)
     return parser
 

@@ -26,7 +26,7 @@ from tests.conftest import api_client
 from tests.db.queries import rows, scalar
 from tests.db.test_ledger import _run_row
 from tests.fakes.openai_server import FakeProvider
-from tests.helpers import ADMIN, Tenant, create_user, eventually, start_run, top_up, wait_for_run
+from tests.helpers import ADMIN, create_user, eventually, start_run, top_up, wait_for_run
 
 
 def _queue(settings: Settings, **changes: Any) -> Settings:
@@ -282,4 +282,18 @@ async def test_ledger_sum_equals_cached_balance_for_every_account(database: Data
     assert report.accounts_with_drift == 0
 
 
-__all__ = ["Tenant"]
+async def test_runledger_reconcile_command(settings: Settings) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "runledger.cli",
+        "reconcile",
+        "--after-seconds",
+        "3600",
+        env={**os.environ, "DATABASE_URL": str(settings.database_url)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert "stale pending model call(s) flagged" in out.decode()
