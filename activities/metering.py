@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from activities.events import TextStream
 from contracts.grants import GrantErrorCode, check_grant
 from contracts.ids import charge_source_reference
 from contracts.money import charged_credits
-from db import grants, ledger, model_calls, reservations
+from db import events, grants, ledger, model_calls, reservations
 from db.session import Database
 from llm import ModelRequest, ModelResponse
 from llm.context import Invoke
@@ -102,8 +103,10 @@ class LedgerMeter:
                 self.max_call_credits, charged_credits(replayed.cost_usd, self._markup)
             )
             return replayed
+        stream = TextStream(self._db, run_id=self._run_id, call_key=call_key, node=call_key.rsplit(":", 1)[0])
         try:
-            response = await invoke(request)
+            response = await invoke(request, stream)
+            await stream.flush()
         except Exception as exc:
             async with self._db.transaction() as session:
                 await model_calls.mark_failed(session, call_id=call_id, error_message=str(exc))
@@ -138,6 +141,26 @@ class LedgerMeter:
                 usage_unit_id=response.usage_unit_id,
                 response=response.to_json(),
                 receipt_id=outcome.receipt_id,
+            )
+            # Live cost: the usage event commits with the charge it reports.
+            await events.append(
+                session,
+                run_id=self._run_id,
+                events=[
+                    (
+                        "usage",
+                        {
+                            "call_key": call_key,
+                            "model": response.model,
+                            "tokens_in": response.tokens_in,
+                            "tokens_out": response.tokens_out,
+                            "cost_usd": str(response.cost_usd),
+                            "credits": credits,
+                            "balance_after": outcome.balance_after,
+                            "usage_unit_id": response.usage_unit_id,
+                        },
+                    )
+                ],
             )
         self.calls += 1
         self.max_call_credits = max(self.max_call_credits, credits)

@@ -13,6 +13,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.events import status_event, terminal_events
 from activities.metering import CreditsExhaustedError, GrantDeniedError, LedgerMeter
 from config import Settings
 from contracts.catalog import estimate_run_credits, get_graph_spec
@@ -31,7 +32,7 @@ from contracts.runs import (
     ResumeInput,
     RunStatus,
 )
-from db import grants, ledger, reservations, runs
+from db import events, grants, ledger, reservations, runs
 from db.session import Database
 from graphs import GRAPHS, OUTPUT_KEYS
 from llm import LiteLLMGateway, UnpricedModelError, bind
@@ -95,7 +96,8 @@ class RunActivities:
                         error_code=ErrorCode.INSUFFICIENT_CREDITS,
                         error_message=f"{hold.available} credits are available; the run's estimate is {needed}",
                     )
-                await runs.transition(session, run_id=inp.run_id, to=RunStatus.RUNNING)
+                if await runs.transition(session, run_id=inp.run_id, to=RunStatus.RUNNING):
+                    await events.append(session, run_id=inp.run_id, events=[status_event(RunStatus.RUNNING)])
         return AuthorizeResult(allowed=True)
 
     @activity.defn(name="execute_graph")
@@ -167,18 +169,25 @@ class RunActivities:
             spendable = await reservations.spendable_for_run(
                 session, billing_account_id=run.billing_account_id, run_id=run.run_id, lock=True
             )
-            await runs.transition(
+            if await runs.transition(
                 session,
                 run_id=inp.run_id,
                 to=RunStatus.PAUSED,
                 values={"pause_reason": ErrorCode.INSUFFICIENT_CREDITS},
-            )
+            ):
+                await events.append(
+                    session,
+                    run_id=inp.run_id,
+                    events=[status_event(RunStatus.PAUSED, pause_reason=ErrorCode.INSUFFICIENT_CREDITS)],
+                )
         return PauseResult(resume_now=spendable >= inp.needed_credits)
 
     @activity.defn(name="resume_run")
     async def resume(self, inp: ResumeInput) -> FinalizeResult:
         async with self._db.transaction() as session:
             changed = await runs.transition(session, run_id=inp.run_id, to=RunStatus.RUNNING)
+            if changed:
+                await events.append(session, run_id=inp.run_id, events=[status_event(RunStatus.RUNNING)])
         return FinalizeResult(status=RunStatus.RUNNING, changed=changed)
 
     @activity.defn(name="finalize_run")
@@ -193,4 +202,17 @@ class RunActivities:
             changed = await runs.transition(session, run_id=inp.run_id, to=inp.status, values=values)
             await reservations.release(session, run_id=inp.run_id)
             run = await runs.get_run(session, run_id=inp.run_id)
+            if changed and run is not None:
+                # Exactly once: only the call that moved the run to its terminal status emits.
+                await events.append(
+                    session,
+                    run_id=inp.run_id,
+                    events=terminal_events(
+                        run.status,
+                        error_code=run.error_code,
+                        error_message=run.error_message,
+                        output=run.output,
+                        cost_credits=run.cost_credits,
+                    ),
+                )
         return FinalizeResult(status=run.status if run else inp.status, changed=changed)

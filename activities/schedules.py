@@ -6,12 +6,13 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.events import status_event, terminal_events
 from config import Settings
 from contracts import ids
 from contracts.grants import check_grant
 from contracts.runs import RunKind, RunStatus, TriggerSource
 from contracts.schedules import RecordSlotInput, RecordSlotResult
-from db import grants, runs, schedules
+from db import events, grants, runs, schedules
 from db.models import GraphRun
 from db.session import Database
 
@@ -65,6 +66,19 @@ class ScheduleActivities:
             if denied is not None:
                 run.completed_at = await grants.database_now(session)
             recorded, created = await runs.insert_slot_run(session, run=run)
+            if created:
+                initial = (
+                    [status_event(RunStatus.PENDING)]
+                    if denied is None
+                    else terminal_events(
+                        RunStatus.SKIPPED,
+                        error_code=denied.code,
+                        error_message=denied.message,
+                        output=None,
+                        cost_credits=0,
+                    )
+                )
+                await events.append(session, run_id=recorded.run_id, events=initial)
         return RecordSlotResult(
             run_id=recorded.run_id,
             billing_account_id=recorded.billing_account_id,

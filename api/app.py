@@ -11,8 +11,9 @@ from temporalio.client import Client
 
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routes import admin, billing, grants, health, me, runs, schedules
+from api.routes import admin, billing, events, grants, health, me, runs, schedules
 from config import Settings
+from db.notify import RunEventListener
 from db.session import Database
 
 
@@ -26,10 +27,13 @@ def create_app(
         client = temporal or await Client.connect(
             settings.require_temporal_address(), namespace=settings.temporal_namespace
         )
-        app.state.runledger = AppState(settings=settings, database=db, temporal=client)
+        listener = RunEventListener(db.url)
+        listener.start()
+        app.state.runledger = AppState(settings=settings, database=db, temporal=client, events=listener)
         try:
             yield
         finally:
+            await listener.stop()
             if own_db:
                 await db.dispose()
 
@@ -45,6 +49,7 @@ def create_app(
         admin.router,
         me.router,
         runs.router,
+        events.router,
         billing.router,
         grants.router,
         schedules.router,

@@ -15,6 +15,7 @@ from api.keys import hash_api_key
 from config import Settings
 from db import accounts
 from db.accounts import Principal
+from db.notify import RunEventListener
 from db.session import Database
 
 
@@ -23,6 +24,7 @@ class AppState:
     settings: Settings
     database: Database
     temporal: Client
+    events: RunEventListener
 
 
 def get_state(request: Request) -> AppState:

@@ -27,7 +27,7 @@ from contracts import temporal as sa
 from contracts.catalog import GraphSpec, estimate_run_credits, get_graph_spec
 from contracts.errors import ErrorCode
 from contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput, RunKind, TriggerSource
-from db import reservations, runs
+from db import events, reservations, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.session import Database
@@ -128,6 +128,7 @@ async def start_api_run(
                 trace_id=ids.langfuse_trace_id(run_id),
             ),
         )
+        await events.append(session, run_id=run.run_id, events=[("status", {"status": "pending"})])
         await _start_workflow(temporal, settings, run)
     return run, True
 

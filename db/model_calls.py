@@ -75,4 +75,4 @@ async def count_by_status(session: AsyncSession, *, run_id: str) -> dict[str, in
     rows = await session.execute(
         select(ModelCall.status, func.count()).where(ModelCall.run_id == run_id).group_by(ModelCall.status)
     )
-    return {status: int(n) for status, n in rows.tuples()}
+    return {status: int(n) for status, n in rows}

@@ -123,6 +123,9 @@ class GraphRun(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     cost_credits: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
     model_calls: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    #: Last sequence number handed to this run's events; bumped under the row lock, so sequences
+    #: stay gap-free and ordered whichever worker writes.
+    event_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
     trace_id: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = _created_at()
     started_at: Mapped[datetime | None] = mapped_column(TZ)
@@ -359,3 +362,17 @@ class ReconciliationReport(Base):
     accounts_checked: Mapped[int] = mapped_column(Integer, nullable=False)
     accounts_with_drift: Mapped[int] = mapped_column(Integer, nullable=False)
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+
+
+class RunEvent(Base):
+    """One event of a run's live stream, in per-run sequence order (the SSE ``id``). Written by the
+    worker as the run progresses; read by ``GET /runs/{id}/events`` from any replica. Old runs'
+    events are pruned by the reconciliation pass after the retention period."""
+
+    __tablename__ = "run_events"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event: Mapped[str] = mapped_column(Text, nullable=False)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    created_at: Mapped[datetime] = _created_at()

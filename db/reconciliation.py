@@ -37,7 +37,7 @@ async def flag_stale_pending(session: AsyncSession, *, older_than_seconds: int) 
             GraphRun.run_id.in_({row["run_id"] for row in flagged})
         )
     )
-    accounts = {run_id: account for run_id, account in owners.tuples()}
+    accounts = {run_id: account for run_id, account in owners}
     for row in flagged:
         row["billing_account_id"] = accounts.get(row["run_id"])
     return flagged
@@ -62,7 +62,7 @@ async def balance_drift(session: AsyncSession) -> list[dict[str, Any]]:
             "ledger_sum": int(total),
             "drift": balance - int(total),
         }
-        for account, balance, total in rows.tuples()
+        for account, balance, total in rows
     ]
 
 

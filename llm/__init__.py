@@ -6,11 +6,13 @@ graphs stay plain LangGraph code that knows nothing of billing, and billing neve
 remembering to report usage.
 """
 
-from llm.context import Meter, bind, complete, current_call_scope
+from llm.context import DeltaSink, Invoke, Meter, bind, complete, current_call_scope
 from llm.gateway import LiteLLMGateway, ModelGatewayError, UnpricedModelError
 from llm.types import ModelRequest, ModelResponse
 
 __all__ = [
+    "DeltaSink",
+    "Invoke",
     "LiteLLMGateway",
     "Meter",
     "ModelGatewayError",

@@ -13,7 +13,9 @@ from typing import Protocol
 
 from llm.types import ModelRequest, ModelResponse
 
-Invoke = Callable[[ModelRequest], Awaitable[ModelResponse]]
+#: Receives the text of a streaming answer as it arrives.
+DeltaSink = Callable[[str], Awaitable[None]]
+Invoke = Callable[[ModelRequest, DeltaSink | None], Awaitable[ModelResponse]]
 
 
 class Meter(Protocol):
@@ -25,7 +27,7 @@ class Meter(Protocol):
 
 class _Unmetered:
     async def call(self, call_key: str, request: ModelRequest, invoke: Invoke) -> ModelResponse:
-        return await invoke(request)
+        return await invoke(request, None)
 
 
 class _Binding:

@@ -16,6 +16,7 @@ os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 import litellm
 
 from contracts.money import usd
+from llm.context import DeltaSink
 from llm.offline import OFFLINE_MODEL, OFFLINE_MODEL_PRICE, offline_text
 from llm.types import ModelRequest, ModelResponse
 
@@ -60,13 +61,17 @@ class LiteLLMGateway:
             raise UnpricedModelError(f"model {model!r} has a zero price in LiteLLM's registry")
         self._priced.add(model)
 
-    async def invoke(self, request: ModelRequest) -> ModelResponse:
+    async def invoke(self, request: ModelRequest, on_delta: DeltaSink | None = None) -> ModelResponse:
+        """One call. Always streamed, so text reaches ``on_delta`` as the provider produces it; usage
+        and cost come from LiteLLM's rebuilt response, exactly as for a non-streamed call."""
         self.ensure_priced(request.model)
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": request.as_messages(),
             "num_retries": 0,
             "timeout": self._timeout,
+            "stream": True,
+            "stream_options": {"include_usage": True},
         }
         if request.max_tokens is not None:
             kwargs["max_tokens"] = request.max_tokens
@@ -78,9 +83,18 @@ class LiteLLMGateway:
             if self._api_key:
                 kwargs["api_key"] = self._api_key
         try:
-            response = await litellm.acompletion(**kwargs)
+            stream = await litellm.acompletion(**kwargs)
+            chunks = []
+            async for chunk in stream:
+                chunks.append(chunk)
+                delta = chunk.choices[0].delta.content if chunk.choices else None
+                if delta and on_delta is not None:
+                    await on_delta(delta)
+            response = litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
         except Exception as exc:
             raise ModelGatewayError(f"{type(exc).__name__}: {exc}") from exc
+        if response is None:
+            raise ModelGatewayError("the provider's stream carried no answer")
         return _to_response(request, response)
 
 
@@ -88,7 +102,7 @@ def _to_response(request: ModelRequest, response: Any) -> ModelResponse:
     hidden = getattr(response, "_hidden_params", {}) or {}
     cost = hidden.get("response_cost")
     if cost is None:
-        cost = litellm.completion_cost(completion_response=response)
+        cost = litellm.completion_cost(completion_response=response, model=request.model)
     usage = response.usage
     text = response.choices[0].message.content or ""
     return ModelResponse(

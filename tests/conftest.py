@@ -8,17 +8,20 @@ database is created on it for the session).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from contextlib import asynccontextmanager
 
 import httpx
 import psycopg
 import pytest
+import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import make_url
 from temporalio.client import Client
@@ -32,7 +35,7 @@ from db.session import Database
 from llm import LiteLLMGateway
 from runledger.binaries import temporal_cli
 from runledger.worker import WorkerDeps, build_worker
-from tests.fakes.openai_server import FakeProvider
+from tests.fakes.openai_server import FakeProvider, free_port
 from tests.helpers import ADMIN_TOKEN, Tenant, create_user
 
 FAKE_MODEL = "openai/gpt-4o-mini"
@@ -154,6 +157,36 @@ async def api_client(
 async def api(settings: Settings, database: Database, client: Client) -> AsyncIterator[httpx.AsyncClient]:
     async with api_client(settings, database, client) as http:
         yield http
+
+
+class _LoopServer(uvicorn.Server):
+    """uvicorn as a task of the test's loop; the test runner keeps its own signal handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@pytest.fixture
+async def api_url(settings: Settings, database: Database, client: Client) -> AsyncIterator[str]:
+    port = free_port()
+    app = create_app(settings, database=database, temporal=client)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None)
+    server = _LoopServer(config)
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if task.done():
+            task.result()
+            raise AssertionError("uvicorn stopped before it started")
+        if time.monotonic() > deadline:
+            raise AssertionError("uvicorn did not start within 10s")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=10)
 
 
 @pytest.fixture

@@ -96,3 +96,45 @@ async def start_run(
         json=payload if payload is not None else {"input": {"topic": "the sea"}},
         headers=headers,
     )
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    id: int
+    event: str
+    data: dict[str, Any]
+
+
+def parse_sse(lines: list[str]) -> list[SseEvent]:
+    """Parse SSE text into events (comments, i.e. pings, are skipped)."""
+    import json
+
+    found: list[SseEvent] = []
+    fields: dict[str, str] = {}
+    for line in [*lines, ""]:
+        if not line.strip():
+            if "data" in fields:
+                found.append(
+                    SseEvent(
+                        int(fields.get("id", "0")), fields.get("event", "message"), json.loads(fields["data"])
+                    )
+                )
+            fields = {}
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        fields[name] = value[1:] if value.startswith(" ") else value
+    return found
+
+
+async def read_events(
+    http: httpx.AsyncClient, user: Tenant, run_id: str, last_event_id: int | None = None
+) -> list[SseEvent]:
+    headers = dict(user.headers)
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = str(last_event_id)
+    async with http.stream("GET", f"/api/v1/runs/{run_id}/events", headers=headers) as resp:
+        assert resp.status_code == 200, await resp.aread()
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        return parse_sse([line async for line in resp.aiter_lines()])

@@ -6,26 +6,18 @@ served by uvicorn on a loopback port inside the test's event loop (the one the `
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from temporalio.client import Client
 
-from api.app import create_app
-from config import Settings
 from contracts.schedules import Overlap
-from db.session import Database
 from runledger import demo
 from runledger.api_client import (
     DEMO_FILE,
@@ -43,36 +35,6 @@ CLI_TIMEOUT_SECONDS = 60
 POET = ("--graph", "langgraph:poet", "--cron", "0 9 * * *", "--timezone", "Europe/Paris")
 POET_INPUT = ("--input", '{"topic": "tides"}')
 HEAVY_MODULES = ("litellm", "langgraph", "temporalio", "sqlalchemy", "fastapi", "psycopg")
-
-
-class _LoopServer(uvicorn.Server):
-    """uvicorn as a task of the test's loop; the test runner keeps its own signal handlers."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
-@pytest.fixture
-async def api_url(settings: Settings, database: Database, client: Client) -> AsyncIterator[str]:
-    port = free_port()
-    app = create_app(settings, database=database, temporal=client)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None)
-    server = _LoopServer(config)
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if task.done():
-            task.result()
-            raise AssertionError("uvicorn stopped before it started")
-        if time.monotonic() > deadline:
-            raise AssertionError("uvicorn did not start within 10s")
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=10)
 
 
 @dataclass(frozen=True)
