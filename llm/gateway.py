@@ -62,26 +62,35 @@ class LiteLLMGateway:
         self._priced.add(model)
 
     async def invoke(self, request: ModelRequest, on_delta: DeltaSink | None = None) -> ModelResponse:
-        """One call. Always streamed, so text reaches ``on_delta`` as the provider produces it; usage
-        and cost come from LiteLLM's rebuilt response, exactly as for a non-streamed call."""
+        """One call. Provider calls are streamed, so text reaches ``on_delta`` as it is produced;
+        usage and cost come from LiteLLM's rebuilt response, exactly as for a non-streamed call. The
+        offline model answers at once, so it is not streamed: its whole text is one delta (LiteLLM's
+        mock stream would cut it into 3-character chunks and cost more CPU than the run itself)."""
         self.ensure_priced(request.model)
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": request.as_messages(),
             "num_retries": 0,
             "timeout": self._timeout,
-            "stream": True,
-            "stream_options": {"include_usage": True},
         }
         if request.max_tokens is not None:
             kwargs["max_tokens"] = request.max_tokens
         if request.model == OFFLINE_MODEL:
             kwargs["mock_response"] = offline_text(request.messages[-1][1] if request.messages else "")
-        else:
-            if self._api_base:
-                kwargs["api_base"] = self._api_base
-            if self._api_key:
-                kwargs["api_key"] = self._api_key
+            try:
+                answer = await litellm.acompletion(**kwargs)
+            except Exception as exc:
+                raise ModelGatewayError(f"{type(exc).__name__}: {exc}") from exc
+            result = _to_response(request, answer)
+            if on_delta is not None and result.text:
+                await on_delta(result.text)
+            return result
+        kwargs["stream"] = True
+        kwargs["stream_options"] = {"include_usage": True}
+        if self._api_base:
+            kwargs["api_base"] = self._api_base
+        if self._api_key:
+            kwargs["api_key"] = self._api_key
         try:
             stream = await litellm.acompletion(**kwargs)
             chunks = []

@@ -50,7 +50,7 @@ def pg_server_url() -> Iterator[str]:
     from pgserver.postgres_server import get_server
 
     pgdata = tempfile.mkdtemp(prefix="rl-pg-")
-    server = get_server(pgdata, cleanup_mode=None)
+    server = get_server(pgdata, cleanup_mode="stop")  # cleanup() then stops the postmaster
     try:
         yield server.get_uri()
     finally:
