@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import jsonschema
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError
@@ -103,17 +104,12 @@ async def start_api_run(
                 if existing is None:  # the FK makes this impossible; fail loudly if it ever is not
                     raise RuntimeError(f"idempotency record points at missing run {claim.run_id}")
                 return existing, False
-        needed = estimate_run_credits(spec, body.input, settings.preflight_credits_per_call)
-        hold = await reservations.reserve(
-            session, billing_account_id=principal.billing_account_id, run_id=run_id, amount=needed
-        )
-        if not hold.ok:
-            raise PaymentRequired(
-                f"{hold.available} credits are available; this run's estimate is {needed} credits"
-            )
-        run = await runs.insert_run(
+        run = await _hold_record_start(
             session,
-            run=GraphRun(
+            temporal,
+            settings,
+            spec,
+            GraphRun(
                 run_id=run_id,
                 workflow_id=ids.graph_run_workflow_id(run_id),
                 graph_id=graph_id,
@@ -128,9 +124,59 @@ async def start_api_run(
                 trace_id=ids.langfuse_trace_id(run_id),
             ),
         )
-        await events.append(session, run_id=run.run_id, events=[("status", {"status": "pending"})])
-        await _start_workflow(temporal, settings, run)
     return run, True
+
+
+async def start_replay(
+    *, database: Database, temporal: Client, settings: Settings, principal: Principal, original: GraphRun
+) -> GraphRun:
+    """A new run with the original's graph and input (``replay_of`` links them), billed and held
+    like any other start."""
+    spec = get_graph_spec(original.graph_id)
+    if spec is None:
+        raise NotFound(f"graph {original.graph_id!r} no longer exists", code=ErrorCode.GRAPH_NOT_FOUND)
+    run_id = ids.replay_run_id()
+    async with database.transaction() as session:
+        return await _hold_record_start(
+            session,
+            temporal,
+            settings,
+            spec,
+            GraphRun(
+                run_id=run_id,
+                workflow_id=ids.graph_run_workflow_id(run_id),
+                graph_id=original.graph_id,
+                billing_account_id=principal.billing_account_id,
+                run_kind=RunKind.REPLAY,
+                trigger_source=TriggerSource.REPLAY,
+                trigger_ref=original.run_id,
+                requested_by=principal.user_id,
+                state_key=original.state_key,
+                input=dict(original.input),
+                replay_of=original.run_id,
+                status="pending",
+                trace_id=ids.langfuse_trace_id(run_id),
+            ),
+        )
+
+
+async def _hold_record_start(
+    session: AsyncSession, temporal: Client, settings: Settings, spec: GraphSpec, run: GraphRun
+) -> GraphRun:
+    """Reserve the run's estimate (402 if it is not available), record the run, start its workflow
+    (503 if Temporal cannot take it) — in the caller's transaction, so a refusal leaves nothing."""
+    needed = estimate_run_credits(spec, run.input, settings.preflight_credits_per_call)
+    hold = await reservations.reserve(
+        session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed
+    )
+    if not hold.ok:
+        raise PaymentRequired(
+            f"{hold.available} credits are available; this run's estimate is {needed} credits"
+        )
+    await runs.insert_run(session, run=run)
+    await events.append(session, run_id=run.run_id, events=[("status", {"status": "pending"})])
+    await _start_workflow(temporal, settings, run)
+    return run
 
 
 async def _start_workflow(temporal: Client, settings: Settings, run: GraphRun) -> None:

@@ -28,7 +28,6 @@ from db.session import Database
 from llm import LiteLLMGateway
 from workflows import WORKFLOWS
 
-
 #: The sandbox re-imports a workflow's modules for every run; our pure contracts and retry policies
 #: are deterministic and import-cheap, so they are shared instead (measured: about a third less
 #: workflow-side CPU per run).

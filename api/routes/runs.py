@@ -12,7 +12,7 @@ from temporalio.service import RPCError
 from api.deps import StateDep, UserDep
 from api.errors import NotFound, ServiceUnavailable, Unprocessable
 from api.presenters import receipt_out, run_links, run_out
-from api.run_starts import start_api_run
+from api.run_starts import start_api_run, start_replay
 from api.schemas import (
     ReceiptListResponse,
     ReservationOut,
@@ -145,6 +145,25 @@ async def run_charges(run_id: str, principal: UserDep, state: StateDep) -> Recei
             session, billing_account_id=principal.billing_account_id, run_id=run.run_id, limit=1000
         )
     return ReceiptListResponse(receipts=[receipt_out(r) for r in receipts], next_cursor=None)
+
+
+@router.post("/runs/{run_id}/replay", status_code=status.HTTP_202_ACCEPTED, response_model=StartRunResponse)
+async def replay_run(run_id: str, principal: UserDep, state: StateDep) -> StartRunResponse:
+    """A new run with the same graph and input; ``replay_of`` points at the original."""
+    original = await own_run(state.database, principal, run_id)
+    run = await start_replay(
+        database=state.database,
+        temporal=state.temporal,
+        settings=state.settings,
+        principal=principal,
+        original=original,
+    )
+    return StartRunResponse(
+        run_id=run.run_id,
+        workflow_id=run.workflow_id,
+        status=RunStatus(run.status),
+        links=run_links(state.settings, run),
+    )
 
 
 @router.post("/runs/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut)

@@ -212,6 +212,26 @@ async def test_run_detail_and_list_with_filters_and_cursor(api: httpx.AsyncClien
 async def test_graph_catalog(api: httpx.AsyncClient, user: Tenant) -> None:
     graphs = (await api.get("/api/v1/graphs", headers=user.headers)).json()
     by_id = {g["graph_id"]: g for g in graphs}
-    assert set(by_id) == {"langgraph:poet", "langgraph:brief"}
+    assert set(by_id) == {"langgraph:poet", "langgraph:brief", "langgraph:chat"}
     assert by_id["langgraph:poet"]["input_schema"]["required"] == ["topic"]
     assert by_id["langgraph:poet"]["tool_ids"] == []
+
+
+async def test_replay_starts_a_new_billed_run_linked_to_the_original(
+    api: httpx.AsyncClient, user: Tenant
+) -> None:
+    original = await wait_for_run(api, user, (await start_run(api, user, key="to-replay")).json()["run_id"])
+    resp = await api.post(f"/api/v1/runs/{original['run_id']}/replay", headers=user.headers)
+    assert resp.status_code == 202, resp.text
+    replay = await wait_for_run(api, user, resp.json()["run_id"])
+    assert replay["run_id"] != original["run_id"]
+    assert replay["replay_of"] == original["run_id"]
+    assert replay["run_kind"] == "replay"
+    assert replay["input"] == original["input"]
+    assert replay["status"] == "success"
+    charges = (await api.get(f"/api/v1/runs/{replay['run_id']}/charges", headers=user.headers)).json()
+    assert len(charges["receipts"]) == 1
+    other = await create_user(api, credits=1_000_000, name="other")
+    assert (
+        await api.post(f"/api/v1/runs/{original['run_id']}/replay", headers=other.headers)
+    ).status_code == 404
