@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 from contracts.errors import ErrorCode
 from contracts.grants import is_grant_error
@@ -85,6 +85,12 @@ class GraphRunWorkflow:
                         )
                     execution += 1
         except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                # The run was cancelled while the graph ran: record it as cancelled, not failed.
+                await self._finish(
+                    inp, RunStatus.CANCELLED, code=ErrorCode.RUN_CANCELLED, message="cancelled"
+                )
+                raise asyncio.CancelledError("run cancelled") from err
             code, message, _ = _failure(err)
             return await self._finish(inp, _refusal_status(code), code=code, message=message)
         except asyncio.CancelledError:

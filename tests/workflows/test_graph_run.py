@@ -189,3 +189,28 @@ async def test_runs_are_found_in_temporal_by_search_attributes(
 
         # Visibility is eventually consistent on the dev server.
         assert await eventually(find, until=lambda ids: ids == expected) == expected
+
+
+async def test_cancel_during_a_model_call_ends_cancelled(
+    api: httpx.AsyncClient, user: Tenant, fake_provider: FakeProvider, worker: None
+) -> None:
+    import threading
+
+    from tests.helpers import eventually
+
+    gate = threading.Event()
+    fake_provider.log.gate = gate
+    try:
+        run_id = (await start_run(api, user, graph_id="langgraph:brief")).json()["run_id"]
+
+        async def waiting() -> int:
+            return fake_provider.log.waiting
+
+        await eventually(waiting, until=lambda n: n >= 1)
+        assert (await api.post(f"/api/v1/runs/{run_id}/cancel", headers=user.headers)).status_code == 202
+        run = await wait_for_run(api, user, run_id)
+    finally:
+        fake_provider.log.gate = None
+        gate.set()
+    assert run["status"] == "cancelled", run
+    assert run["error_code"] == "run_cancelled"
