@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from activities.metrics import RUN_EVENT_PUBLISH_FAILURES
 from db import events
 from db.session import Database
 
@@ -78,5 +79,6 @@ class TextStream:
 
 
 def on_publish_failure(run_id: str, exc: Exception) -> None:
-    """Hook for metrics; never raises."""
+    """Counts and logs a failed best-effort event write; never raises."""
+    RUN_EVENT_PUBLISH_FAILURES.inc()
     log.warning("run_event_publish_failed", run_id=run_id, error=f"{type(exc).__name__}: {exc}")

@@ -9,16 +9,26 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import structlog
+
 from activities.events import TextStream
+from activities.metrics import counting_charge_failures
 from contracts.grants import GrantErrorCode, check_grant
 from contracts.ids import charge_source_reference
 from contracts.money import charged_credits
-from db import events, grants, ledger, model_calls, reservations
+from db import events, grants, ledger, model_calls, reservations, runs
 from db.session import Database
 from llm import ModelRequest, ModelResponse
 from llm.context import Invoke
+from telemetry import RunRef, RunTracer
 
 SOURCE_SYSTEM = "litellm"
+
+log = structlog.get_logger(__name__)
+
+
+class RunNotRunningError(Exception):
+    """The run left ``running`` (e.g. it was cancelled) while its graph was executing."""
 
 
 class CreditsExhaustedError(Exception):
@@ -50,8 +60,11 @@ class LedgerMeter:
         markup: Decimal,
         grant_id: str | None = None,
         call_estimate_credits: int = 0,
+        tracer: RunTracer | None = None,
     ) -> None:
         self._db = database
+        self._tracer = tracer or RunTracer()
+        self._run = RunRef(run_id=run_id, graph_id=graph_id, billing_account_id=billing_account_id)
         self._run_id = run_id
         self._graph_id = graph_id
         self._account = billing_account_id
@@ -71,6 +84,11 @@ class LedgerMeter:
         async with self._db.transaction() as session:
             settled = await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
             if settled is None or settled.response is None:
+                status = await runs.status_of(session, run_id=self._run_id)
+                if status != "running":
+                    # Cancelled (or otherwise finished) while the graph was still going: Temporal only
+                    # tells the activity at its next heartbeat, the database tells it now.
+                    raise RunNotRunningError(f"run {self._run_id} is {status}; no further model calls")
                 if self._grant_id is not None:
                     # Checked before every call, so revoking a grant stops a run before its next call.
                     grant = await grants.get_grant(session, grant_id=self._grant_id)
@@ -105,14 +123,31 @@ class LedgerMeter:
             return replayed
         stream = TextStream(self._db, run_id=self._run_id, call_key=call_key, node=call_key.rsplit(":", 1)[0])
         try:
-            response = await invoke(request, stream)
-            await stream.flush()
+            # A generation for provider calls only: replayed calls returned above, untraced.
+            with self._tracer.model_call(
+                self._run,
+                attempt=self._attempt,
+                call_key=call_key,
+                model=request.model,
+                messages=request.as_messages(),
+                max_tokens=request.max_tokens,
+            ) as traced:
+                response = await invoke(request, stream)
+                await stream.flush()
+                traced.record(
+                    model=response.model,
+                    output=response.text,
+                    tokens_in=response.tokens_in,
+                    tokens_out=response.tokens_out,
+                    cost_usd=response.cost_usd,
+                    usage_unit_id=response.usage_unit_id,
+                )
         except Exception as exc:
             async with self._db.transaction() as session:
                 await model_calls.mark_failed(session, call_id=call_id, error_message=str(exc))
             raise
         credits = charged_credits(response.cost_usd, self._markup)
-        async with self._db.transaction() as session:
+        async with counting_charge_failures(self._db.transaction()) as session:
             outcome = await ledger.record_charge(
                 session,
                 charge=ledger.Charge(
@@ -162,6 +197,23 @@ class LedgerMeter:
                     )
                 ],
             )
+        # run_id, workflow_id and node come from the log context (worker interceptor, llm.complete).
+        log.info(
+            "model_call",
+            call_key=call_key,
+            graph_id=self._graph_id,
+            model=response.model,
+            provider=response.provider,
+            tokens_in=response.tokens_in,
+            tokens_out=response.tokens_out,
+            cost_usd=str(response.cost_usd),
+            credits=credits,
+            balance_after=outcome.balance_after,
+            receipt_id=outcome.receipt_id,
+            charge_attempt=self._attempt,
+            duplicate=not outcome.created,
+            conflict=outcome.conflict,
+        )
         self.calls += 1
         self.max_call_credits = max(self.max_call_credits, credits)
         return response

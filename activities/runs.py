@@ -14,7 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.events import status_event, terminal_events
-from activities.metering import CreditsExhaustedError, GrantDeniedError, LedgerMeter
+from activities.metering import CreditsExhaustedError, GrantDeniedError, LedgerMeter, RunNotRunningError
 from config import Settings
 from contracts.catalog import estimate_run_credits, get_graph_spec
 from contracts.errors import ErrorCode
@@ -37,6 +37,7 @@ from db.session import Database
 from graphs import GRAPHS, OUTPUT_KEYS
 from llm import LiteLLMGateway, UnpricedModelError, bind
 from llm.gateway import ModelGatewayError
+from telemetry import RunRef, RunTracer
 
 RUN_NOT_VISIBLE = "run_not_visible"
 HEARTBEAT_EVERY_SECONDS = 5.0
@@ -51,10 +52,19 @@ async def _heartbeat_while_running() -> None:
 
 
 class RunActivities:
-    def __init__(self, *, database: Database, gateway: LiteLLMGateway, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        gateway: LiteLLMGateway,
+        settings: Settings,
+        tracer: RunTracer | None = None,
+    ) -> None:
         self._db = database
         self._gateway = gateway
         self._settings = settings
+        #: Spans of the run (Langfuse when configured); without one, plain no-op-cheap OTel spans.
+        self._tracer = tracer or RunTracer()
 
     @activity.defn(name="authorize_run")
     async def authorize(self, inp: AuthorizeInput) -> AuthorizeResult:
@@ -115,22 +125,33 @@ class RunActivities:
         builder = GRAPHS.get(run.graph_id)
         if builder is None:
             raise ApplicationError(run.graph_id, type=ErrorCode.GRAPH_NOT_FOUND, non_retryable=True)
+        attempt = inp.attempt_base + activity.info().attempt
         meter = LedgerMeter(
             database=self._db,
             run_id=run.run_id,
             graph_id=run.graph_id,
             billing_account_id=run.billing_account_id,
-            attempt=inp.attempt_base + activity.info().attempt,
+            attempt=attempt,
             markup=self._settings.markup,
             grant_id=run.grant_id,
             call_estimate_credits=self._settings.preflight_credits_per_call,
+            tracer=self._tracer,
+        )
+        traced_run = RunRef(
+            run_id=run.run_id, graph_id=run.graph_id, billing_account_id=run.billing_account_id
         )
         heartbeat = asyncio.create_task(_heartbeat_while_running())
         try:
-            with bind(self._gateway.invoke, default_model=self._settings.default_model, meter=meter):
+            with (
+                self._tracer.execution(traced_run, attempt=attempt, input=run.input) as execution,
+                bind(self._gateway.invoke, default_model=self._settings.default_model, meter=meter),
+            ):
                 state: dict[str, Any] = await builder().ainvoke(dict(run.input))
+                execution.record(state)
         except GrantDeniedError as exc:
             raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
+        except RunNotRunningError as exc:
+            raise ApplicationError(str(exc), type="run_not_running", non_retryable=True) from exc
         except CreditsExhaustedError as exc:
             raise ApplicationError(
                 str(exc), exc.needed, type=ErrorCode.CREDITS_EXHAUSTED, non_retryable=True
@@ -215,4 +236,14 @@ class RunActivities:
                         cost_credits=run.cost_credits,
                     ),
                 )
+        if changed and run is not None:
+            # After the commit, and only from the call that moved the run: one outcome per trace.
+            self._tracer.outcome(
+                RunRef(run_id=run.run_id, graph_id=run.graph_id, billing_account_id=run.billing_account_id),
+                status=run.status,
+                error_code=run.error_code,
+                error_message=run.error_message,
+                model_calls=run.model_calls,
+                cost_credits=run.cost_credits,
+            )
         return FinalizeResult(status=run.status if run else inp.status, changed=changed)

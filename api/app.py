@@ -11,10 +11,23 @@ from temporalio.client import Client
 
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routes import admin, billing, events, grants, health, me, runs, schedules
+from api.routes import (
+    admin,
+    billing,
+    events,
+    grants,
+    health,
+    me,
+    metrics,
+    openai_compat,
+    runs,
+    schedules,
+    ui_stream,
+)
 from config import Settings
 from db.notify import RunEventListener
 from db.session import Database
+from telemetry import temporal_plugins
 
 
 def create_app(
@@ -25,7 +38,10 @@ def create_app(
         own_db = database is None
         db = database or Database(settings.require_database_url())
         client = temporal or await Client.connect(
-            settings.require_temporal_address(), namespace=settings.temporal_namespace
+            settings.require_temporal_address(),
+            namespace=settings.temporal_namespace,
+            # StartWorkflow spans, whose context the workflow and its activities continue.
+            plugins=temporal_plugins(settings),
         )
         listener = RunEventListener(db.url)
         listener.start()
@@ -46,6 +62,7 @@ def create_app(
     install_error_handlers(app)
     for router in (
         health.router,
+        metrics.router,
         admin.router,
         me.router,
         runs.router,
@@ -53,6 +70,8 @@ def create_app(
         billing.router,
         grants.router,
         schedules.router,
+        ui_stream.router,
+        openai_compat.router,
     ):
         app.include_router(router)
     return app

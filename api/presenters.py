@@ -7,6 +7,7 @@ from urllib.parse import quote
 from api.schemas import LedgerEntryOut, ReceiptOut, RunLinks, RunOut
 from config import Settings
 from db.models import ChargeReceipt, CreditLedgerEntry, GraphRun
+from telemetry import langfuse_trace_url
 
 
 def run_links(settings: Settings, run: GraphRun) -> RunLinks:
@@ -16,7 +17,11 @@ def run_links(settings: Settings, run: GraphRun) -> RunLinks:
         f"/workflows/{quote(run.workflow_id, safe='')}"
     )
     return RunLinks(
-        self=base, events=f"{base}/events", charges=f"{base}/charges", temporal_ui=ui, langfuse=None
+        self=base,
+        events=f"{base}/events",
+        charges=f"{base}/charges",
+        temporal_ui=ui,
+        langfuse=langfuse_trace_url(settings, run.trace_id),
     )
 
 

@@ -32,6 +32,7 @@ from db import events, reservations, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.session import Database
+from telemetry import run_trace_context
 
 #: A start that Temporal cannot take within this time is answered 503 and rolled back.
 START_RPC_TIMEOUT = timedelta(seconds=5)
@@ -181,27 +182,30 @@ async def _hold_record_start(
 
 async def _start_workflow(temporal: Client, settings: Settings, run: GraphRun) -> None:
     try:
-        await temporal.start_workflow(
-            GRAPH_RUN_WORKFLOW,
-            GraphRunInput(
-                run_id=run.run_id,
-                graph_id=run.graph_id,
-                billing_account_id=run.billing_account_id,
-                run_kind=run.run_kind,
-                credit_wait_seconds=settings.credit_wait_seconds,
-            ),
-            id=run.workflow_id,
-            task_queue=settings.temporal_task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            rpc_timeout=START_RPC_TIMEOUT,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.RUN_ID, run.run_id),
-                    SearchAttributePair(sa.GRAPH_ID, run.graph_id),
-                    SearchAttributePair(sa.BILLING_ACCOUNT_ID, run.billing_account_id),
-                    SearchAttributePair(sa.RUN_KIND, run.run_kind),
-                ]
-            ),
-        )
+        # The StartWorkflow span opens the run's trace (id derived from run_id), which the workflow,
+        # its activities and every model call continue.
+        with run_trace_context(run.run_id):
+            await temporal.start_workflow(
+                GRAPH_RUN_WORKFLOW,
+                GraphRunInput(
+                    run_id=run.run_id,
+                    graph_id=run.graph_id,
+                    billing_account_id=run.billing_account_id,
+                    run_kind=run.run_kind,
+                    credit_wait_seconds=settings.credit_wait_seconds,
+                ),
+                id=run.workflow_id,
+                task_queue=settings.temporal_task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                rpc_timeout=START_RPC_TIMEOUT,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.RUN_ID, run.run_id),
+                        SearchAttributePair(sa.GRAPH_ID, run.graph_id),
+                        SearchAttributePair(sa.BILLING_ACCOUNT_ID, run.billing_account_id),
+                        SearchAttributePair(sa.RUN_KIND, run.run_kind),
+                    ]
+                ),
+            )
     except RPCError as exc:
         raise ServiceUnavailable(f"Temporal is unavailable: {exc.message}") from exc

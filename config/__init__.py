@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 OFFLINE_MODEL = "runledger/offline"
@@ -66,6 +66,27 @@ class Settings(BaseSettings):
     #: Credits granted to the demo user of the dev stack (10,000,000 credits = 1 USD).
     demo_credits: int = Field(default=10_000_000, ge=0, validation_alias=_env("RUNLEDGER_DEMO_CREDITS"))
     log_level: str = Field(default="info", validation_alias=_env("RUNLEDGER_LOG_LEVEL"))
+    #: One JSON object per log line (structlog) for the worker, the API and the admin commands;
+    #: false gives structlog's human console format.
+    log_json: bool = Field(default=True, validation_alias=_env("RUNLEDGER_LOG_JSON"))
+    #: The worker's own Prometheus endpoint (process-local counters); 0 turns it off.
+    worker_metrics_port: int = Field(
+        default=9464, ge=0, le=65535, validation_alias=_env("RUNLEDGER_WORKER_METRICS_PORT")
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", validation_alias=_env("RUNLEDGER_WORKER_METRICS_HOST")
+    )
+    #: Langfuse tracing: both keys turn it on (the worker sends a trace per run); unset, no Langfuse
+    #: client is constructed and nothing is sent. The host defaults to Langfuse Cloud.
+    langfuse_public_key: SecretStr | None = Field(default=None, validation_alias=_env("LANGFUSE_PUBLIC_KEY"))
+    langfuse_secret_key: SecretStr | None = Field(default=None, validation_alias=_env("LANGFUSE_SECRET_KEY"))
+    langfuse_host: str | None = Field(
+        default=None, validation_alias=AliasChoices("LANGFUSE_BASE_URL", "LANGFUSE_HOST")
+    )
+    #: OTLP/HTTP collector for OpenTelemetry spans (Temporal's and the runs'); unset, none are exported.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
 
     @field_validator("markup")
     @classmethod
@@ -73,6 +94,31 @@ class Settings(BaseSettings):
         if value < 1:
             raise ValueError("RUNLEDGER_MARKUP must be >= 1")
         return value
+
+    @field_validator("langfuse_public_key", "langfuse_secret_key", mode="before")
+    @classmethod
+    def _blank_key_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("langfuse_host", "otel_exporter_otlp_endpoint")
+    @classmethod
+    def _http_base_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _langfuse_keys_together(self) -> Settings:
+        if (self.langfuse_public_key is None) != (self.langfuse_secret_key is None):
+            raise ValueError("LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY must be set together")
+        return self
+
+    @property
+    def langfuse_enabled(self) -> bool:
+        return self.langfuse_public_key is not None and self.langfuse_secret_key is not None
 
     @property
     def temporal_ui_base(self) -> str:

@@ -44,7 +44,42 @@ BRIEF = GraphSpec(
     max_model_calls=3,
 )
 
-CATALOG: dict[str, GraphSpec] = {spec.graph_id: spec for spec in (POET, BRIEF)}
+#: A conversation, as chat front ends and OpenAI-style clients send it.
+MESSAGES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 100,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "role": {"enum": ["system", "user", "assistant"]},
+                    "content": {"type": "string", "maxLength": 32_000},
+                },
+                "required": ["role", "content"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["messages"],
+    "additionalProperties": False,
+}
+
+CHAT = GraphSpec(
+    graph_id="langgraph:chat",
+    description="Answers a conversation of system/user/assistant messages (one model call).",
+    input_schema=MESSAGES_SCHEMA,
+    max_model_calls=1,
+)
+
+CATALOG: dict[str, GraphSpec] = {spec.graph_id: spec for spec in (POET, BRIEF, CHAT)}
+
+
+def accepts_messages(spec: GraphSpec) -> bool:
+    """Whether a graph's input is a conversation (``{"messages": [...]}``): chat endpoints run these."""
+    return "messages" in spec.input_schema.get("properties", {})
 
 
 def get_graph_spec(graph_id: str) -> GraphSpec | None:

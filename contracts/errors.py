@@ -24,6 +24,8 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_CREDITS = "insufficient_credits"
     TEMPORAL_UNAVAILABLE = "temporal_unavailable"
     INTERNAL_ERROR = "internal_error"
+    #: A request that waits for its run's answer (``/v1/chat/completions``) gave up; the run goes on.
+    RUN_WAIT_TIMEOUT = "run_wait_timeout"
     # Execution-time codes, stored on graph_runs.error_code.
     GRAPH_FAILED = "graph_failed"
     MODEL_NOT_PRICED = "model_not_priced"

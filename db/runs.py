@@ -195,3 +195,9 @@ async def paused_for_credits(session: AsyncSession, *, billing_account_id: str) 
         GraphRun.pause_reason == "insufficient_credits",
     )
     return list((await session.execute(stmt)).scalars())
+
+
+async def status_of(session: AsyncSession, *, run_id: str) -> str | None:
+    return (
+        await session.execute(select(GraphRun.status).where(GraphRun.run_id == run_id))
+    ).scalar_one_or_none()

@@ -11,17 +11,19 @@ from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 
-from graphs import brief, poet
+from graphs import brief, chat, poet
 
 GraphBuilder = Callable[[], CompiledStateGraph[Any, Any, Any, Any]]
 
 GRAPHS: dict[str, GraphBuilder] = {
     "langgraph:poet": poet.build,
     "langgraph:brief": brief.build,
+    "langgraph:chat": chat.build,
 }
 
 #: The state keys a graph's result is made of (the rest of the state is working memory).
 OUTPUT_KEYS: dict[str, tuple[str, ...]] = {
     "langgraph:poet": poet.OUTPUT_KEYS,
     "langgraph:brief": brief.OUTPUT_KEYS,
+    "langgraph:chat": chat.OUTPUT_KEYS,
 }

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Protocol
 
+import structlog
+
 from llm.types import ModelRequest, ModelResponse
 
 #: Receives the text of a streaming answer as it arrives.
@@ -76,6 +78,9 @@ async def complete(
     request = ModelRequest(
         model=model or binding.default_model, messages=tuple(messages), max_tokens=max_tokens
     )
-    key = binding.next_key(current_call_scope())
-    response = await binding.meter.call(key, request, binding.invoke)
+    node = current_call_scope()
+    key = binding.next_key(node)
+    # Every log line of the call (the meter's model_call line included) names its graph node.
+    with structlog.contextvars.bound_contextvars(node=node, call_key=key):
+        response = await binding.meter.call(key, request, binding.invoke)
     return response.text

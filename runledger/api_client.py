@@ -11,12 +11,16 @@ Contract:
   (``http_<status>`` when the body is not the envelope); no answer at all (refused, timed out, reset)
   raises :class:`ApiUnreachable`. Nothing is retried: a trigger is not idempotent.
 - Ids given by the user are quoted as one path segment, so they cannot reach another route.
+- :meth:`ApiClient.run_events` follows a run's Server-Sent Events until its terminal event; a dropped
+  connection (or a stream the API ended early, e.g. on restart) is resumed with ``Last-Event-ID``, so
+  no event is lost or repeated. That is the one retry: reading events is idempotent.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +37,18 @@ DEMO_FILE = "demo.json"
 #: The values of ``contracts.schedules.Overlap`` (not imported: that module pulls in temporalio).
 OVERLAP_POLICIES = ("skip", "buffer_one", "buffer_all", "cancel_other", "terminate_other", "allow_all")
 USER_AGENT = "runledger-cli"
+#: The API pings an open event stream every 15 s: this long without a byte means the connection is dead.
+EVENT_STREAM_READ_TIMEOUT_SECONDS = 45.0
+#: Reconnection backoff of an event stream: first delay (unless the server sent ``retry:``), the cap,
+#: and how many attempts in a row may bring no event before giving up.
+RECONNECT_DELAY_SECONDS = 0.5
+RECONNECT_MAX_DELAY_SECONDS = 10.0
+MAX_RECONNECTS = 8
+TERMINAL_EVENTS = frozenset({"done", "error"})
+#: The values of ``contracts.runs.TERMINAL_STATUSES`` (not imported, as above).
+TERMINAL_STATUSES = frozenset({"success", "error", "cancelled", "skipped"})
+#: Answers to an event stream request that a reconnection may outlast (a proxy in front of a restart).
+RETRYABLE_STATUS = frozenset({502, 503, 504})
 
 JsonObject = dict[str, Any]
 
@@ -53,6 +69,55 @@ class ApiError(Exception):
         self.status_code = status_code
         self.code = code
         self.message = message
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One Server-Sent Event of a run: ``id`` is the run's event sequence number, ``data`` the decoded JSON."""
+
+    id: str | None
+    event: str
+    data: Any
+
+    def to_json(self) -> JsonObject:
+        return {
+            "id": int(self.id) if self.id and self.id.isdigit() else self.id,
+            "event": self.event,
+            "data": self.data,
+        }
+
+
+class SseParser:
+    """Incremental ``text/event-stream`` parser (the WHATWG rules): feed it lines without their line
+    endings; a blank line dispatches the message gathered so far. Comments (pings) are skipped; the
+    last ``id:`` carries over to later messages, as the spec says."""
+
+    def __init__(self, last_id: str | None = None) -> None:
+        self.last_id = last_id
+        self.retry_ms: int | None = None
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> tuple[str, str, str | None] | None:
+        """``(event, data, last_id)`` when ``line`` completes a message, else None."""
+        if not line:
+            data, event = self._data, self._event or "message"
+            self._data, self._event = [], ""
+            return (event, "\n".join(data), self.last_id) if data else None
+        if line.startswith(":"):
+            return None
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id" and "\0" not in value:
+            self.last_id = value
+        elif name == "retry" and value.isdigit():
+            self.retry_ms = int(value)
+        return None
 
 
 @dataclass(frozen=True)
@@ -231,3 +296,93 @@ class ApiClient:
 
     def run_charges(self, run_id: str) -> JsonObject:
         return self._object("GET", f"/api/v1/runs/{_segment(run_id)}/charges")
+
+    def run_events(
+        self,
+        run_id: str,
+        *,
+        after: str | None = None,
+        on_reconnect: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Iterator[RunEvent]:
+        """The run's events (``GET /api/v1/runs/{id}/events``) as they happen, after event ``after``,
+        up to and including the terminal ``done``/``error`` event.
+
+        A dropped connection, a silent one (no byte, not even a ping, within
+        ``EVENT_STREAM_READ_TIMEOUT_SECONDS``) or a stream the API ended before the terminal event is
+        resumed after the last event received (``Last-Event-ID``), with backoff; ``on_reconnect`` is
+        told why. When a stream ends without a terminal event and the run has ended (its events were
+        already read, or pruned), the iteration ends: the caller asks the run for its status.
+        :class:`ApiUnreachable` after
+        ``MAX_RECONNECTS`` attempts in a row that brought nothing; :class:`ApiError` at once for an error
+        answer (unknown run, bad key).
+        """
+        path = f"/api/v1/runs/{_segment(run_id)}/events"
+        timeout = httpx.Timeout(self.timeout, read=max(self.timeout, EVENT_STREAM_READ_TIMEOUT_SECONDS))
+        last_id, failures, server_delay, connected = after, 0, None, False
+        while True:
+            headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+            if last_id is not None:
+                headers["Last-Event-ID"] = last_id
+            received = False
+            try:
+                with self._http.stream("GET", path, headers=headers, timeout=timeout) as response:
+                    connected = True
+                    if response.is_error:
+                        response.read()
+                        if response.status_code not in RETRYABLE_STATUS:
+                            raise _error_from(response)
+                        raise _RetryableStream(f"the API answered {response.status_code}")
+                    parser = SseParser(last_id)
+                    for line in response.iter_lines():
+                        message = parser.feed(line)
+                        server_delay = parser.retry_ms / 1000 if parser.retry_ms else server_delay
+                        if message is None:
+                            continue
+                        name, data, last_id = message
+                        received, failures = True, 0
+                        try:
+                            decoded: Any = json.loads(data)
+                        except ValueError:
+                            decoded = data
+                        yield RunEvent(last_id, name, decoded)
+                        if name in TERMINAL_EVENTS:
+                            return
+                # The API ends a stream early only when it stops (a restart); or the run is over and
+                # its last events are behind us (or pruned): the run's status tells which.
+                if self._run_ended(run_id):
+                    return
+                failures = 0 if received else failures + 1
+                reason = "the event stream ended before the run did"
+            except (httpx.TransportError, _RetryableStream) as exc:
+                if not connected:
+                    # Never reached: a wrong URL or a stopped API fails at once, as every command does.
+                    raise ApiUnreachable(
+                        f"cannot connect to the runledger API at {self.api_url} ({exc or type(exc).__name__}); "
+                        "is `runledger up` running? (set --api-url or RUNLEDGER_API_URL to use another API)"
+                    ) from exc
+                failures += 1
+                reason = f"the event stream broke ({type(exc).__name__}: {exc or 'no detail'})"
+            if failures > MAX_RECONNECTS:
+                raise ApiUnreachable(
+                    f"lost the event stream of run {run_id} at {self.api_url} and could not resume it "
+                    f"after {MAX_RECONNECTS} attempts ({reason})"
+                )
+            delay = min(
+                (server_delay or RECONNECT_DELAY_SECONDS) * 2 ** max(failures - 1, 0),
+                RECONNECT_MAX_DELAY_SECONDS,
+            )
+            if on_reconnect is not None:
+                after_text = f"after event {last_id}" if last_id is not None else "from the start"
+                on_reconnect(f"{reason}; resuming {after_text} in {delay:g}s")
+            sleep(delay)
+
+    def _run_ended(self, run_id: str) -> bool:
+        try:
+            return self.get_run(run_id).get("status") in TERMINAL_STATUSES
+        except ApiUnreachable:
+            return False  # the API is restarting: resume the stream when it is back
+
+
+class _RetryableStream(Exception):
+    """An event stream answer worth another attempt (a gateway error while the API restarts)."""

@@ -3,7 +3,8 @@
 Contract:
 - ``runledger migrate``: Alembic upgrade to head on ``DATABASE_URL``.
 - ``runledger worker``: the Temporal worker on ``TEMPORAL_ADDRESS``; registers the search attributes,
-  then runs until SIGINT/SIGTERM and shuts down gracefully.
+  then runs until SIGINT/SIGTERM and shuts down gracefully. Its process-local Prometheus counters are
+  served on ``RUNLEDGER_WORKER_METRICS_HOST``:``RUNLEDGER_WORKER_METRICS_PORT`` (0: off).
 - ``runledger api``: the HTTP API (uvicorn) on ``RUNLEDGER_API_HOST``:``RUNLEDGER_API_PORT``.
 - ``runledger up``: the embedded dev stack (:mod:`runledger.stack`).
 - ``runledger schedules|grants|runs ...``: user commands that talk to the HTTP API only
@@ -13,6 +14,9 @@ Contract:
   ``RUNLEDGER_API_KEY``, else the demo user's key that ``runledger up`` saves in
   ``<RUNLEDGER_DATA_DIR or .runledger>/demo.json``. An API error prints ``error: <code>: <message>``
   on stderr and exits 1, as does an API that cannot be reached.
+- ``runledger runs follow RUN_ID``: the run's events live (status, streamed text, running cost), resumed
+  with ``Last-Event-ID`` when the connection drops; exit 0 when the run ends ``success``, else 1.
+- Logs (worker, api, migrate, reconcile): one JSON object per line on stderr (:mod:`runledger.logs`).
 - Exit codes: 0 success, 1 failure at run time, 2 bad configuration (message on stderr, no traceback).
 
 Heavy modules are imported inside the commands, so ``--help`` and configuration errors are instant.
@@ -35,12 +39,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from datetime import datetime
+    from wsgiref.simple_server import WSGIServer
 
     from config import Settings
     from runledger.api_client import ApiClient, JsonObject
 
-    #: A user command: it calls the API through the client and prints the answer.
-    RemoteHandler = Callable[[ApiClient, argparse.Namespace], None]
+    #: A user command: it calls the API through the client and prints the answer; it may return its
+    #: exit code (None: 0).
+    RemoteHandler = Callable[[ApiClient, argparse.Namespace], int | None]
 
 #: Temporal's core runtime can abort the interpreter at exit while its threads wind down
 #: (feasibility §9.1); a short pause before exiting avoids it.
@@ -77,15 +83,19 @@ def _require(settings: Settings, *names: str) -> None:
         )
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if level.upper() != "DEBUG":
-        # LiteLLM logs every completion at INFO, through its own handler and again via the root logger.
-        logging.getLogger("LiteLLM").setLevel(logging.WARNING)
+def _configure_logging(settings: Settings, *, temporal: bool = False) -> None:
+    """Structured logs on stderr (:mod:`runledger.logs`): JSON lines unless RUNLEDGER_LOG_JSON=false;
+    ``temporal``: Temporal's core logs too (before the process's first Temporal client)."""
+    from runledger.logs import configure_logging
+
+    try:
+        configure_logging(settings.log_level, json=settings.log_json)
+    except ValueError as exc:
+        raise ConfigError(f"RUNLEDGER_LOG_LEVEL: {exc}") from exc
+    if temporal:
+        from runledger.log_context import forward_temporal_core_logs
+
+        forward_temporal_core_logs()
 
 
 def _join_stack(parent_pid: int, *, preload: Sequence[str]) -> None:
@@ -110,6 +120,7 @@ def _settle_temporal() -> None:
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings()
     _require(settings, "DATABASE_URL")
+    _configure_logging(settings)
     from db.migrate import upgrade
 
     upgrade(settings.require_database_url())
@@ -121,6 +132,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     """One reconciliation pass now, against DATABASE_URL (the worker's schedule runs the same code)."""
     settings = _settings()
     _require(settings, "DATABASE_URL")
+    _configure_logging(settings)
     from activities.reconcile import reconcile_once
     from db.session import Database
 
@@ -146,7 +158,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         _join_stack(args.parent_pid, preload=("runledger.worker", "runledger.temporal"))
     settings = _settings()
     _require(settings, "DATABASE_URL", "TEMPORAL_ADDRESS")
-    _configure_logging(settings.log_level)
+    # LiteLLM attaches its own log handler at import: import it first, so the JSON handler replaces it.
+    importlib.import_module("runledger.worker")
+    _configure_logging(settings, temporal=True)
     try:
         asyncio.run(_worker_main(settings))
     finally:
@@ -167,14 +181,41 @@ async def _worker_main(settings: Settings) -> None:
     added = await ensure_search_attributes(client, settings.temporal_namespace)
     if added:
         log.info("registered search attributes %s", ", ".join(added))
+    metrics_server = _start_worker_metrics(settings)
     log.info(
         "starting the worker on task queue %r at %s (namespace %s)",
         settings.temporal_task_queue,
         settings.temporal_address,
         settings.temporal_namespace,
     )
-    await run_worker(settings, client, stop)
+    try:
+        await run_worker(settings, client, stop)
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
     log.info("worker stopped")
+
+
+def _start_worker_metrics(settings: Settings) -> WSGIServer | None:
+    """The worker's Prometheus endpoint (its process-local counters, :mod:`activities.metrics`), on
+    RUNLEDGER_WORKER_METRICS_PORT; None when that is 0. A port that cannot be bound is logged and the
+    worker runs on without it: billing runs matters more than this process's own counters."""
+    port = settings.worker_metrics_port
+    if not port:
+        return None
+    from prometheus_client import start_http_server
+
+    import activities.metrics  # noqa: F401  (registers the worker's counters)
+
+    log = logging.getLogger("runledger.worker")
+    try:
+        server, _ = start_http_server(port, addr=settings.worker_metrics_host)
+    except OSError as exc:
+        log.error("worker metrics endpoint unavailable on %s:%s: %s", settings.worker_metrics_host, port, exc)
+        return None
+    log.info("worker metrics on http://%s:%s/metrics", settings.worker_metrics_host, port)
+    return server
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -182,7 +223,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         _join_stack(args.parent_pid, preload=("uvicorn", "api.app"))
     settings = _settings()
     _require(settings, "DATABASE_URL", "TEMPORAL_ADDRESS", "RUNLEDGER_ADMIN_TOKEN")
-    _configure_logging(settings.log_level)
+    _configure_logging(settings, temporal=True)
     import uvicorn
 
     from api.app import create_app
@@ -195,6 +236,8 @@ def cmd_api(args: argparse.Namespace) -> int:
             host=settings.api_host,
             port=settings.api_port,
             log_level=settings.log_level.lower(),
+            # uvicorn's loggers propagate to the root handler, so they are JSON like the rest.
+            log_config=None,
         )
     finally:
         _settle_temporal()
@@ -241,7 +284,7 @@ def _remote(handler: RemoteHandler) -> Callable[[argparse.Namespace], int]:
             raise ConfigError(str(exc)) from exc
         try:
             with ApiClient(connection.api_url, connection.api_key, timeout=args.timeout) as client:
-                handler(client, args)
+                code = handler(client, args)
         except ApiError as exc:
             hint = ""
             if exc.code == "unauthorized":
@@ -253,7 +296,7 @@ def _remote(handler: RemoteHandler) -> Callable[[argparse.Namespace], int]:
             return 1
         except KeyboardInterrupt:
             return 130
-        return 0
+        return code or 0
 
     return run
 
@@ -476,6 +519,43 @@ def _runs_show(client: ApiClient, args: argparse.Namespace) -> None:
     _show(args, {"run": run, "charges": receipts}, lambda: run_view(run, receipts))
 
 
+def _runs_follow(client: ApiClient, args: argparse.Namespace) -> int:
+    """Follow a run's events live; exit 0 when it ends ``success``, else 1."""
+
+    def reconnecting(why: str) -> None:
+        print(f"runledger runs follow: {why}", file=sys.stderr, flush=True)
+
+    events = client.run_events(args.run_id, after=args.after, on_reconnect=reconnecting)
+    status: str | None = None
+    if args.as_json:
+        for event in events:
+            sys.stdout.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            if event.event in ("done", "error") and isinstance(event.data, dict):
+                status = event.data.get("status")
+    else:
+        from rich.live import Live
+
+        from runledger.cli_tables import FollowState, follow_summary, follow_view, make_console
+
+        state = FollowState(args.run_id)
+        console = make_console()
+        with Live(follow_view(state), console=console, auto_refresh=False, transient=True) as live:
+            for event in events:
+                for finished in state.apply(event.event, event.data):
+                    live.console.print(finished)
+                live.update(follow_view(state), refresh=True)
+        for finished in state.flush():
+            console.print(finished)
+        console.print(follow_summary(state))
+        if state.final is not None:
+            status = state.status
+    if status is None:
+        # The stream ended without its terminal event (already read, or pruned): ask the run.
+        status = str(client.get_run(args.run_id).get("status"))
+    return 0 if status == "success" else 1
+
+
 def _add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from contracts.runs import RunKind, RunStatus
     from runledger.api_client import DEFAULT_TIMEOUT_SECONDS, OVERLAP_POLICIES
@@ -595,6 +675,20 @@ def _add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     runs_list.add_argument("--limit", type=int, default=20, help="1-100 (default 20)")
     runs_list.add_argument("--cursor", default=None, help="next page, as printed under the table")
     leaf(runs, "show", "a run's detail with its charges", _runs_show).add_argument("run_id", metavar="RUN_ID")
+    follow = leaf(
+        runs,
+        "follow",
+        "follow a run live: its status, model output as it streams and running cost, until it ends "
+        "(exit 0 when it ends success, else 1; --json: one event per line)",
+        _runs_follow,
+    )
+    follow.add_argument("run_id", metavar="RUN_ID")
+    follow.add_argument(
+        "--after",
+        default=None,
+        metavar="EVENT_ID",
+        help="start after this event id (default: from the first)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,9 @@ Contract:
   touch nothing until they are sent their environment (``runledger.cli`` ``--parent-pid``), after the
   migrations. The stack is announced only once the API answers ``/readyz`` and the worker polls its
   task queue.
+- The worker's metrics endpoint takes ``RUNLEDGER_WORKER_METRICS_PORT`` when it is set (checked free like
+  the API port; 0 turns it off), else a free port, so two stacks (or a stack beside a worker) never
+  clash; the banner shows it.
 - SIGINT, SIGTERM or SIGHUP stop API and worker (SIGTERM, then SIGKILL after a grace period), then
   Temporal, then Postgres, and ``run`` returns 0. Children run in their own sessions, so a terminal's
   Ctrl-C reaches only this process, which stops them in order; on Linux they also get SIGTERM if this
@@ -107,6 +110,13 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def any_free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
 def tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -133,6 +143,8 @@ class Stack:
         self.database_url = settings.database_url
         self.temporal_address = settings.temporal_address
         self.admin_token = ""
+        #: Chosen in _check_ports: the configured port, or a free one.
+        self.worker_metrics_port = settings.worker_metrics_port
         self.demo: DemoState | None = None
         self._lock_file: IO[str] | None = None
         self._stop_signal: int | None = None
@@ -204,6 +216,12 @@ class Stack:
                 ("RUNLEDGER_TEMPORAL_PORT", "127.0.0.1", self.settings.temporal_port),
                 ("RUNLEDGER_TEMPORAL_UI_PORT", "127.0.0.1", self.settings.temporal_ui_port),
             ]
+        if "worker_metrics_port" not in self.settings.model_fields_set:
+            self.worker_metrics_port = any_free_port(self.settings.worker_metrics_host)
+        elif self.worker_metrics_port:
+            wanted.append(
+                ("RUNLEDGER_WORKER_METRICS_PORT", self.settings.worker_metrics_host, self.worker_metrics_port)
+            )
         busy = [f"{port} ({var})" for var, host, port in wanted if not port_free(host, port)]
         if busy:
             raise StackError(f"port(s) already in use: {', '.join(busy)}; pick others with those variables")
@@ -284,6 +302,7 @@ class Stack:
             RUNLEDGER_API_HOST=s.api_host,
             RUNLEDGER_API_PORT=str(s.api_port),
             RUNLEDGER_TEMPORAL_UI_PORT=str(s.temporal_ui_port),
+            RUNLEDGER_WORKER_METRICS_PORT=str(self.worker_metrics_port),
         )
         payload = (json.dumps(env) + "\n").encode()
         for child in self.children:
@@ -473,11 +492,17 @@ class Stack:
         if self.settings.temporal_address is not None and self.settings.temporal_ui_url is None:
             ui_note = "  (assumed; set RUNLEDGER_TEMPORAL_UI_URL)"
         demo_note = "created" if self.demo.created else "reused"
+        metrics_host = self.settings.worker_metrics_host
+        if metrics_host in ("0.0.0.0", "::", ""):
+            metrics_host = "127.0.0.1"
+        worker_metrics = f"http://{metrics_host}:{self.worker_metrics_port}/metrics"
         lines = [
             "",
             "runledger dev stack is up",
             "",
             f"  API docs      {api}/docs",
+            f"  Metrics       {api}/metrics"
+            + (f", worker {worker_metrics}" if self.worker_metrics_port else ""),
             f"  Temporal UI   {self.settings.temporal_ui_base}{ui_note}",
             f"  Temporal      {self.temporal_address}{embedded_tp}, namespace {namespace}",
             f"  Postgres      {_display_url(self.database_url)}{embedded_pg}",

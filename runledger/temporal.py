@@ -8,10 +8,16 @@ from temporalio.client import Client
 
 from config import Settings
 from contracts.temporal import SEARCH_ATTRIBUTES
+from telemetry import temporal_plugins
 
 
 async def connect(settings: Settings) -> Client:
-    return await Client.connect(settings.require_temporal_address(), namespace=settings.temporal_namespace)
+    """The process's client; its OpenTelemetry plugin also traces the workers built on it."""
+    return await Client.connect(
+        settings.require_temporal_address(),
+        namespace=settings.temporal_namespace,
+        plugins=temporal_plugins(settings),
+    )
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio.client import (
@@ -26,6 +26,8 @@ from config import Settings
 from contracts.reconcile import RECONCILE_SCHEDULE_ID, RECONCILE_WORKFLOW, ReconcileInput
 from db.session import Database
 from llm import LiteLLMGateway
+from runledger.log_context import LogContextInterceptor
+from telemetry import RunTracer, build_run_tracer, install_tracing
 from workflows import WORKFLOWS
 
 #: The sandbox re-imports a workflow's modules for every run; our pure contracts and retry policies
@@ -40,6 +42,8 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 class WorkerDeps:
     database: Database
     gateway: LiteLLMGateway
+    #: One per process (a Langfuse client when configured); the default traces to OpenTelemetry only.
+    tracer: RunTracer = field(default_factory=RunTracer)
 
 
 def build_deps(settings: Settings) -> WorkerDeps:
@@ -51,7 +55,11 @@ def build_deps(settings: Settings) -> WorkerDeps:
     )
     # Fail at start-up, not at the first run, when the default model has no price.
     gateway.ensure_priced(settings.default_model)
-    return WorkerDeps(database=Database(settings.require_database_url()), gateway=gateway)
+    return WorkerDeps(
+        database=Database(settings.require_database_url()),
+        gateway=gateway,
+        tracer=build_run_tracer(settings),
+    )
 
 
 def build_worker(
@@ -61,7 +69,7 @@ def build_worker(
     *,
     activities_cls: type[RunActivities] = RunActivities,
 ) -> Worker:
-    acts = activities_cls(database=deps.database, gateway=deps.gateway, settings=settings)
+    acts = activities_cls(database=deps.database, gateway=deps.gateway, settings=settings, tracer=deps.tracer)
     slots = ScheduleActivities(database=deps.database, settings=settings)
     reconcile = ReconcileActivities(database=deps.database)
     return Worker(
@@ -78,6 +86,8 @@ def build_worker(
             slots.record_slot,
             reconcile.reconcile,
         ],
+        # Every log line of an activity carries its workflow_id and run_id.
+        interceptors=[LogContextInterceptor()],
     )
 
 
@@ -112,3 +122,6 @@ async def run_worker(settings: Settings, client: Client, stop: asyncio.Event) ->
             await stop.wait()
     finally:
         await deps.database.dispose()
+        # Send what is buffered before the process exits (blocking calls: off the event loop).
+        await asyncio.to_thread(deps.tracer.shutdown)
+        await asyncio.to_thread(install_tracing(settings).force_flush)

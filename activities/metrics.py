@@ -1,0 +1,41 @@
+"""The worker's process-local Prometheus counters: what Postgres cannot show, because the write that
+would have recorded it is the thing that failed.
+
+They live in prometheus-client's default registry; ``runledger worker`` serves it on
+``RUNLEDGER_WORKER_METRICS_PORT`` (with the standard process, platform and GC collectors). The
+business totals (runs, calls, tokens, credits, drift) are the API's ``GET /metrics``, from Postgres.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypeVar
+
+import structlog
+from prometheus_client import Counter
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+CHARGE_WRITE_FAILURES = Counter(
+    "runledger_worker_charge_write_failures",
+    "Charge transactions (receipt, ledger debit, call settlement, usage event) that raised. The model "
+    "call stays pending: a retry settles it, or reconciliation flags it.",
+)
+RUN_EVENT_PUBLISH_FAILURES = Counter(
+    "runledger_worker_run_event_publish_failures",
+    "Best-effort run events (text deltas) that could not be written; the run and its billing go on.",
+)
+
+
+@asynccontextmanager
+async def counting_charge_failures(transaction: AbstractAsyncContextManager[T]) -> AsyncIterator[T]:
+    """``transaction``, counting (and logging) a failure to commit a charge; the error propagates."""
+    try:
+        async with transaction as session:
+            yield session
+    except Exception as exc:
+        CHARGE_WRITE_FAILURES.inc()
+        log.error("charge_write_failed", error=f"{type(exc).__name__}: {exc}")
+        raise

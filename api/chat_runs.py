@@ -1,0 +1,131 @@
+"""Chat runs for the front-end protocols (OpenAI chat completions, AI SDK UI message streams).
+
+A chat request is an ordinary billed API run of a graph whose input is a conversation
+(``{"messages": [...]}``, see ``contracts.catalog.accepts_messages``): it starts through
+``start_api_run``, so idempotency keys, the 402 preflight, the credit hold and the ledger all apply
+exactly as for ``POST /api/v1/graphs/{graph_id}/runs``. The answer is read back from the run's
+durable events (``follow_run``), the same feed the SSE endpoint serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from api.deps import AppState
+from api.errors import NotFound, Unprocessable
+from api.routes.events import REREAD_SECONDS, TERMINAL_EVENTS
+from api.run_starts import start_api_run
+from api.schemas import StartRunRequest
+from contracts.catalog import accepts_messages, get_graph_spec
+from contracts.errors import ErrorCode
+from contracts.runs import TERMINAL_STATUSES
+from db import events, runs
+from db.accounts import Principal
+from db.models import GraphRun
+
+#: The chat graph, and the names OpenAI-style clients may call it by.
+CHAT_GRAPH_ID = "langgraph:chat"
+MODEL_ALIASES: dict[str, str] = {
+    "runledger/chat": CHAT_GRAPH_ID,
+    "runledger:chat": CHAT_GRAPH_ID,
+    "runledger-chat": CHAT_GRAPH_ID,
+}
+
+
+def chat_graph_id(name: str) -> str:
+    """The graph a chat request names: a graph id whose input is a conversation, or an alias of one.
+    Unknown → 404 ``graph_not_found``; a graph that does not take messages → 422."""
+    graph_id = MODEL_ALIASES.get(name, name)
+    spec = get_graph_spec(graph_id)
+    if spec is None:
+        raise NotFound(f"graph {name!r} does not exist", code=ErrorCode.GRAPH_NOT_FOUND)
+    if not accepts_messages(spec):
+        raise Unprocessable(f"graph {graph_id!r} does not take a conversation (its input has no messages)")
+    return graph_id
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str
+    content: str
+
+
+async def start_chat_run(
+    state: AppState,
+    principal: Principal,
+    *,
+    graph_id: str,
+    messages: Sequence[Turn],
+    idempotency_key: str | None,
+) -> tuple[GraphRun, bool]:
+    body = StartRunRequest(input={"messages": [{"role": m.role, "content": m.content} for m in messages]})
+    return await start_api_run(
+        database=state.database,
+        temporal=state.temporal,
+        settings=state.settings,
+        principal=principal,
+        graph_id=graph_id,
+        body=body,
+        idempotency_key=idempotency_key,
+    )
+
+
+@dataclass(frozen=True)
+class RunEventView:
+    seq: int
+    event: str
+    data: dict[str, Any]
+
+
+async def follow_run(state: AppState, run_id: str, *, after: int = 0) -> AsyncIterator[RunEventView]:
+    """The run's events in order — stored ones first, then live ones as they commit — ending after
+    the terminal ``done``/``error`` event (or when a finished run has no more events, e.g. pruned)."""
+    seen = after
+    while True:
+        async with state.database.transaction() as session:
+            batch = await events.read_after(session, run_id=run_id, after_seq=seen)
+            if not batch:
+                current = await runs.get_run(session, run_id=run_id)
+                if current is None or current.status in TERMINAL_STATUSES:
+                    return
+        for row in batch:
+            seen = row.seq
+            yield RunEventView(seq=row.seq, event=row.event, data=dict(row.data or {}))
+            if row.event in TERMINAL_EVENTS:
+                return
+        if not batch:
+            await state.events.wait(run_id, REREAD_SECONDS)
+
+
+async def terminal_from_row(state: AppState, run_id: str) -> RunEventView:
+    """The terminal event rebuilt from the run row, for a finished run whose events are gone."""
+    async with state.database.transaction() as session:
+        run = await runs.get_run(session, run_id=run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found", code=ErrorCode.RUN_NOT_FOUND)
+    if run.status == "success":
+        data: dict[str, Any] = {"status": run.status, "output": run.output, "cost_credits": run.cost_credits}
+        return RunEventView(seq=0, event="done", data=data)
+    data = {
+        "status": run.status,
+        "code": run.error_code,
+        "message": run.error_message,
+        "cost_credits": run.cost_credits,
+    }
+    return RunEventView(seq=0, event="error", data=data)
+
+
+def reply_text(output: Any) -> str:
+    """The answer of a chat run's output (``{"reply": str}``)."""
+    if isinstance(output, dict):
+        reply = output.get("reply")
+        if isinstance(reply, str):
+            return reply
+    return ""
+
+
+def error_code_of(data: dict[str, Any]) -> str:
+    """The stable code of an ``error`` event (its status when the run recorded none)."""
+    return str(data.get("code") or f"run_{data.get('status') or 'failed'}")

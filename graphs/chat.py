@@ -1,0 +1,44 @@
+"""``langgraph:chat``: one node, one model call that answers a conversation.
+
+Input ``{"messages": [{"role": "system" | "user" | "assistant", "content": str}, ...]}`` (validated
+against the catalog's JSON schema before the run starts); output ``{"reply": str}``. This is the graph
+behind the OpenAI-compatible ``/v1/chat/completions`` endpoint and the AI SDK chat route.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+import llm
+
+OUTPUT_KEYS = ("reply",)
+
+#: Room for a chat-sized answer; the preflight hold is sized per call, not per token.
+MAX_REPLY_TOKENS = 1024
+
+
+class ChatMessage(TypedDict):
+    role: str
+    content: str
+
+
+class ChatState(TypedDict, total=False):
+    messages: list[ChatMessage]
+    reply: str
+
+
+async def respond(state: ChatState) -> ChatState:
+    conversation = [(m["role"], m["content"]) for m in state["messages"]]
+    reply = await llm.complete(conversation, max_tokens=MAX_REPLY_TOKENS)
+    return {"reply": reply}
+
+
+def build() -> CompiledStateGraph[Any, Any, Any, Any]:
+    graph = StateGraph(ChatState)
+    graph.add_node("respond", respond)
+    graph.add_edge(START, "respond")
+    graph.add_edge("respond", END)
+    return graph.compile()

@@ -1,0 +1,60 @@
+"""``langgraph:chat``: the whole conversation goes to one model call; its input schema bounds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+
+from contracts.catalog import CATALOG, accepts_messages
+from graphs import GRAPHS
+from llm import Invoke, LiteLLMGateway, ModelRequest, ModelResponse, bind
+from llm.offline import OFFLINE_MODEL
+
+CONVERSATION = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Name a lighthouse."},
+    {"role": "assistant", "content": "The Tower of Hercules."},
+    {"role": "user", "content": "Tell me about lighthouses"},
+]
+
+
+async def test_chat_sends_the_conversation_in_one_call_and_replies() -> None:
+    requests: list[ModelRequest] = []
+
+    class Recording:
+        async def call(self, call_key: str, request: ModelRequest, invoke: Invoke) -> ModelResponse:
+            requests.append(request)
+            return await invoke(request, None)
+
+    with bind(LiteLLMGateway().invoke, default_model=OFFLINE_MODEL, meter=Recording()):
+        state = await GRAPHS["langgraph:chat"]().ainvoke({"messages": CONVERSATION})
+    assert len(requests) == 1
+    assert requests[0].messages == tuple((m["role"], m["content"]) for m in CONVERSATION)
+    assert isinstance(state["reply"], str)
+    assert "lighthouses" in state["reply"]  # the offline model answers the last message
+
+
+def test_only_the_chat_graph_takes_messages() -> None:
+    assert [g for g, spec in CATALOG.items() if accepts_messages(spec)] == ["langgraph:chat"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "valid"),
+    [
+        ({"messages": CONVERSATION}, True),
+        ({"messages": [{"role": "user", "content": ""}]}, True),
+        ({"messages": [{"role": "user", "content": "hi"}] * 100}, True),
+        ({"messages": []}, False),
+        ({"messages": [{"role": "user", "content": "hi"}] * 101}, False),
+        ({"messages": [{"role": "tool", "content": "hi"}]}, False),
+        ({"messages": [{"role": "user"}]}, False),
+        ({"messages": [{"role": "user", "content": "hi", "name": "x"}]}, False),
+        ({"messages": [{"role": "user", "content": "x" * 32_001}]}, False),
+        ({"topic": "the sea"}, False),
+    ],
+)
+def test_chat_input_schema(payload: dict[str, Any], valid: bool) -> None:
+    validator = jsonschema.Draft202012Validator(CATALOG["langgraph:chat"].input_schema)
+    assert validator.is_valid(payload) is valid

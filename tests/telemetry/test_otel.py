@@ -1,0 +1,133 @@
+"""OpenTelemetry: a run is one trace, from the API's StartWorkflow span through the workflow and its
+activities to every model call, with the trace id derived from the run id. Spans go to an in-memory
+exporter on the process's provider; with no exporter configured nothing is exported at all."""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import format_span_id, format_trace_id
+from temporalio.client import Client
+from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
+from temporalio.worker import Replayer
+
+from config import Settings
+from contracts.ids import langfuse_trace_id
+from contracts.runs import GRAPH_RUN_WORKFLOW
+from db.session import Database
+from llm import LiteLLMGateway
+from runledger.worker import WorkerDeps, build_worker
+from telemetry import (
+    OUTCOME,
+    create_tracing,
+    install_tracing,
+    run_root_span_id,
+    run_trace_context,
+    temporal_plugins,
+)
+from tests.conftest import api_client
+from tests.helpers import create_user, start_run, wait_for_run
+from tests.telemetry.conftest import own_queue
+from workflows import WORKFLOWS
+
+
+def one(spans: list[ReadableSpan], name: str) -> ReadableSpan:
+    found = [s for s in spans if s.name == name]
+    assert len(found) == 1, (name, sorted(s.name for s in spans))
+    return found[0]
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent else None
+
+
+async def test_a_run_is_one_trace_from_the_api_start_to_every_model_call(
+    settings: Settings,
+    database: Database,
+    gateway: LiteLLMGateway,
+    traced_client: Client,
+    otel_spans: InMemorySpanExporter,
+) -> None:
+    queue = own_queue(settings)
+    deps = WorkerDeps(database=database, gateway=gateway)  # no Langfuse: plain OpenTelemetry spans
+    async with build_worker(traced_client, queue, deps), api_client(queue, database, traced_client) as api:
+        user = await create_user(api, credits=5_000_000)
+        started = await start_run(api, user, graph_id="langgraph:brief")
+        run = await wait_for_run(api, user, started.json()["run_id"], within=60)
+        # Workflow spans end when the workflow does, just after the run row turned terminal.
+        await traced_client.get_workflow_handle(run["workflow_id"]).result()
+    assert run["status"] == "success", run
+
+    trace_id = int(run["trace_id"], 16)
+    everything = list(otel_spans.get_finished_spans())
+    spans = [s for s in everything if s.context.trace_id == trace_id]
+    # Nothing of the run escaped its trace.
+    assert [s for s in everything if (s.attributes or {}).get("runledger.run_id") == run["run_id"]] == [
+        s for s in spans if (s.attributes or {}).get("runledger.run_id") == run["run_id"]
+    ]
+
+    start = one(spans, f"StartWorkflow:{GRAPH_RUN_WORKFLOW}")
+    assert start.parent is not None
+    assert format_span_id(start.parent.span_id) == run_root_span_id(run["run_id"])
+    workflow = one(spans, f"RunWorkflow:{GRAPH_RUN_WORKFLOW}")
+    assert parent_of(workflow) == start.context.span_id
+    schedule = one(spans, "StartActivity:execute_graph")
+    assert parent_of(schedule) == workflow.context.span_id
+    execute = one(spans, "RunActivity:execute_graph")
+    assert parent_of(execute) == schedule.context.span_id
+    graph = one(spans, "graph langgraph:brief")
+    assert parent_of(graph) == execute.context.span_id
+
+    calls = [s for s in spans if (s.attributes or {}).get("gen_ai.operation.name") == "chat"]
+    assert len(calls) == 3
+    assert {parent_of(c) for c in calls} == {graph.context.span_id}
+    for call in calls:
+        attributes = call.attributes or {}
+        assert call.kind == trace.SpanKind.CLIENT
+        assert attributes["gen_ai.usage.input_tokens"] > 0  # type: ignore[operator]
+        assert attributes["gen_ai.usage.output_tokens"] > 0  # type: ignore[operator]
+        assert attributes["gen_ai.response.id"]
+        assert attributes["runledger.billing_account_id"] == user.billing_account_id
+    assert sorted(str((c.attributes or {})["runledger.node"]) for c in calls) == [
+        "draft",
+        "outline",
+        "review",
+    ]
+
+    finalize = one(spans, "RunActivity:finalize_run")
+    outcome = one(spans, OUTCOME)
+    assert parent_of(outcome) == finalize.context.span_id
+    assert (outcome.attributes or {})["runledger.status"] == "success"
+
+    # The traced history still replays with the plugin (workflow code itself makes no spans).
+    history = await traced_client.get_workflow_handle(run["workflow_id"]).fetch_history()
+    await Replayer(
+        workflows=WORKFLOWS, plugins=[OpenTelemetryPlugin(add_temporal_spans=True)]
+    ).replay_workflow(history)
+
+
+def test_tracing_is_installed_once_and_exports_nothing_unless_configured(settings: Settings) -> None:
+    quiet = own_queue(settings)
+    assert quiet.otel_exporter_otlp_endpoint is None
+    tracing = install_tracing(quiet)
+    assert install_tracing(quiet) is tracing
+    assert tracing.is_global
+    assert trace.get_tracer_provider() is tracing.replay_safe
+    assert all(isinstance(p, OpenTelemetryPlugin) for p in temporal_plugins(quiet))
+    # A provider with nothing configured has no span processor: spans are made and dropped.
+    fresh = create_tracing()
+    assert fresh.processors == []
+    with fresh.replay_safe.get_tracer("test").start_as_current_span("cheap") as span:
+        assert span.is_recording()
+    fresh.provider.shutdown()
+
+
+def test_run_trace_context_opens_the_runs_trace() -> None:
+    run_id = "4f7a8a43-1d8e-4bd4-9c5e-3f7b37f0d7a1"
+    with run_trace_context(run_id):
+        current = trace.get_current_span().get_span_context()
+        assert format_trace_id(current.trace_id) == langfuse_trace_id(run_id)
+        assert format_span_id(current.span_id) == run_root_span_id(run_id)
+        assert current.trace_flags.sampled
+    assert not trace.get_current_span().get_span_context().is_valid
