@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, Text, Uuid, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,8 +24,6 @@ from db.models import (
     ChargeConflict,
     ChargeReceipt,
     CreditLedgerEntry,
-    CreditReservation,
-    ExecutionGrant,
 )
 
 TOPUP = "topup"
@@ -70,103 +68,149 @@ async def _apply(
     run_id: str | None = None,
     receipt_id: str | None = None,
 ) -> CreditLedgerEntry:
-    balance = (
+    # One statement: the balance update and the ledger row that records it. The account row is
+    # the hot spot of a busy account (every charge locks it), so it is held for as short as possible.
+    new_balance = (
+        update(BillingAccount)
+        .where(BillingAccount.id == billing_account_id)
+        .values(balance_credits=BillingAccount.balance_credits + amount)
+        .returning(BillingAccount.balance_credits)
+        .cte("new_balance")
+    )
+    entry = (
         await session.execute(
-            update(BillingAccount)
-            .where(BillingAccount.id == billing_account_id)
-            .values(balance_credits=BillingAccount.balance_credits + amount)
-            .returning(BillingAccount.balance_credits)
+            insert(CreditLedgerEntry)
+            .from_select(
+                [
+                    "billing_account_id",
+                    "amount",
+                    "balance_after",
+                    "reason",
+                    "reference",
+                    "run_id",
+                    "receipt_id",
+                ],
+                select(
+                    literal(billing_account_id, Uuid(as_uuid=False)),
+                    literal(amount, BigInteger()),
+                    new_balance.c.balance_credits,
+                    literal(reason, Text()),
+                    literal(reference, Text()),
+                    literal(run_id, Uuid(as_uuid=False)),
+                    literal(receipt_id, Uuid(as_uuid=False)),
+                ),
+            )
+            .returning(CreditLedgerEntry)
         )
     ).scalar_one_or_none()
-    if balance is None:
+    if entry is None:
         raise NotFoundError("billing account", billing_account_id)
-    entry = CreditLedgerEntry(
-        billing_account_id=billing_account_id,
-        amount=amount,
-        balance_after=balance,
-        reason=reason,
-        reference=reference,
-        run_id=run_id,
-        receipt_id=receipt_id,
-    )
-    session.add(entry)
-    await session.flush()
     return entry
+
+
+#: The whole charge in one statement (one round trip, so the account row — the hot spot of a busy
+#: account — is locked only from this statement to the commit). Every data-modifying CTE reads from
+#: ``receipt``: when the receipt already exists (a retried delivery), ON CONFLICT returns no row and
+#: nothing else changes.
+_CHARGE_SQL = text(
+    """
+WITH receipt AS (
+    INSERT INTO charge_receipts (
+        billing_account_id, run_id, attempt, usage_unit_id, source_system, source_reference,
+        graph_id, model, provider, tokens_in, tokens_out, cost_usd, markup, charged_credits
+    )
+    VALUES (
+        CAST(:account AS uuid), CAST(:run_id AS uuid), :attempt, :usage_unit_id, :source_system,
+        :source_reference, :graph_id, :model, :provider, :tokens_in, :tokens_out, :cost_usd, :markup,
+        :credits
+    )
+    ON CONFLICT (source_system, source_reference) DO NOTHING
+    RETURNING id, charged_credits
+), hold AS (
+    -- The charge settles against the run's hold: what the run still holds shrinks as it spends.
+    UPDATE credit_reservations SET settled_credits = settled_credits + receipt.charged_credits
+    FROM receipt
+    WHERE credit_reservations.run_id = CAST(:run_id AS uuid) AND credit_reservations.status = 'open'
+    RETURNING credit_reservations.id
+), grant_spend AS (
+    UPDATE execution_grants SET spent_credits = spent_credits + receipt.charged_credits
+    FROM receipt
+    WHERE execution_grants.id = CAST(:grant_id AS uuid)
+    RETURNING execution_grants.id
+), balance AS (
+    UPDATE billing_accounts SET balance_credits = balance_credits - receipt.charged_credits
+    FROM receipt
+    WHERE billing_accounts.id = CAST(:account AS uuid)
+    RETURNING billing_accounts.balance_credits
+), entry AS (
+    INSERT INTO credit_ledger (billing_account_id, amount, balance_after, reason, reference, run_id, receipt_id)
+    SELECT CAST(:account AS uuid), -receipt.charged_credits, balance.balance_credits, :reason,
+           :source_reference, CAST(:run_id AS uuid), receipt.id
+    FROM receipt, balance
+    RETURNING balance_after
+)
+SELECT receipt.id AS receipt_id, entry.balance_after FROM receipt, entry
+"""
+)
 
 
 async def record_charge(session: AsyncSession, *, charge: Charge) -> ChargeOutcome:
     """Write a charge exactly once. Safe under concurrent duplicate deliveries: the loser of the
     UNIQUE race waits for the winner's commit and then sees the existing receipt."""
-    receipt_id = (
+    row = (
         await session.execute(
-            insert(ChargeReceipt)
-            .values(
-                billing_account_id=charge.billing_account_id,
-                run_id=charge.run_id,
-                attempt=charge.attempt,
-                usage_unit_id=charge.usage_unit_id,
-                source_system=charge.source_system,
-                source_reference=charge.source_reference,
-                graph_id=charge.graph_id,
-                model=charge.model,
-                provider=charge.provider,
-                tokens_in=charge.tokens_in,
-                tokens_out=charge.tokens_out,
-                cost_usd=charge.cost_usd,
-                markup=charge.markup,
-                charged_credits=charge.charged_credits,
+            _CHARGE_SQL,
+            {
+                "account": charge.billing_account_id,
+                "run_id": charge.run_id,
+                "attempt": charge.attempt,
+                "usage_unit_id": charge.usage_unit_id,
+                "source_system": charge.source_system,
+                "source_reference": charge.source_reference,
+                "graph_id": charge.graph_id,
+                "model": charge.model,
+                "provider": charge.provider,
+                "tokens_in": charge.tokens_in,
+                "tokens_out": charge.tokens_out,
+                "cost_usd": charge.cost_usd,
+                "markup": charge.markup,
+                "credits": charge.charged_credits,
+                "grant_id": charge.grant_id,
+                "reason": CHARGE,
+            },
+        )
+    ).one_or_none()
+    if row is not None:
+        return ChargeOutcome(
+            receipt_id=str(row.receipt_id), created=True, balance_after=int(row.balance_after)
+        )
+    existing = (
+        await session.execute(
+            select(ChargeReceipt).where(
+                ChargeReceipt.source_system == charge.source_system,
+                ChargeReceipt.source_reference == charge.source_reference,
             )
-            .on_conflict_do_nothing(index_elements=["source_system", "source_reference"])
-            .returning(ChargeReceipt.id)
         )
     ).scalar_one_or_none()
-    if receipt_id is None:
-        existing = (
-            await session.execute(
-                select(ChargeReceipt).where(
-                    ChargeReceipt.source_system == charge.source_system,
-                    ChargeReceipt.source_reference == charge.source_reference,
-                )
-            )
-        ).scalar_one()
-        same = (
-            existing.charged_credits == charge.charged_credits
-            and existing.billing_account_id == charge.billing_account_id
-        )
-        if not same:
-            session.add(
-                ChargeConflict(
-                    source_system=charge.source_system,
-                    source_reference=charge.source_reference,
-                    existing_receipt_id=existing.id,
-                    existing_credits=existing.charged_credits,
-                    attempted_credits=charge.charged_credits,
-                )
-            )
-            await session.flush()
-        return ChargeOutcome(receipt_id=existing.id, created=False, conflict=not same)
-    # The charge settles against the run's hold, so what the run still holds shrinks as it spends.
-    await session.execute(
-        update(CreditReservation)
-        .where(CreditReservation.run_id == charge.run_id, CreditReservation.status == "open")
-        .values(settled_credits=CreditReservation.settled_credits + charge.charged_credits)
+    if existing is None:
+        # Unreachable: ON CONFLICT returned nothing, so a receipt holds this reference. Fail loudly.
+        raise RuntimeError(f"charge {charge.source_reference} conflicted with no receipt")
+    same = (
+        existing.charged_credits == charge.charged_credits
+        and existing.billing_account_id == charge.billing_account_id
     )
-    if charge.grant_id is not None:
-        await session.execute(
-            update(ExecutionGrant)
-            .where(ExecutionGrant.id == charge.grant_id)
-            .values(spent_credits=ExecutionGrant.spent_credits + charge.charged_credits)
+    if not same:
+        session.add(
+            ChargeConflict(
+                source_system=charge.source_system,
+                source_reference=charge.source_reference,
+                existing_receipt_id=existing.id,
+                existing_credits=existing.charged_credits,
+                attempted_credits=charge.charged_credits,
+            )
         )
-    entry = await _apply(
-        session,
-        billing_account_id=charge.billing_account_id,
-        amount=-charge.charged_credits,
-        reason=CHARGE,
-        reference=charge.source_reference,
-        run_id=charge.run_id,
-        receipt_id=receipt_id,
-    )
-    return ChargeOutcome(receipt_id=receipt_id, created=True, balance_after=entry.balance_after)
+        await session.flush()
+    return ChargeOutcome(receipt_id=existing.id, created=False, conflict=not same)
 
 
 async def record_topup(
