@@ -40,6 +40,8 @@ from llm.gateway import ModelGatewayError
 from telemetry import RunRef, RunTracer
 
 RUN_NOT_VISIBLE = "run_not_visible"
+#: With the DB retry policy's backoff (0.2 s doubling, capped at 10 s) this waits about two minutes.
+RUN_NOT_VISIBLE_ATTEMPTS = 18
 HEARTBEAT_EVERY_SECONDS = 5.0
 
 
@@ -73,7 +75,15 @@ class RunActivities:
             run = await runs.get_run(session, run_id=inp.run_id)
             if run is None:
                 # The API starts the workflow inside its transaction and commits right after, so a
-                # missing row is almost always "not committed yet": retry.
+                # missing row is almost always "not committed yet": retry. A row that never comes
+                # belongs to a start whose transaction rolled back after Temporal took the workflow
+                # (e.g. the start RPC timed out): give up so the workflow fails and the id is free.
+                if activity.info().attempt >= RUN_NOT_VISIBLE_ATTEMPTS:
+                    return AuthorizeResult(
+                        allowed=False,
+                        error_code=ErrorCode.RUN_NOT_FOUND,
+                        error_message=f"run {inp.run_id} was never recorded",
+                    )
                 raise ApplicationError(f"run {inp.run_id} is not visible yet", type=RUN_NOT_VISIBLE)
             if run.status in TERMINAL_STATUSES:
                 return AuthorizeResult(allowed=False, error_code=run.error_code or run.status)

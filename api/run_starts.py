@@ -17,7 +17,12 @@ from typing import Any
 import jsonschema
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.service import RPCError
 
 from api.errors import NotFound, PaymentRequired, ServiceUnavailable, Unprocessable
@@ -35,7 +40,7 @@ from db.session import Database
 from telemetry import run_trace_context
 
 #: A start that Temporal cannot take within this time is answered 503 and rolled back.
-START_RPC_TIMEOUT = timedelta(seconds=5)
+START_RPC_TIMEOUT = timedelta(seconds=10)
 
 
 def request_hash(graph_id: str, body: StartRunRequest) -> str:
@@ -196,7 +201,11 @@ async def _start_workflow(temporal: Client, settings: Settings, run: GraphRun) -
                 ),
                 id=run.workflow_id,
                 task_queue=settings.temporal_task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # A start whose transaction rolled back after Temporal took the workflow (an RPC timeout)
+                # leaves a workflow waiting for its row: a retried start attaches to it; one that gave up
+                # (failed) may be started again; a completed run's id is never reused.
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 rpc_timeout=START_RPC_TIMEOUT,
                 search_attributes=TypedSearchAttributes(
                     [

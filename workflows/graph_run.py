@@ -56,6 +56,9 @@ class GraphRunWorkflow:
             auth = await workflow.execute_local_activity_method(
                 RunActivities.authorize, AuthorizeInput(run_id=inp.run_id), **policies.DB_STEP
             )
+            if not auth.allowed and auth.error_code == ErrorCode.RUN_NOT_FOUND:
+                # No run row: nothing to finalize. Failing frees the workflow id for a retried start.
+                raise ApplicationError(auth.error_message or "run not found", type=ErrorCode.RUN_NOT_FOUND)
             if not auth.allowed:
                 return await self._finish(
                     inp, _refusal_status(auth.error_code), code=auth.error_code, message=auth.error_message

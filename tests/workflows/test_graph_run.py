@@ -214,3 +214,29 @@ async def test_cancel_during_a_model_call_ends_cancelled(
         gate.set()
     assert run["status"] == "cancelled", run
     assert run["error_code"] == "run_cancelled"
+
+
+async def test_retried_start_attaches_to_a_workflow_whose_first_start_rolled_back(
+    api: httpx.AsyncClient, user: Tenant, client: Client, settings: Settings, worker: None
+) -> None:
+    """A start RPC that times out after Temporal took the workflow rolls the API transaction back:
+    the workflow waits for a row that is not there. The client's retry with the same key records
+    the run and attaches to that workflow instead of failing on the taken id."""
+    from contracts import ids
+    from contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput
+
+    run_id = ids.api_run_id(
+        billing_account_id=user.billing_account_id, graph_id="langgraph:poet", idempotency_key="lost"
+    )
+    orphan = await client.start_workflow(
+        GRAPH_RUN_WORKFLOW,
+        GraphRunInput(run_id=run_id, graph_id="langgraph:poet", billing_account_id=user.billing_account_id),
+        id=ids.graph_run_workflow_id(run_id),
+        task_queue=settings.temporal_task_queue,
+    )
+    retried = await start_run(api, user, key="lost")
+    assert retried.status_code == 202, retried.text
+    assert retried.json()["run_id"] == run_id
+    run = await wait_for_run(api, user, run_id)
+    assert run["status"] == "success"
+    assert (await orphan.describe()).run_id == orphan.result_run_id  # the same workflow run finished it
