@@ -264,6 +264,7 @@ class Service:
     name: str
     proc: asyncio.subprocess.Process
     log_path: Path
+    drain: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int:
@@ -364,7 +365,16 @@ async def start_service(role: str, cfg: StackConfig, log_path: Path, env: dict[s
     if line.strip() != b"ready":
         await service.stop()
         raise RuntimeError(f"the {role} process did not start; its log ({log_path}):\n{service.log_tail()}")
+    # Keep draining stdout into the log: a full pipe would block the service's event loop (its JSON
+    # logs go to stdout) and stall every run.
+    service.drain = asyncio.create_task(_drain(proc.stdout, log_path))
     return service
+
+
+async def _drain(stream: asyncio.StreamReader, log_path: Path) -> None:
+    with log_path.open("ab") as sink:
+        while chunk := await stream.read(65536):
+            sink.write(chunk)
 
 
 # --------------------------------------------------------------------------------------------------
