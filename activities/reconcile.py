@@ -6,15 +6,19 @@ from __future__ import annotations
 from temporalio import activity
 
 from contracts.reconcile import ReconcileInput, ReconcileResult
-from db import reconciliation
+from db import events, reconciliation
 from db.grants import database_now
 from db.session import Database
 
 
-async def reconcile_once(database: Database, threshold_seconds: int) -> ReconcileResult:
+async def reconcile_once(
+    database: Database, threshold_seconds: int, event_retention_days: int = 30
+) -> ReconcileResult:
     async with database.transaction() as session:
         started_at = await database_now(session)
         flagged = await reconciliation.flag_stale_pending(session, older_than_seconds=threshold_seconds)
+        # Run events are a view of a run, not its record: bound their growth.
+        pruned = await events.prune(session, older_than_days=event_retention_days)
         drift = await reconciliation.balance_drift(session)
         report = await reconciliation.save_report(
             session,
@@ -29,6 +33,7 @@ async def reconcile_once(database: Database, threshold_seconds: int) -> Reconcil
         flagged_calls=report.flagged_calls,
         accounts_checked=report.accounts_checked,
         accounts_with_drift=report.accounts_with_drift,
+        pruned_events=pruned,
     )
 
 
@@ -38,4 +43,4 @@ class ReconcileActivities:
 
     @activity.defn(name="reconcile_billing")
     async def reconcile(self, inp: ReconcileInput) -> ReconcileResult:
-        return await reconcile_once(self._db, inp.threshold_seconds)
+        return await reconcile_once(self._db, inp.threshold_seconds, inp.event_retention_days)

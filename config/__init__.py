@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         default=86_400, ge=1, validation_alias=_env("RUNLEDGER_CREDIT_WAIT_SECONDS")
     )
     #: Pending model calls older than this are flagged by reconciliation.
+    #: Events of runs that finished more than this many days ago are pruned by reconciliation.
+    event_retention_days: int = Field(
+        default=30, ge=1, validation_alias=_env("RUNLEDGER_EVENT_RETENTION_DAYS")
+    )
     reconcile_after_seconds: int = Field(
         default=3_600, ge=0, validation_alias=_env("RUNLEDGER_RECONCILE_AFTER_SECONDS")
     )

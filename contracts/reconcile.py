@@ -11,6 +11,7 @@ RECONCILE_SCHEDULE_ID = "runledger:reconcile"
 @dataclass
 class ReconcileInput:
     threshold_seconds: int = 3600
+    event_retention_days: int = 30
 
 
 @dataclass
@@ -19,3 +20,4 @@ class ReconcileResult:
     flagged_calls: int
     accounts_checked: int
     accounts_with_drift: int
+    pruned_events: int = 0

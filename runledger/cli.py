@@ -141,7 +141,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     async def run() -> int:
         database = Database(settings.require_database_url())
         try:
-            result = await reconcile_once(database, threshold)
+            result = await reconcile_once(database, threshold, settings.event_retention_days)
         finally:
             await database.dispose()
         print(

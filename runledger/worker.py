@@ -99,7 +99,10 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> bool:
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
             RECONCILE_WORKFLOW,
-            ReconcileInput(threshold_seconds=settings.reconcile_after_seconds),
+            ReconcileInput(
+                threshold_seconds=settings.reconcile_after_seconds,
+                event_retention_days=settings.event_retention_days,
+            ),
             id="runledger-reconcile",
             task_queue=settings.temporal_task_queue,
         ),

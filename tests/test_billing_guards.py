@@ -297,3 +297,27 @@ async def test_runledger_reconcile_command(settings: Settings) -> None:
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert "stale pending model call(s) flagged" in out.decode()
+
+
+@pytest.mark.usefixtures("worker")
+async def test_reconciliation_prunes_events_of_old_runs(api: httpx.AsyncClient, database: Database) -> None:
+    user = await create_user(api, credits=1_000_000)
+    run = await wait_for_run(api, user, (await start_run(api, user)).json()["run_id"])
+    assert await scalar(database, "SELECT count(*) FROM run_events WHERE run_id = :r", r=run["run_id"]) > 0
+    async with database.transaction() as session:  # let 31 days pass for this run
+        from sqlalchemy import text
+
+        await session.execute(
+            text("UPDATE graph_runs SET completed_at = completed_at - interval '31 days' WHERE run_id = :r"),
+            {"r": run["run_id"]},
+        )
+    result = await reconcile_once(database, threshold_seconds=3600, event_retention_days=30)
+    assert result.pruned_events > 0
+    assert await scalar(database, "SELECT count(*) FROM run_events WHERE run_id = :r", r=run["run_id"]) == 0
+    # The run, its receipts and the ledger stay.
+    assert (await api.get(f"/api/v1/runs/{run['run_id']}", headers=user.headers)).json()[
+        "status"
+    ] == "success"
+    assert (
+        await scalar(database, "SELECT count(*) FROM charge_receipts WHERE run_id = :r", r=run["run_id"]) == 1
+    )
