@@ -8,6 +8,8 @@ import os
 import sys
 import threading
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +28,7 @@ from tests.conftest import api_client
 from tests.db.queries import rows, scalar
 from tests.db.test_ledger import _run_row
 from tests.fakes.openai_server import FakeProvider
-from tests.helpers import ADMIN, create_user, eventually, start_run, top_up, wait_for_run
+from tests.helpers import ADMIN, Tenant, create_user, eventually, start_run, top_up, wait_for_run
 
 
 def _queue(settings: Settings, **changes: Any) -> Settings:
@@ -106,11 +108,13 @@ async def test_concurrent_starts_cannot_overspend(
     await _balance_matches_ledger(database, user.billing_account_id)
 
 
-async def test_exhausted_credits_pause_then_top_up_resumes(
-    settings: Settings, database: Database, client: Client, gateway: LiteLLMGateway
-) -> None:
-    # A 1-credit per-call estimate lets the run start on a small balance and run dry mid-graph.
-    tight = _queue(settings, preflight_credits_per_call=1, credit_wait_seconds=120)
+@asynccontextmanager
+async def _run_that_runs_dry(
+    settings: Settings, database: Database, client: Client, gateway: LiteLLMGateway, *, wait_seconds: int
+) -> AsyncIterator[tuple[httpx.AsyncClient, Tenant, str]]:
+    """A 3-call run on its own worker whose account covers the start but runs dry mid-graph: a
+    1-credit per-call estimate lets it start on 40 credits."""
+    tight = _queue(settings, preflight_credits_per_call=1, credit_wait_seconds=wait_seconds)
     async with (
         build_worker(client, tight, WorkerDeps(database=database, gateway=gateway)),
         api_client(tight, database, client) as api,
@@ -118,7 +122,17 @@ async def test_exhausted_credits_pause_then_top_up_resumes(
         user = await create_user(api, credits=40)
         started = await start_run(api, user, graph_id="langgraph:brief")
         assert started.status_code == 202
-        run_id = started.json()["run_id"]
+        yield api, user, started.json()["run_id"]
+
+
+async def test_exhausted_credits_pause_then_top_up_resumes(
+    settings: Settings, database: Database, client: Client, gateway: LiteLLMGateway
+) -> None:
+    async with _run_that_runs_dry(settings, database, client, gateway, wait_seconds=120) as (
+        api,
+        user,
+        run_id,
+    ):
 
         async def detail() -> dict[str, Any]:
             body: dict[str, Any] = (await api.get(f"/api/v1/runs/{run_id}", headers=user.headers)).json()
@@ -139,14 +153,8 @@ async def test_exhausted_credits_pause_then_top_up_resumes(
 async def test_paused_run_times_out_with_insufficient_credits(
     settings: Settings, database: Database, client: Client, gateway: LiteLLMGateway
 ) -> None:
-    tight = _queue(settings, preflight_credits_per_call=1, credit_wait_seconds=2)
-    async with (
-        build_worker(client, tight, WorkerDeps(database=database, gateway=gateway)),
-        api_client(tight, database, client) as api,
-    ):
-        user = await create_user(api, credits=40)
-        started = await start_run(api, user, graph_id="langgraph:brief")
-        run = await wait_for_run(api, user, started.json()["run_id"], within=30)
+    async with _run_that_runs_dry(settings, database, client, gateway, wait_seconds=2) as (api, user, run_id):
+        run = await wait_for_run(api, user, run_id, within=30)
     assert run["status"] == "error"
     assert run["error_code"] == "insufficient_credits"
     assert run["cost_credits"] > 0  # what it did spend stays visible
