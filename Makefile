@@ -7,7 +7,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export LITELLM_OFFLINE_MODE := true
 
-.PHONY: install run test lint typecheck imports check bench clean
+.PHONY: install run test lint typecheck imports check bench bench-ledger clean
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@$(PYTHON) -c 'import sys; sys.exit("runledger needs Python 3.11+") if sys.version_info < (3, 11) else None'
@@ -38,6 +38,9 @@ imports: install
 
 bench: install
 	$(VENV)/bin/python -m bench.run_bench
+
+bench-ledger: install
+	$(VENV)/bin/python -m bench.ledger_bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -7,6 +7,7 @@ retried execution replays its paid calls instead of paying (and charging) for th
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 import structlog
@@ -16,7 +17,7 @@ from activities.metrics import counting_charge_failures
 from contracts.grants import GrantErrorCode, check_grant
 from contracts.ids import charge_source_reference
 from contracts.money import charged_credits
-from db import events, grants, ledger, model_calls, reservations, runs
+from db import grants, ledger, model_calls, reservations, runs
 from db.session import Database
 from llm import ModelRequest, ModelResponse
 from llm.context import Invoke
@@ -147,56 +148,49 @@ class LedgerMeter:
                 await model_calls.mark_failed(session, call_id=call_id, error_message=str(exc))
             raise
         credits = charged_credits(response.cost_usd, self._markup)
-        async with counting_charge_failures(self._db.transaction()) as session:
-            outcome = await ledger.record_charge(
-                session,
-                charge=ledger.Charge(
-                    billing_account_id=self._account,
-                    run_id=self._run_id,
-                    attempt=self._attempt,
-                    usage_unit_id=response.usage_unit_id,
-                    source_system=SOURCE_SYSTEM,
-                    source_reference=charge_source_reference(
-                        run_id=self._run_id, attempt=self._attempt, usage_unit_id=response.usage_unit_id
-                    ),
-                    graph_id=self._graph_id,
-                    model=response.model,
-                    provider=response.provider,
-                    tokens_in=response.tokens_in,
-                    tokens_out=response.tokens_out,
-                    cost_usd=response.cost_usd,
-                    markup=self._markup,
-                    charged_credits=credits,
-                    grant_id=self._grant_id,
-                ),
+        charge = ledger.Charge(
+            billing_account_id=self._account,
+            run_id=self._run_id,
+            attempt=self._attempt,
+            usage_unit_id=response.usage_unit_id,
+            source_system=SOURCE_SYSTEM,
+            source_reference=charge_source_reference(
+                run_id=self._run_id, attempt=self._attempt, usage_unit_id=response.usage_unit_id
+            ),
+            graph_id=self._graph_id,
+            model=response.model,
+            provider=response.provider,
+            tokens_in=response.tokens_in,
+            tokens_out=response.tokens_out,
+            cost_usd=response.cost_usd,
+            markup=self._markup,
+            charged_credits=credits,
+            grant_id=self._grant_id,
+        )
+        # The call settles, and its usage event (live cost) commits, with the charge that pays for it.
+        settlement = ledger.CallSettlement(
+            call_id=call_id,
+            response=response.to_json(),
+            usage_event={
+                "call_key": call_key,
+                "model": response.model,
+                "tokens_in": response.tokens_in,
+                "tokens_out": response.tokens_out,
+                "cost_usd": str(response.cost_usd),
+                "credits": credits,
+                "usage_unit_id": response.usage_unit_id,
+            },
+        )
+        with counting_charge_failures():
+            # One statement, its own transaction: the hot account row is locked for the server's work only.
+            outcome = await self._db.single_statement(
+                functools.partial(ledger.charge_once, charge=charge, call=settlement)
             )
-            await model_calls.settle(
-                session,
-                call_id=call_id,
-                usage_unit_id=response.usage_unit_id,
-                response=response.to_json(),
-                receipt_id=outcome.receipt_id,
-            )
-            # Live cost: the usage event commits with the charge it reports.
-            await events.append(
-                session,
-                run_id=self._run_id,
-                events=[
-                    (
-                        "usage",
-                        {
-                            "call_key": call_key,
-                            "model": response.model,
-                            "tokens_in": response.tokens_in,
-                            "tokens_out": response.tokens_out,
-                            "cost_usd": str(response.cost_usd),
-                            "credits": credits,
-                            "balance_after": outcome.balance_after,
-                            "usage_unit_id": response.usage_unit_id,
-                        },
-                    )
-                ],
-            )
+            if outcome is None:
+                # The reference has a receipt that needs resolving (another amount, or a concurrent
+                # first delivery): settle against it in a transaction.
+                async with self._db.transaction() as session:
+                    outcome = await ledger.record_charge(session, charge=charge, call=settlement)
         # run_id, workflow_id and node come from the log context (worker interceptor, llm.complete).
         log.info(
             "model_call",

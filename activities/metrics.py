@@ -8,15 +8,13 @@ business totals (runs, calls, tokens, credits, drift) are the API's ``GET /metri
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TypeVar
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import structlog
 from prometheus_client import Counter
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
 
 CHARGE_WRITE_FAILURES = Counter(
     "runledger_worker_charge_write_failures",
@@ -29,12 +27,11 @@ RUN_EVENT_PUBLISH_FAILURES = Counter(
 )
 
 
-@asynccontextmanager
-async def counting_charge_failures(transaction: AbstractAsyncContextManager[T]) -> AsyncIterator[T]:
-    """``transaction``, counting (and logging) a failure to commit a charge; the error propagates."""
+@contextmanager
+def counting_charge_failures() -> Iterator[None]:
+    """Around a charge's writes: counts (and logs) a failure to commit it; the error propagates."""
     try:
-        async with transaction as session:
-            yield session
+        yield
     except Exception as exc:
         CHARGE_WRITE_FAILURES.inc()
         log.error("charge_write_failed", error=f"{type(exc).__name__}: {exc}")

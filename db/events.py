@@ -2,7 +2,8 @@
 
 Appends bump ``graph_runs.event_seq`` under the run's row lock, so sequence numbers are gap-free and
 ordered across workers. Each append ends with ``pg_notify('run_events', run_id)`` in the same
-transaction: listeners wake only for committed events.
+transaction: listeners wake only for committed events. A charge's ``usage`` event is appended the
+same way by the ledger's charge statement (``db.ledger``), so it commits with the debit it reports.
 """
 
 from __future__ import annotations

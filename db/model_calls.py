@@ -57,10 +57,12 @@ async def mark_failed(session: AsyncSession, *, call_id: str, error_message: str
 
 async def settle(
     session: AsyncSession, *, call_id: str, usage_unit_id: str, response: dict[str, Any], receipt_id: str
-) -> None:
-    await session.execute(
+) -> bool:
+    """Settle a call into its receipt; ``False`` when it was settled already (a duplicate delivery).
+    The ledger's charge statement settles calls itself; this is for a charge that found its receipt."""
+    result = await session.execute(
         update(ModelCall)
-        .where(ModelCall.id == call_id)
+        .where(ModelCall.id == call_id, ModelCall.status != "settled")
         .values(
             status="settled",
             usage_unit_id=usage_unit_id,
@@ -69,6 +71,7 @@ async def settle(
             settled_at=func.now(),
         )
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def count_by_status(session: AsyncSession, *, run_id: str) -> dict[str, int]:

@@ -12,15 +12,11 @@ import contextlib
 
 import psycopg
 import structlog
-from sqlalchemy import make_url
 
 from db.events import CHANNEL
+from db.session import libpq_url
 
 log = structlog.get_logger(__name__)
-
-
-def libpq_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class RunEventListener:

@@ -1,16 +1,32 @@
-"""Engine, session factory and the one transaction helper.
+"""Engine, session factory, the one transaction helper, and the single-statement pool.
 
 The boundary (an API route, an activity) opens ``async with database.transaction() as session``; it
 commits when the block ends and rolls back when it raises. Repository functions never commit.
+
+``database.single_statement(write)`` is for a write that is one SQL statement (the ledger's charge).
+It runs on a small pool of psycopg connections in autocommit, so the statement is its own
+transaction and commits on the server without a second client round trip: the row locks it takes
+are held for that statement only. The pool is small on purpose (2 connections by default): statements
+on one hot account row queue somewhere, and a queue in the client is cheaper than waiting backends in
+Postgres, which all cost CPU on every commit. ``bench/ledger_bench.py`` measures it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
-from sqlalchemy import make_url
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import PoolProxiedConnection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+T = TypeVar("T")
+
+#: Shown in ``pg_stat_activity`` for the single-statement pool's connections.
+STATEMENT_POOL_NAME = "runledger-statements"
 
 
 def async_url(url: str) -> str:
@@ -21,20 +37,76 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-class Database:
-    """One engine and session factory per process."""
+def libpq_url(url: str) -> str:
+    """The same database as a plain libpq URL, for connections psycopg opens itself."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+
+async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under a session, inside the session's transaction: for the one
+    repository statement written for the driver directly (``db.ledger``'s charge)."""
+    raw: PoolProxiedConnection = await (await session.connection()).get_raw_connection()
+    connection = raw.driver_connection
+    if not isinstance(connection, psycopg.AsyncConnection):
+        raise TypeError(f"expected a psycopg async connection, got {type(connection).__name__}")
+    return connection
+
+
+class Database:
+    """One engine and session factory per process, and one single-statement pool."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, statement_pool_size: int = 2) -> None:
         self.url = async_url(url)
         self.engine: AsyncEngine = create_async_engine(
             self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Opened on first use: a process that never charges (the API) holds no connection for it.
+        self._statement_pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            libpq_url(self.url),
+            min_size=statement_pool_size,
+            max_size=statement_pool_size,
+            kwargs={"autocommit": True, "application_name": STATEMENT_POOL_NAME},
+            name=STATEMENT_POOL_NAME,
+            open=False,
+        )
+        self._statement_pool_open = False
+        self._statement_pool_lock = asyncio.Lock()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session, session.begin():
             yield session
 
+    async def single_statement(self, write: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """Run ``write`` — exactly one statement, its own transaction — on the statement pool.
+
+        ``write`` must be idempotent: when it fails with an operational error (typically a pooled
+        connection that died while idle, after a Postgres restart) the pool's connections are
+        checked and it runs once more. That replaces a ping before every checkout, which would cost
+        a round trip on the hottest path.
+        """
+        pool = await self._open_statement_pool()
+        try:
+            async with pool.connection() as conn:
+                return await write(conn)
+        except psycopg.OperationalError:
+            # The pool discards the broken connection when it comes back; its idle siblings likely
+            # died with it (a restarted server), so test them all before taking one.
+            await pool.check()
+            async with pool.connection() as conn:
+                return await write(conn)
+
+    async def _open_statement_pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+        if not self._statement_pool_open:
+            async with self._statement_pool_lock:
+                if not self._statement_pool_open:
+                    await self._statement_pool.open(wait=True)
+                    self._statement_pool_open = True
+        return self._statement_pool
+
     async def dispose(self) -> None:
+        if self._statement_pool_open:
+            await self._statement_pool.close()
+            self._statement_pool_open = False
         await self.engine.dispose()

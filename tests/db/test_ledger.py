@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import uuid
 from decimal import Decimal
@@ -14,10 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from contracts import ids
-from db import ledger
+from db import ledger, model_calls
 from db.models import GraphRun
-from db.session import Database
-from tests.db.queries import scalar
+from db.session import STATEMENT_POOL_NAME, Database
+from tests.db.queries import rows, scalar
 from tests.helpers import create_user
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,7 +150,8 @@ def test_ONE_LEDGER_WRITER_only_db_ledger_writes_money_tables() -> None:
     """No module but db/ledger.py constructs or mutates receipts, ledger rows or balances."""
     pattern = re.compile(
         r"(insert|update|delete)\((ChargeReceipt|CreditLedgerEntry|BillingAccount)\)"
-        r"|ChargeReceipt\(|CreditLedgerEntry\(|values\(\s*balance_credits",
+        r"|ChargeReceipt\(|CreditLedgerEntry\(|values\(\s*balance_credits"
+        r"|insert\s+into\s+(charge_receipts|credit_ledger)|update\s+billing_accounts",
         re.IGNORECASE,
     )
     offenders = []
@@ -161,3 +163,92 @@ def test_ONE_LEDGER_WRITER_only_db_ledger_writes_money_tables() -> None:
             if pattern.search(path.read_text()):
                 offenders.append(rel)
     assert offenders == []
+
+
+async def _pending_call(database: Database, run_id: str, call_key: str) -> str:
+    async with database.transaction() as session:
+        return await model_calls.open_call(
+            session, run_id=run_id, call_key=call_key, attempt=1, model="gpt-4o-mini", request_hash="h"
+        )
+
+
+def _settlement(call_id: str, call_key: str) -> ledger.CallSettlement:
+    return ledger.CallSettlement(
+        call_id=call_id,
+        response={"text": "a poem", "usage_unit_id": call_key},
+        usage_event={"call_key": call_key, "credits": 120},
+    )
+
+
+async def test_ONE_LEDGER_WRITER_the_charge_statement_settles_its_call_and_reports_usage(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    """The meter's path: one autocommit statement writes receipt, debit, call settlement and usage
+    event together; a plain re-delivery is answered by the same statement without writing."""
+    user = await create_user(api, credits=10_000)
+    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    call_id = await _pending_call(database, run_id, "poem:0")
+    charge, call = _charge(user.billing_account_id, run_id, "u-1"), _settlement(call_id, "poem:0")
+
+    first = await database.single_statement(functools.partial(ledger.charge_once, charge=charge, call=call))
+    assert first is not None
+    assert first.created
+    assert first.balance_after == 10_000 - 120
+    settled = await rows(
+        database,
+        "SELECT status, receipt_id::text AS receipt_id, response FROM model_calls WHERE id = :c",
+        c=call_id,
+    )
+    assert settled == [{"status": "settled", "receipt_id": first.receipt_id, "response": call.response}]
+    usage = await rows(
+        database, "SELECT data FROM run_events WHERE run_id = :r AND event = 'usage'", r=run_id
+    )
+    assert [u["data"] for u in usage] == [
+        {"call_key": "poem:0", "credits": 120, "balance_after": 10_000 - 120}
+    ]
+
+    again = await database.single_statement(functools.partial(ledger.charge_once, charge=charge, call=call))
+    assert again == ledger.ChargeOutcome(receipt_id=first.receipt_id, created=False)
+    # Another amount under the same reference: the statement leaves it to record_charge, which
+    # records the conflict and applies nothing.
+    dearer = _charge(user.billing_account_id, run_id, "u-1", credits=999)
+    assert (
+        await database.single_statement(functools.partial(ledger.charge_once, charge=dearer, call=call))
+        is None
+    )
+    async with database.transaction() as session:
+        conflict = await ledger.record_charge(session, charge=dearer, call=call)
+    assert conflict.conflict
+    assert not conflict.created
+    assert conflict.receipt_id == first.receipt_id
+    assert (
+        await scalar(
+            database, "SELECT count(*) FROM run_events WHERE run_id = :r AND event = 'usage'", r=run_id
+        )
+        == 1
+    )
+    assert await scalar(database, "SELECT count(*) FROM credit_ledger WHERE run_id = :r", r=run_id) == 1
+    async with database.transaction() as session:
+        assert await ledger.get_balance(session, billing_account_id=user.billing_account_id) == 10_000 - 120
+
+
+async def test_IDEMPOTENT_CHARGES_a_charge_survives_its_pooled_connection_dying(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    """The statement pool does not ping before each checkout; a connection killed while idle (a
+    Postgres restart) costs one retry of the idempotent statement on a fresh connection."""
+    user = await create_user(api, credits=10_000)
+    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    charges = [_charge(user.billing_account_id, run_id, f"u-{n}") for n in range(2)]
+    assert await database.single_statement(functools.partial(ledger.charge_once, charge=charges[0]))
+    killed = await scalar(
+        database,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name",
+        name=STATEMENT_POOL_NAME,
+    )
+    assert killed >= 1
+    outcome = await database.single_statement(functools.partial(ledger.charge_once, charge=charges[1]))
+    assert outcome is not None
+    assert outcome.created
+    assert outcome.balance_after == 10_000 - 240
+    assert await scalar(database, "SELECT count(*) FROM charge_receipts WHERE run_id = :r", r=run_id) == 2
