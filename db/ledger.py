@@ -2,10 +2,12 @@
 balance change and every grant spend counter is written here, and nowhere else.
 
 A charge is one receipt + one ledger debit + one balance update (+ the hold settle, the grant spend,
-and the settlement of the model call it pays for) written by one SQL statement, made idempotent by
-``UNIQUE(source_system, source_reference)``: a retried write is a no-op, and the same reference with
-another amount is recorded in ``charge_conflicts`` and never applied. Top-ups are
-idempotent by ``UNIQUE(reason, reference)``.
+and the settlement of the model call it pays for, with its usage event) written by one SQL
+statement, made idempotent by ``UNIQUE(source_system, source_reference)``: a retried write is a
+no-op, and the same reference with another amount is recorded in ``charge_conflicts`` and never
+applied. The worker runs it alone in autocommit (``charge_once`` through
+``Database.single_statement``); ``record_charge`` runs it in a caller's transaction and resolves
+what the statement alone cannot. Top-ups are idempotent by ``UNIQUE(reason, reference)``.
 """
 
 from __future__ import annotations
