@@ -9,7 +9,6 @@ never raised — a run's execution and billing never depend on anyone listening.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import structlog
 
@@ -18,27 +17,6 @@ from db import events
 from db.session import Database
 
 log = structlog.get_logger(__name__)
-
-TERMINAL_EVENT = {"success": "done"}
-
-
-def status_event(status: str, **extra: Any) -> tuple[str, dict[str, Any]]:
-    return "status", {"status": status, **{k: v for k, v in extra.items() if v is not None}}
-
-
-def terminal_events(
-    status: str, *, error_code: str | None, error_message: str | None, output: Any, cost_credits: int
-) -> list[tuple[str, dict[str, Any]]]:
-    """The status change plus exactly one ``done`` (success) or ``error`` (anything else)."""
-    final = (
-        ("done", {"status": status, "output": output, "cost_credits": cost_credits})
-        if status == "success"
-        else (
-            "error",
-            {"status": status, "code": error_code, "message": error_message, "cost_credits": cost_credits},
-        )
-    )
-    return [status_event(status), final]
 
 
 class TextStream:

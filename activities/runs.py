@@ -13,11 +13,11 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.events import status_event, terminal_events
 from activities.metering import CreditsExhaustedError, GrantDeniedError, LedgerMeter, RunNotRunningError
 from config import Settings
 from contracts.catalog import estimate_run_credits, get_graph_spec
 from contracts.errors import ErrorCode
+from contracts.events import status_event, terminal_events
 from contracts.grants import check_grant
 from contracts.runs import (
     TERMINAL_STATUSES,

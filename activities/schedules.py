@@ -6,9 +6,9 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.events import status_event, terminal_events
 from config import Settings
 from contracts import ids
+from contracts.events import status_event, terminal_events
 from contracts.grants import check_grant
 from contracts.runs import RunKind, RunStatus, TriggerSource
 from contracts.schedules import RecordSlotInput, RecordSlotResult

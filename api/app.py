@@ -23,6 +23,7 @@ from api.routes import (
     runs,
     schedules,
     ui_stream,
+    webhooks,
 )
 from config import Settings
 from db.notify import RunEventListener
@@ -72,6 +73,7 @@ def create_app(
         schedules.router,
         ui_stream.router,
         openai_compat.router,
+        webhooks.router,
     ):
         app.include_router(router)
     return app

@@ -51,6 +51,11 @@ class Conflict(AppError):
     status_code = 409
 
 
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+
+
 class Unprocessable(AppError):
     status_code = 422
     code = ErrorCode.VALIDATION_ERROR

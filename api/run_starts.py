@@ -32,7 +32,8 @@ from contracts import ids
 from contracts import temporal as sa
 from contracts.catalog import GraphSpec, estimate_run_credits, get_graph_spec
 from contracts.errors import ErrorCode
-from contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput, RunKind, TriggerSource
+from contracts.events import status_event
+from contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput, RunKind, RunStatus, TriggerSource
 from db import events, reservations, runs
 from db.accounts import Principal
 from db.models import GraphRun
@@ -180,12 +181,14 @@ async def _hold_record_start(
             f"{hold.available} credits are available; this run's estimate is {needed} credits"
         )
     await runs.insert_run(session, run=run)
-    await events.append(session, run_id=run.run_id, events=[("status", {"status": "pending"})])
-    await _start_workflow(temporal, settings, run)
+    await events.append(session, run_id=run.run_id, events=[status_event(RunStatus.PENDING)])
+    await start_graph_workflow(temporal, settings, run)
     return run
 
 
-async def _start_workflow(temporal: Client, settings: Settings, run: GraphRun) -> None:
+async def start_graph_workflow(temporal: Client, settings: Settings, run: GraphRun) -> None:
+    """Start the run's ``GraphRunWorkflow`` (503 if Temporal cannot take it): the last step of a
+    start's transaction, so a refusal leaves no row."""
     try:
         # The StartWorkflow span opens the run's trace (id derived from run_id), which the workflow,
         # its activities and every model call continue.

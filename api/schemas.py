@@ -228,3 +228,47 @@ class ReconciliationReportOut(BaseModel):
     accounts_checked: int
     accounts_with_drift: int
     details: dict[str, Any]
+
+
+class CreateWebhookTriggerRequest(Strict):
+    source: str = Field(min_length=1, max_length=63)
+    graph_id: str
+    #: Fixed graph input; each ``input_mapping`` field is set on top of it from the payload.
+    input: dict[str, Any] = Field(default_factory=dict)
+    #: Graph input field -> RFC 6901 JSON pointer into the delivery's JSON payload.
+    input_mapping: dict[str, str] = Field(default_factory=dict)
+    grant_id: str | None = None
+
+
+class WebhookTriggerOut(BaseModel):
+    trigger_id: str
+    source: str
+    graph_id: str
+    input: dict[str, Any]
+    input_mapping: dict[str, str]
+    grant_id: str
+    #: Where the sender posts its deliveries.
+    url: str
+    created_at: datetime
+
+
+class WebhookTriggerCreated(WebhookTriggerOut):
+    #: The signing secret; shown once, here.
+    secret: str
+
+
+class WebhookTriggerListResponse(BaseModel):
+    webhook_triggers: list[WebhookTriggerOut]
+
+
+class WebhookRunOut(BaseModel):
+    trigger_id: str
+    run_id: str
+    status: RunStatus
+    #: False when an earlier delivery with this id already started the run.
+    created: bool
+
+
+class WebhookDeliveryResponse(BaseModel):
+    delivery_id: str
+    runs: list[WebhookRunOut]

@@ -24,6 +24,12 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_CREDITS = "insufficient_credits"
     TEMPORAL_UNAVAILABLE = "temporal_unavailable"
     INTERNAL_ERROR = "internal_error"
+    # Webhooks (POST /api/v1/webhooks/{source} and the triggers behind it).
+    WEBHOOK_SOURCE_NOT_FOUND = "webhook_source_not_found"
+    WEBHOOK_TRIGGER_NOT_FOUND = "webhook_trigger_not_found"
+    INVALID_SIGNATURE = "invalid_signature"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    INVALID_PAYLOAD = "invalid_payload"
     #: A request that waits for its run's answer (``/v1/chat/completions``) gave up; the run goes on.
     RUN_WAIT_TIMEOUT = "run_wait_timeout"
     # Execution-time codes, stored on graph_runs.error_code.

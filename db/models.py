@@ -113,6 +113,10 @@ class GraphRun(Base):
     replay_of: Mapped[str | None] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="RESTRICT"))
     #: The execution grant a scheduled or webhook run executes and bills under (BILLING_VIA_GRANT).
     grant_id: Mapped[str | None] = mapped_column(ForeignKey("execution_grants.id", ondelete="RESTRICT"))
+    #: The webhook trigger that started a ``system_webhook`` run (its delivery id is ``trigger_ref``).
+    webhook_trigger_id: Mapped[str | None] = mapped_column(
+        ForeignKey("webhook_triggers.id", ondelete="RESTRICT")
+    )
     state_key: Mapped[str | None] = mapped_column(Text)
 
     input: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
@@ -318,6 +322,38 @@ class Schedule(Base):
     temporal_schedule_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
+    deleted_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class WebhookTrigger(Base):
+    """A graph run for every signed delivery to ``POST /api/v1/webhooks/{source}``, billed under its
+    grant. The signing secret is stored as given: verifying an HMAC needs it. Deleting the trigger
+    keeps the row (``deleted_at``) so its runs keep their provenance."""
+
+    __tablename__ = "webhook_triggers"
+    __table_args__ = (
+        CheckConstraint("source ~ '^[a-z0-9][a-z0-9_-]{0,62}$'", name="source"),
+        Index("ix_webhook_triggers_active_source", "source", postgresql_where=text("deleted_at IS NULL")),
+        Index("ix_webhook_triggers_owner_created", "owner_user_id", "created_at"),
+    )
+
+    id: Mapped[str] = _uuid_pk()
+    owner_user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), nullable=False)
+    billing_account_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_accounts.id", ondelete="RESTRICT"), nullable=False
+    )
+    grant_id: Mapped[str] = mapped_column(
+        ForeignKey("execution_grants.id", ondelete="RESTRICT"), nullable=False
+    )
+    #: True when the grant was minted for this trigger: deleting the trigger then revokes it.
+    owns_grant: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    source: Mapped[str] = mapped_column(Text, nullable=False)
+    graph_id: Mapped[str] = mapped_column(Text, nullable=False)
+    input: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    #: Graph input field -> RFC 6901 JSON pointer into the delivery's payload.
+    input_mapping: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False)
+    secret: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
     deleted_at: Mapped[datetime | None] = mapped_column(TZ)
 
 

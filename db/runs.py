@@ -81,14 +81,7 @@ async def insert_slot_run(session: AsyncSession, *, run: GraphRun) -> tuple[Grap
     run recorded the first time, ``created`` False."""
     if run.schedule_id is None or run.scheduled_for is None:
         raise ValueError("a slot run needs schedule_id and scheduled_for")
-    values = {
-        c.key: getattr(run, c.key) for c in GraphRun.__table__.columns if getattr(run, c.key) is not None
-    }
-    inserted = (
-        await session.execute(
-            insert(GraphRun).values(**values).on_conflict_do_nothing().returning(GraphRun.run_id)
-        )
-    ).scalar_one_or_none()
+    inserted = await _insert_if_new(session, run)
     existing = (
         await session.execute(
             select(GraphRun)
@@ -97,6 +90,32 @@ async def insert_slot_run(session: AsyncSession, *, run: GraphRun) -> tuple[Grap
         )
     ).scalar_one()
     return existing, inserted is not None
+
+
+async def insert_run_once(session: AsyncSession, *, run: GraphRun) -> tuple[GraphRun, bool]:
+    """Insert a run whose id is derived from its trigger (a webhook delivery): delivered again, it
+    returns the run recorded the first time, ``created`` False. A concurrent twin waits for the
+    first insert's commit and then sees it."""
+    inserted = await _insert_if_new(session, run)
+    existing = (
+        await session.execute(
+            select(GraphRun).where(GraphRun.run_id == run.run_id).execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    return existing, inserted is not None
+
+
+async def _insert_if_new(session: AsyncSession, run: GraphRun) -> str | None:
+    """INSERT ... ON CONFLICT DO NOTHING: the run id when this call inserted it, else None."""
+    values = {
+        c.key: getattr(run, c.key) for c in GraphRun.__table__.columns if getattr(run, c.key) is not None
+    }
+    inserted: str | None = (
+        await session.execute(
+            insert(GraphRun).values(**values).on_conflict_do_nothing().returning(GraphRun.run_id)
+        )
+    ).scalar_one_or_none()
+    return inserted
 
 
 async def insert_run(session: AsyncSession, *, run: GraphRun) -> GraphRun:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import StateDep, UserDep
 from api.errors import NotFound, Unprocessable
 from api.schemas import CreateGrantRequest, GrantListResponse, GrantOut
-from contracts.grants import is_valid_scope
+from contracts.grants import check_grant, is_valid_scope, scope_for_graph
 from db import grants
+from db.accounts import Principal
 from db.models import ExecutionGrant
 
 router = APIRouter(prefix="/api/v1/grants", tags=["grants"])
@@ -31,6 +33,35 @@ def grant_out(grant: ExecutionGrant) -> GrantOut:
 
 def grant_not_found(grant_id: str) -> NotFound:
     return NotFound(f"grant {grant_id} not found", code="grant_not_found")
+
+
+async def grant_for_trigger(
+    session: AsyncSession, principal: Principal, *, graph_id: str, grant_id: str | None
+) -> tuple[ExecutionGrant, bool]:
+    """The grant a schedule or webhook trigger runs under: the caller's own ``grant_id`` (404 when it
+    is not theirs, 422 when it does not allow ``graph_id`` now), or a new one scoped to the graph.
+    Returns ``(grant, minted)``; a minted grant is revoked with its trigger."""
+    if grant_id is None:
+        minted = await grants.create_grant(
+            session,
+            user_id=principal.user_id,
+            billing_account_id=principal.billing_account_id,
+            scopes=[scope_for_graph(graph_id)],
+            expires_at=None,
+            max_credits=None,
+        )
+        return minted, True
+    try:
+        uuid.UUID(grant_id)
+    except ValueError:
+        raise grant_not_found(grant_id) from None
+    grant = await grants.get_grant(session, grant_id=grant_id, user_id=principal.user_id)
+    if grant is None:
+        raise grant_not_found(grant_id)
+    denied = check_grant(grants.view(grant), graph_id=graph_id, now=await grants.database_now(session))
+    if denied is not None:
+        raise Unprocessable(denied.message, code=denied.code)
+    return grant, False
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=GrantOut)

@@ -12,7 +12,7 @@ from api import temporal_schedules
 from api.deps import StateDep, UserDep
 from api.errors import NotFound, Unprocessable
 from api.presenters import run_out
-from api.routes.grants import grant_not_found
+from api.routes.grants import grant_for_trigger
 from api.run_starts import validate_input
 from api.schedule_rules import validate_cron, validate_timezone
 from api.schemas import (
@@ -26,7 +26,6 @@ from api.schemas import (
 from contracts import ids
 from contracts.catalog import get_graph_spec
 from contracts.errors import ErrorCode
-from contracts.grants import check_grant, scope_for_graph
 from contracts.schedules import Overlap
 from db import grants, runs, schedules
 from db.accounts import Principal
@@ -80,30 +79,9 @@ async def create_schedule(body: CreateScheduleRequest, principal: UserDep, state
     timezone = validate_timezone(body.timezone)
     schedule_id = str(uuid.uuid4())
     async with state.database.transaction() as session:
-        if body.grant_id is not None:
-            try:
-                uuid.UUID(body.grant_id)
-            except ValueError:
-                raise grant_not_found(body.grant_id) from None
-            grant = await grants.get_grant(session, grant_id=body.grant_id, user_id=principal.user_id)
-            if grant is None:
-                raise grant_not_found(body.grant_id)
-            denied = check_grant(
-                grants.view(grant), graph_id=body.graph_id, now=await grants.database_now(session)
-            )
-            if denied is not None:
-                raise Unprocessable(denied.message, code=denied.code)
-            owns_grant = False
-        else:
-            grant = await grants.create_grant(
-                session,
-                user_id=principal.user_id,
-                billing_account_id=principal.billing_account_id,
-                scopes=[scope_for_graph(body.graph_id)],
-                expires_at=None,
-                max_credits=None,
-            )
-            owns_grant = True
+        grant, owns_grant = await grant_for_trigger(
+            session, principal, graph_id=body.graph_id, grant_id=body.grant_id
+        )
         row = await schedules.insert_schedule(
             session,
             schedule=Schedule(
