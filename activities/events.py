@@ -9,14 +9,27 @@ never raised — a run's execution and billing never depend on anyone listening.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import structlog
 
 from activities.metrics import RUN_EVENT_PUBLISH_FAILURES
 from db import events
 from db.session import Database
+from tools import ToolEventSink
 
 log = structlog.get_logger(__name__)
+
+
+def tool_event_sink(database: Database, run_id: str) -> ToolEventSink:
+    """Where a run's tool runner reports: each ``tool_call_start`` / ``tool_call_result`` is a fact
+    of the run and commits before the runner goes on (a failed write fails the call's activity)."""
+
+    async def emit(event: str, data: dict[str, Any]) -> None:
+        async with database.transaction() as session:
+            await events.append(session, run_id=run_id, events=[(event, data)])
+
+    return emit
 
 
 class TextStream:

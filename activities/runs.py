@@ -13,6 +13,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+import tools
+from activities.events import tool_event_sink
 from activities.metering import CreditsExhaustedError, GrantDeniedError, LedgerMeter, RunNotRunningError
 from config import Settings
 from contracts.catalog import estimate_run_credits, get_graph_spec
@@ -150,11 +152,18 @@ class RunActivities:
         traced_run = RunRef(
             run_id=run.run_id, graph_id=run.graph_id, billing_account_id=run.billing_account_id
         )
+        # The graph may use exactly the tools its catalog entry declares (DENY_BY_DEFAULT_TOOLS).
+        spec = get_graph_spec(run.graph_id)
+        tool_runner = tools.ToolRunner(
+            policy=tools.AllowList(frozenset(spec.tool_ids if spec else ())),
+            emit=tool_event_sink(self._db, run.run_id),
+        )
         heartbeat = asyncio.create_task(_heartbeat_while_running())
         try:
             with (
                 self._tracer.execution(traced_run, attempt=attempt, input=run.input) as execution,
                 bind(self._gateway.invoke, default_model=self._settings.default_model, meter=meter),
+                tools.bind(tool_runner),
             ):
                 state: dict[str, Any] = await builder().ainvoke(dict(run.input))
                 execution.record(state)

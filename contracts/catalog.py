@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.tools import CURRENT_TIME
+
 
 @dataclass(frozen=True)
 class GraphSpec:
@@ -20,6 +22,8 @@ class GraphSpec:
     #: Upper bound of model calls in one run: the preflight estimate multiplies it by the
     #: configured per-call estimate.
     max_model_calls: int
+    #: The only tools a run of this graph may call (DENY_BY_DEFAULT_TOOLS): ids of
+    #: ``contracts.tools.TOOL_CATALOG``.
     tool_ids: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -74,7 +78,26 @@ CHAT = GraphSpec(
     max_model_calls=1,
 )
 
-CATALOG: dict[str, GraphSpec] = {spec.graph_id: spec for spec in (POET, BRIEF, CHAT)}
+DATED_NOTE = GraphSpec(
+    graph_id="langgraph:dated_note",
+    description=(
+        "Reads the current time with the core__current_time tool, then writes a short dated note on a "
+        "topic (one tool call, one model call)."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {
+            "topic": {"type": "string", "minLength": 1, "maxLength": 500},
+            "timezone": {"type": "string", "minLength": 1, "maxLength": 64},
+        },
+        "required": ["topic"],
+        "additionalProperties": False,
+    },
+    max_model_calls=1,
+    tool_ids=(CURRENT_TIME.tool_id,),
+)
+
+CATALOG: dict[str, GraphSpec] = {spec.graph_id: spec for spec in (POET, BRIEF, CHAT, DATED_NOTE)}
 
 
 def accepts_messages(spec: GraphSpec) -> bool:

@@ -1,7 +1,7 @@
 """Graph builders: plain LangGraph ``StateGraph``s, keyed by the graph ids of ``contracts.catalog``.
 
-Contract: graph code calls models only through ``llm.complete`` and knows nothing of billing,
-Temporal or the database.
+Contract: graph code calls models only through ``llm.complete`` and tools only through
+``tools.call``, and knows nothing of billing, Temporal or the database.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 
-from graphs import brief, chat, poet
+from graphs import brief, chat, dated_note, poet
 
 GraphBuilder = Callable[[], CompiledStateGraph[Any, Any, Any, Any]]
 
@@ -19,6 +19,7 @@ GRAPHS: dict[str, GraphBuilder] = {
     "langgraph:poet": poet.build,
     "langgraph:brief": brief.build,
     "langgraph:chat": chat.build,
+    "langgraph:dated_note": dated_note.build,
 }
 
 #: The state keys a graph's result is made of (the rest of the state is working memory).
@@ -26,4 +27,5 @@ OUTPUT_KEYS: dict[str, tuple[str, ...]] = {
     "langgraph:poet": poet.OUTPUT_KEYS,
     "langgraph:brief": brief.OUTPUT_KEYS,
     "langgraph:chat": chat.OUTPUT_KEYS,
+    "langgraph:dated_note": dated_note.OUTPUT_KEYS,
 }

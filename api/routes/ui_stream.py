@@ -12,6 +12,10 @@ carries exactly the documented fields and no others:
   then runledger's cost of the call as a custom data part
   ``{"type":"data-usage","id":"usage:<call_key>","data":{"scope":"call", run_id, call_key, model,
   tokens_in, tokens_out, cost_usd, credits, balance_after}}``, then ``{"type":"finish-step"}``
+- per tool call (its own step): ``{"type":"start-step"}``, ``{"type":"tool-input-available",
+  "toolCallId":<call_id>,"toolName":<tool_id>,"input":{...}}``, then ``{"type":"tool-output-available",
+  "toolCallId","output"}`` or ``{"type":"tool-output-error","toolCallId","errorText":"<code>: <message>"}``,
+  then ``{"type":"finish-step"}``
 - run status changes as transient data parts ``{"type":"data-status","data":{status, pause_reason?},
   "transient":true}`` (shown live, e.g. "paused for credits", never stored in the message)
 - at the end, the run's totals ``{"type":"data-usage","id":"usage:run","data":{"scope":"run", run_id,
@@ -74,6 +78,7 @@ class UIMessageStream:
     def __init__(self, run: GraphRun) -> None:
         self.run = run
         self.open_texts: list[str] = []
+        self.open_tools: list[str] = []
         self.step_open = False
         self.tokens_in = 0
         self.tokens_out = 0
@@ -92,9 +97,49 @@ class UIMessageStream:
         if event.event == "status":
             status = {k: data[k] for k in ("status", "pause_reason") if data.get(k) is not None}
             return [{"type": "data-status", "data": status, "transient": True}]
+        if event.event == "tool_call_start":
+            return self._tool_input(data)
+        if event.event == "tool_call_result":
+            return self._tool_output(data)
         if event.event in ("done", "error"):
             return self.finish(event)
-        return []  # tool events and anything newer: not part of this mapping (yet)
+        return []  # anything newer: not part of this mapping (yet)
+
+    def _tool_input(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        call_id = str(data.get("call_id"))
+        if call_id in self.open_tools:
+            return []  # a retried execution started the same call again: it is shown once
+        parts: list[dict[str, Any]] = []
+        if not self.step_open:
+            parts.append({"type": "start-step"})
+            self.step_open = True
+        self.open_tools.append(call_id)
+        parts.append(
+            {
+                "type": "tool-input-available",
+                "toolCallId": call_id,
+                "toolName": str(data.get("tool_id")),
+                "input": data.get("args") or {},
+            }
+        )
+        return parts
+
+    def _tool_output(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        call_id = str(data.get("call_id"))
+        # A call refused before it started (policy, bad input) is shown as asked, then failed.
+        parts = [] if call_id in self.open_tools else self._tool_input(data)
+        self.open_tools.remove(call_id)
+        if data.get("ok"):
+            parts.append(
+                {"type": "tool-output-available", "toolCallId": call_id, "output": data.get("result")}
+            )
+        else:
+            error = f"{data.get('error_code')}: {data.get('message')}"
+            parts.append({"type": "tool-output-error", "toolCallId": call_id, "errorText": error})
+        if not self.open_texts and not self.open_tools and self.step_open:
+            parts.append({"type": "finish-step"})
+            self.step_open = False
+        return parts
 
     def _text(self, text_id: str, delta: str) -> list[dict[str, Any]]:
         if not delta:
@@ -143,6 +188,15 @@ class UIMessageStream:
     def _close(self) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = [{"type": "text-end", "id": text_id} for text_id in self.open_texts]
         self.open_texts = []
+        parts += [
+            {
+                "type": "tool-output-error",
+                "toolCallId": call_id,
+                "errorText": "the run ended before the tool answered",
+            }
+            for call_id in self.open_tools
+        ]
+        self.open_tools = []
         if self.step_open:
             parts.append({"type": "finish-step"})
             self.step_open = False

@@ -10,6 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from api.chat_runs import RunEventView
+from api.routes.ui_stream import UIMessageStream
+from db.models import GraphRun
 from tests.api.chat_helpers import (
     balance,
     cancel_the_held_run,
@@ -32,6 +35,9 @@ ALLOWED_FIELDS = {
     "finish-step": {"type"},
     "finish": {"type", "finishReason", "messageMetadata"},
     "error": {"type", "errorText"},
+    "tool-input-available": {"type", "toolCallId", "toolName", "input", "providerExecuted", "dynamic"},
+    "tool-output-available": {"type", "toolCallId", "output", "providerExecuted", "dynamic", "preliminary"},
+    "tool-output-error": {"type", "toolCallId", "errorText", "providerExecuted", "dynamic"},
     "data-*": {"type", "id", "data", "transient"},
 }
 
@@ -171,6 +177,29 @@ async def test_any_run_replays_as_a_ui_stream_one_step_per_model_call(
     assert len({p["id"] for p in parts if p["type"] == "data-usage"}) == 4  # 3 calls + the run total
 
 
+async def test_a_tool_call_is_its_own_step_with_input_and_output(
+    api: httpx.AsyncClient, user: Tenant
+) -> None:
+    started = await start_run(api, user, "langgraph:dated_note", {"input": {"topic": "tides"}})
+    run = await wait_for_run(api, user, started.json()["run_id"])
+    assert run["status"] == "success", run
+    async with api.stream("GET", f"/api/v1/runs/{run['run_id']}/ui-stream", headers=user.headers) as resp:
+        parts = check_parts(await read_ui_stream(resp))
+    tool_step = ["start-step", "tool-input-available", "tool-output-available", "finish-step"]
+    text_step = ["start-step", "text-start", "text-delta", "text-end", "finish-step"]
+    assert protocol_order(parts) == ["start", *tool_step, *text_step, "finish"]
+    tool_input = next(p for p in parts if p["type"] == "tool-input-available")
+    tool_output = next(p for p in parts if p["type"] == "tool-output-available")
+    assert tool_input == {
+        "type": "tool-input-available",
+        "toolCallId": "read_clock:tool:0",
+        "toolName": "core__current_time",
+        "input": {},
+    }
+    assert tool_output["toolCallId"] == "read_clock:tool:0"
+    assert tool_output["output"]["utc"] == run["output"]["written_at"]
+
+
 async def test_ui_stream_auth_and_tenancy(api: httpx.AsyncClient, user: Tenant) -> None:
     run_id = (await start_run(api, user)).json()["run_id"]
     assert (await api.get(f"/api/v1/runs/{run_id}/ui-stream")).status_code == 401
@@ -244,3 +273,38 @@ async def test_a_failed_run_ends_with_an_error_part(
     error = next(p for p in parts if p["type"] == "error")
     assert error["errorText"].startswith(f"{run['error_code']}: ")
     assert parts[-1]["messageMetadata"]["runledger"]["status"] == run["status"]
+
+
+def test_a_refused_or_unanswered_tool_call_is_shown_as_an_error() -> None:
+    """A call denied by policy has a result and no start; a call cut off by the run's end has a
+    start and no result. Both end as ``tool-output-error`` for the call the client was shown."""
+    stream = UIMessageStream(GraphRun(run_id="r", graph_id="langgraph:poet"))
+    denied = {
+        "call_id": "n:tool:0",
+        "tool_id": "core__current_time",
+        "ok": False,
+        "args": {"timezone": "UTC"},
+        "error_code": "tool_policy_denied",
+        "message": "this run may not use 'core__current_time'",
+    }
+    parts = stream.on_event(RunEventView(1, "tool_call_result", denied))
+    assert [p["type"] for p in parts] == [
+        "start-step",
+        "tool-input-available",
+        "tool-output-error",
+        "finish-step",
+    ]
+    assert parts[1]["input"] == {"timezone": "UTC"}
+    assert parts[2]["errorText"].startswith("tool_policy_denied: ")
+    started = {"call_id": "n:tool:1", "tool_id": "core__current_time", "effect": "read_only", "args": {}}
+    stream.on_event(RunEventView(2, "tool_call_start", started))
+    assert stream.on_event(RunEventView(3, "tool_call_start", started)) == []  # a retry: shown once
+    ended = stream.on_event(
+        RunEventView(4, "error", {"status": "error", "code": "graph_failed", "cost_credits": 0})
+    )
+    assert ended[0] == {
+        "type": "tool-output-error",
+        "toolCallId": "n:tool:1",
+        "errorText": "the run ended before the tool answered",
+    }
+    assert ended[1] == {"type": "finish-step"}

@@ -1,0 +1,56 @@
+"""``langgraph:dated_note``: reads the clock with the ``core__current_time`` tool, then one model call
+writes a short note on a topic, dated with that time.
+
+The graph's only tool is the one its catalog entry declares. If the tool is refused or fails, the
+note is written undated: a tool result is data for the graph, never a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+import llm
+import tools
+from contracts.tools import CURRENT_TIME
+
+OUTPUT_KEYS = ("note", "written_at")
+
+
+class DatedNoteState(TypedDict, total=False):
+    topic: str
+    timezone: str
+    written_at: str | None
+    note: str
+
+
+async def read_clock(state: DatedNoteState) -> DatedNoteState:
+    args = {"timezone": state["timezone"]} if state.get("timezone") else {}
+    result = await tools.call(CURRENT_TIME.tool_id, args)
+    if not result.ok or result.value is None:
+        return {"written_at": None}
+    return {"written_at": result.value["local"] or result.value["utc"]}
+
+
+async def write_note(state: DatedNoteState) -> DatedNoteState:
+    dated = f" It is {state['written_at']}." if state.get("written_at") else ""
+    note = await llm.complete(
+        [
+            ("system", "Write a note of at most three sentences. Mention the date if you are given it."),
+            ("user", f"Write a short note about {state['topic']}.{dated}"),
+        ],
+        max_tokens=200,
+    )
+    return {"note": note}
+
+
+def build() -> CompiledStateGraph[Any, Any, Any, Any]:
+    graph = StateGraph(DatedNoteState)
+    graph.add_node("read_clock", read_clock)
+    graph.add_node("write_note", write_note)
+    graph.add_edge(START, "read_clock")
+    graph.add_edge("read_clock", "write_note")
+    graph.add_edge("write_note", END)
+    return graph.compile()

@@ -1,0 +1,21 @@
+"""Tools a graph may call, through one runner that enforces the run's allowlist.
+
+Contract: graph code calls ``await tools.call(tool_id, args)`` and gets a :class:`ToolResult` — never
+an exception for a refused or failed tool, so a graph can carry on without it. The worker binds a
+runner whose policy allows exactly the graph's declared ``tool_ids``; with nothing bound, every tool
+is denied (DENY_BY_DEFAULT_TOOLS). Tools take no secrets and read no settings.
+"""
+
+from tools.context import bind, call
+from tools.runner import DENY_ALL, AllowList, ToolEventSink, ToolPolicy, ToolResult, ToolRunner
+
+__all__ = [
+    "DENY_ALL",
+    "AllowList",
+    "ToolEventSink",
+    "ToolPolicy",
+    "ToolResult",
+    "ToolRunner",
+    "bind",
+    "call",
+]

@@ -1,0 +1,128 @@
+"""The tool runner: the one path from graph code to a tool, and the policy that guards it.
+
+Each call goes lookup → policy → input validation → ``tool_call_start`` → execute → output
+validation → ``tool_call_result``. A failure at any step returns a failed :class:`ToolResult` with a
+stable code (``contracts.tools.ToolErrorCode``) and still emits ``tool_call_result``, so a listener
+sees every attempt; only a call that passed policy and validation emits ``tool_call_start``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jsonschema
+
+from contracts.tools import TOOL_CATALOG, ToolErrorCode, ToolSpec
+from tools.core import REGISTRY, ToolFn, ToolInputError
+
+#: Receives ``(event, data)`` for ``tool_call_start`` and ``tool_call_result``.
+ToolEventSink = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class ToolPolicy(Protocol):
+    def allows(self, spec: ToolSpec) -> bool: ...
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """Allows exactly the listed tool ids; the empty list allows nothing."""
+
+    tool_ids: frozenset[str]
+
+    def allows(self, spec: ToolSpec) -> bool:
+        return spec.tool_id in self.tool_ids
+
+
+#: The policy of a runner nobody configured: no tool at all.
+DENY_ALL = AllowList(frozenset())
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    call_id: str
+    tool_id: str
+    ok: bool
+    value: dict[str, Any] | None = None
+    error_code: ToolErrorCode | None = None
+    message: str | None = None
+
+
+async def _no_events(event: str, data: dict[str, Any]) -> None:
+    return None
+
+
+class ToolRunner:
+    def __init__(
+        self,
+        *,
+        policy: ToolPolicy = DENY_ALL,
+        emit: ToolEventSink = _no_events,
+        catalog: Mapping[str, ToolSpec] = TOOL_CATALOG,
+        registry: Mapping[str, ToolFn] = REGISTRY,
+    ) -> None:
+        self._policy = policy
+        self._emit = emit
+        self._catalog = catalog
+        self._registry = registry
+
+    async def call(self, tool_id: str, args: dict[str, Any], *, call_id: str) -> ToolResult:
+        spec = self._catalog.get(tool_id)
+        impl = self._registry.get(tool_id)
+        if spec is None or impl is None:
+            return await self._failed(
+                call_id, tool_id, args, ToolErrorCode.UNAVAILABLE, f"no tool {tool_id!r}"
+            )
+        if not self._policy.allows(spec):
+            return await self._failed(
+                call_id, tool_id, args, ToolErrorCode.POLICY_DENIED, f"this run may not use {tool_id!r}"
+            )
+        problem = _schema_problem(spec.input_schema, args)
+        if problem is not None:
+            return await self._failed(call_id, tool_id, args, ToolErrorCode.INVALID_INPUT, problem)
+        await self._emit(
+            "tool_call_start",
+            {"call_id": call_id, "tool_id": tool_id, "effect": spec.effect.value, "args": args},
+        )
+        try:
+            value = await impl(args)
+        except ToolInputError as exc:
+            return await self._failed(call_id, tool_id, args, ToolErrorCode.INVALID_INPUT, str(exc))
+        except Exception as exc:
+            return await self._failed(
+                call_id, tool_id, args, ToolErrorCode.EXECUTION_FAILED, f"{type(exc).__name__}: {exc}"
+            )
+        problem = _schema_problem(spec.output_schema, value)
+        if problem is not None:
+            return await self._failed(call_id, tool_id, args, ToolErrorCode.INVALID_OUTPUT, problem)
+        await self._emit(
+            "tool_call_result", {"call_id": call_id, "tool_id": tool_id, "ok": True, "result": value}
+        )
+        return ToolResult(call_id=call_id, tool_id=tool_id, ok=True, value=value)
+
+    async def _failed(
+        self, call_id: str, tool_id: str, args: dict[str, Any], code: ToolErrorCode, message: str
+    ) -> ToolResult:
+        # ``args`` too: a call refused before ``tool_call_start`` is still shown with what it asked.
+        await self._emit(
+            "tool_call_result",
+            {
+                "call_id": call_id,
+                "tool_id": tool_id,
+                "ok": False,
+                "args": args,
+                "error_code": code.value,
+                "message": message,
+            },
+        )
+        return ToolResult(call_id=call_id, tool_id=tool_id, ok=False, error_code=code, message=message)
+
+
+def _schema_problem(schema: dict[str, Any], value: Any) -> str | None:
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.absolute_path)
+    )
+    if not errors:
+        return None
+    return "; ".join(f"{'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors)
