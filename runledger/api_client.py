@@ -11,6 +11,8 @@ Contract:
   (``http_<status>`` when the body is not the envelope); no answer at all (refused, timed out, reset)
   raises :class:`ApiUnreachable`. Nothing is retried: a trigger is not idempotent.
 - Ids given by the user are quoted as one path segment, so they cannot reach another route.
+- A client made without an API key sends no ``Authorization`` header: that is how a webhook delivery
+  (:meth:`ApiClient.deliver_webhook`, signed by the caller with the trigger's secret) reaches the API.
 - :meth:`ApiClient.run_events` follows a run's Server-Sent Events until its terminal event; a dropped
   connection (or a stream the API ended early, e.g. on restart) is resumed with ``Last-Event-ID``, so
   no event is lost or repeated. That is the one retry: reading events is idempotent.
@@ -148,10 +150,15 @@ def demo_api_key(path: Path) -> str | None:
     return key if isinstance(key, str) and key else None
 
 
-def resolve_connection(api_url: str | None, api_key: str | None, env: Mapping[str, str]) -> Connection:
+def resolve_api_url(api_url: str | None, env: Mapping[str, str]) -> str:
     url = (api_url or default_api_url(env)).rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise ClientConfigError(f"the API URL must start with http:// or https://, got {url!r}")
+    return url
+
+
+def resolve_connection(api_url: str | None, api_key: str | None, env: Mapping[str, str]) -> Connection:
+    url = resolve_api_url(api_url, env)
     if api_key:
         return Connection(url, api_key, "--api-key")
     if env.get("RUNLEDGER_API_KEY"):
@@ -184,16 +191,20 @@ class ApiClient:
     def __init__(
         self,
         api_url: str,
-        api_key: str,
+        api_key: str | None,
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """``api_key`` None: no ``Authorization`` header (a webhook delivery carries a signature instead)."""
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
+        headers = {"User-Agent": USER_AGENT}
+        if api_key is not None:
+            headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.Client(
             base_url=self.api_url,
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT},
+            headers=headers,
             timeout=httpx.Timeout(timeout),
             transport=transport,
         )
@@ -216,10 +227,15 @@ class ApiClient:
         *,
         body: JsonObject | None = None,
         params: Mapping[str, str | int] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
-        """The decoded JSON of a 2xx answer (None for 204), or :class:`ApiError` / :class:`ApiUnreachable`."""
+        """The decoded JSON of a 2xx answer (None for 204), or :class:`ApiError` / :class:`ApiUnreachable`.
+        ``content``: raw body bytes sent as they are, instead of ``body`` as JSON."""
         try:
-            response = self._http.request(method, path, json=body, params=params)
+            response = self._http.request(
+                method, path, json=body, params=params, content=content, headers=headers
+            )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ApiUnreachable(
                 f"cannot connect to the runledger API at {self.api_url} ({exc or 'connection refused'}); "
@@ -249,8 +265,10 @@ class ApiClient:
         *,
         body: JsonObject | None = None,
         params: Mapping[str, str | int] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> JsonObject:
-        answer = self.request(method, path, body=body, params=params)
+        answer = self.request(method, path, body=body, params=params, content=content, headers=headers)
         if not isinstance(answer, dict):
             raise ApiError(200, "invalid_response", f"expected a JSON object from {method} {path}")
         return answer
@@ -285,6 +303,28 @@ class ApiClient:
 
     def revoke_grant(self, grant_id: str) -> None:
         self.request("DELETE", f"/api/v1/grants/{_segment(grant_id)}")
+
+    # -- webhooks ---------------------------------------------------------------------------------
+
+    def list_webhook_triggers(self) -> JsonObject:
+        return self._object("GET", "/api/v1/webhook-triggers")
+
+    def create_webhook_trigger(self, body: JsonObject) -> JsonObject:
+        return self._object("POST", "/api/v1/webhook-triggers", body=body)
+
+    def delete_webhook_trigger(self, trigger_id: str) -> None:
+        self.request("DELETE", f"/api/v1/webhook-triggers/{_segment(trigger_id)}")
+
+    def deliver_webhook(self, source: str, body: bytes, headers: Mapping[str, str]) -> JsonObject:
+        """``POST /api/v1/webhooks/{source}`` with ``body`` as it is and the caller's signature
+        ``headers`` (``contracts.webhooks``): 202 when it started runs, 200 for a re-delivery; the runs
+        either way. Meant for a client made without an API key, as a sender has none."""
+        return self._object(
+            "POST",
+            f"/api/v1/webhooks/{_segment(source)}",
+            content=body,
+            headers={"Content-Type": "application/json", **headers},
+        )
 
     # -- runs -------------------------------------------------------------------------------------
 

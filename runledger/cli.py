@@ -7,13 +7,16 @@ Contract:
   served on ``RUNLEDGER_WORKER_METRICS_HOST``:``RUNLEDGER_WORKER_METRICS_PORT`` (0: off).
 - ``runledger api``: the HTTP API (uvicorn) on ``RUNLEDGER_API_HOST``:``RUNLEDGER_API_PORT``.
 - ``runledger up``: the embedded dev stack (:mod:`runledger.stack`).
-- ``runledger schedules|grants|runs ...``: user commands that talk to the HTTP API only
+- ``runledger schedules|grants|webhooks|runs ...``: user commands that talk to the HTTP API only
   (:mod:`runledger.api_client`), never to Postgres or Temporal; tables for people, ``--json`` for
   scripts (:mod:`runledger.cli_tables`). API URL: ``--api-url``, else ``RUNLEDGER_API_URL``, else
   ``http://127.0.0.1:{RUNLEDGER_API_PORT or 8000}``; API key: ``--api-key``, else
   ``RUNLEDGER_API_KEY``, else the demo user's key that ``runledger up`` saves in
   ``<RUNLEDGER_DATA_DIR or .runledger>/demo.json``. An API error prints ``error: <code>: <message>``
   on stderr and exits 1, as does an API that cannot be reached.
+- ``runledger webhooks send SOURCE``: a delivery as a sender makes it, to try a trigger: the body signed
+  with the trigger's secret (``--secret``, else ``RUNLEDGER_WEBHOOK_SECRET``; none: exit 2) per
+  :mod:`contracts.webhooks`, posted without the API key (only the API URL is resolved).
 - ``runledger runs follow RUN_ID``: the run's events live (status, streamed text, running cost), resumed
   with ``Last-Event-ID`` when the connection drops; exit 0 when the run ends ``success``, else 1.
 - Logs (worker, api, migrate, reconcile): one JSON object per line on stderr (:mod:`runledger.logs`).
@@ -263,11 +266,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 # -- user commands over the HTTP API ----------------------------------------------------------------
-# They import httpx and rich only, inside the command, and never the database, Temporal or LiteLLM.
+# They import httpx and rich only (and `webhooks send` the pure contracts.webhooks), inside the
+# command, and never the database, Temporal or LiteLLM.
 
 
-def _remote(handler: RemoteHandler) -> Callable[[argparse.Namespace], int]:
-    """Wrap a user command: resolve the connection, run it, turn API failures into exit code 1."""
+def _remote(handler: RemoteHandler, *, authenticated: bool = True) -> Callable[[argparse.Namespace], int]:
+    """Wrap a user command: resolve the connection, run it, turn API failures into exit code 1.
+    ``authenticated`` False: only the API URL is resolved and no API key is sent (a webhook delivery)."""
 
     def run(args: argparse.Namespace) -> int:
         from runledger.api_client import (
@@ -275,20 +280,27 @@ def _remote(handler: RemoteHandler) -> Callable[[argparse.Namespace], int]:
             ApiError,
             ApiUnreachable,
             ClientConfigError,
+            resolve_api_url,
             resolve_connection,
         )
 
+        api_key: str | None = None
+        key_source: str | None = None
         try:
-            connection = resolve_connection(args.api_url, args.api_key, os.environ)
+            if authenticated:
+                connection = resolve_connection(args.api_url, args.api_key, os.environ)
+                api_url, api_key, key_source = connection.api_url, connection.api_key, connection.key_source
+            else:
+                api_url = resolve_api_url(args.api_url, os.environ)
         except ClientConfigError as exc:
             raise ConfigError(str(exc)) from exc
         try:
-            with ApiClient(connection.api_url, connection.api_key, timeout=args.timeout) as client:
+            with ApiClient(api_url, api_key, timeout=args.timeout) as client:
                 code = handler(client, args)
         except ApiError as exc:
             hint = ""
-            if exc.code == "unauthorized":
-                hint = f" (API key from {connection.key_source})"
+            if exc.code == "unauthorized" and key_source is not None:
+                hint = f" (API key from {key_source})"
             print(f"error: {exc.code}: {exc.message}{hint}", file=sys.stderr)
             return 1
         except ApiUnreachable as exc:
@@ -325,6 +337,50 @@ def _json_object(value: str) -> JsonObject:
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError('must be a JSON object, e.g. \'{"topic": "the sea"}\'')
     return parsed
+
+
+def _payload(value: str) -> bytes:
+    """``--data``: the text as given, or the bytes of ``@FILE`` (``@-``: stdin), sent as they are."""
+    if not value.startswith("@"):
+        return value.encode()
+    name = value[1:]
+    if name == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(name, "rb") as file:
+            return file.read()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {name!r}: {exc.strerror or exc}") from None
+
+
+def _delivery_id(value: str) -> str:
+    from contracts.webhooks import valid_delivery_id
+
+    # ASCII too: it travels as an HTTP header.
+    if not (valid_delivery_id(value) and value.isascii()):
+        raise argparse.ArgumentTypeError("must be 1 to 255 printable ASCII characters")
+    return value
+
+
+class _InputMapping(argparse.Action):
+    """``--map FIELD=POINTER``, repeatable, gathered into one ``{field: pointer}``; a field mapped twice
+    is a usage error. The pointer may be empty (the whole payload)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[object] | None,
+        option_string: str | None = None,
+    ) -> None:
+        field, equals, pointer = str(values).partition("=")
+        if not field or not equals:
+            parser.error(f"{option_string}: expected FIELD=POINTER, e.g. topic=/issue/title; got {values!r}")
+        mapping: dict[str, str] = dict(getattr(namespace, self.dest) or {})
+        if field in mapping:
+            parser.error(f"{option_string}: input field {field!r} is mapped twice")
+        mapping[field] = pointer
+        setattr(namespace, self.dest, mapping)
 
 
 def _non_negative_int(value: str) -> int:
@@ -485,6 +541,90 @@ def _grants_revoke(client: ApiClient, args: argparse.Namespace) -> None:
     )
 
 
+def _webhooks_list(client: ApiClient, args: argparse.Namespace) -> None:
+    from runledger.cli_tables import webhook_triggers_table
+
+    answer = client.list_webhook_triggers()
+    _show(args, answer, lambda: webhook_triggers_table(answer["webhook_triggers"], client.api_url))
+
+
+def _webhooks_create(client: ApiClient, args: argparse.Namespace) -> None:
+    from rich.console import Group
+    from rich.text import Text
+
+    from runledger.cli_tables import note, webhook_secret, webhook_trigger_view
+
+    body: JsonObject = {"source": args.source, "graph_id": args.graph}
+    if args.input is not None:
+        body["input"] = args.input
+    if args.input_mapping is not None:
+        body["input_mapping"] = args.input_mapping
+    if args.grant is not None:
+        body["grant_id"] = args.grant
+    answer = client.create_webhook_trigger(body)
+    _show(
+        args,
+        answer,
+        lambda: Group(
+            Text(f"created webhook trigger {answer['trigger_id']}", style="bold"),
+            webhook_trigger_view(answer, client.api_url),
+            Text(""),
+            webhook_secret(answer["secret"]),
+            note(f"try it: runledger webhooks send {answer['source']} --secret SECRET --data 'JSON payload'"),
+        ),
+    )
+
+
+def _webhooks_delete(client: ApiClient, args: argparse.Namespace) -> None:
+    client.delete_webhook_trigger(args.trigger_id)
+    _say(
+        args,
+        {"trigger_id": args.trigger_id, "deleted": True},
+        f"deleted webhook trigger {args.trigger_id}; its deliveries start no more runs "
+        "(a grant it made for itself is revoked, its runs are kept)",
+    )
+
+
+def _webhooks_send(client: ApiClient, args: argparse.Namespace) -> None:
+    import uuid
+
+    from rich.console import Group
+    from rich.text import Text
+
+    from contracts.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+    from runledger.cli_tables import note, webhook_runs_table
+
+    secret = args.secret or os.environ.get("RUNLEDGER_WEBHOOK_SECRET")
+    if not secret:
+        raise ConfigError(
+            "no webhook secret: pass --secret or set RUNLEDGER_WEBHOOK_SECRET "
+            "(`runledger webhooks create` prints a trigger's secret once)"
+        )
+    delivery_id = args.delivery_id or f"cli-{uuid.uuid4()}"
+    timestamp = int(time.time())
+    headers = {
+        DELIVERY_HEADER: delivery_id,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: signature(secret, timestamp=timestamp, delivery_id=delivery_id, body=args.data),
+    }
+    answer = client.deliver_webhook(args.source, args.data, headers)
+
+    def view() -> object:
+        runs = answer["runs"]
+        started = sum(1 for r in runs if r["created"])
+        if started:
+            head = f"delivery {answer['delivery_id']}: started {started} run(s)"
+        else:
+            head = f"delivery {answer['delivery_id']} was received before: no new run; the runs it started"
+        return Group(
+            Text(head, style="bold"),
+            webhook_runs_table(runs),
+            note("follow a run with `runledger runs follow RUN_ID` (the trigger owner's API key)"),
+        )
+
+    _show(args, answer, view)
+
+
 def _runs_list(client: ApiClient, args: argparse.Namespace) -> None:
     from rich.console import Group
 
@@ -593,9 +733,11 @@ def _add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         name: str,
         help_text: str,
         handler: RemoteHandler,
+        *,
+        authenticated: bool = True,
     ) -> argparse.ArgumentParser:
         parser = actions.add_parser(name, help=help_text, description=help_text, parents=[common])
-        parser.set_defaults(func=_remote(handler))
+        parser.set_defaults(func=_remote(handler, authenticated=authenticated))
         return parser
 
     overlap_help = (
@@ -664,6 +806,74 @@ def _add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     leaf(grants, "revoke", "revoke a grant (runs relying on it are refused)", _grants_revoke).add_argument(
         "grant_id", metavar="GRANT_ID"
+    )
+
+    webhooks = group(
+        "webhooks", "webhook triggers (signed deliveries that start graph runs), through the API"
+    )
+    leaf(webhooks, "list", "list your webhook triggers", _webhooks_list)
+    hook_create = leaf(
+        webhooks,
+        "create",
+        "create a webhook trigger (and its grant, unless --grant); its signing secret is shown once",
+        _webhooks_create,
+    )
+    hook_create.add_argument(
+        "--source",
+        required=True,
+        help="where deliveries are posted, /api/v1/webhooks/SOURCE (lower-case letters, digits, - and _)",
+    )
+    hook_create.add_argument("--graph", required=True, help="graph id, e.g. langgraph:poet")
+    hook_create.add_argument(
+        "--input",
+        type=_json_object,
+        default=None,
+        help="fixed graph input as a JSON object (default {}); --map fields are set on top of it",
+    )
+    hook_create.add_argument(
+        "--map",
+        dest="input_mapping",
+        action=_InputMapping,
+        default=None,
+        metavar="FIELD=POINTER",
+        help="set graph input FIELD from the delivery's JSON at this RFC 6901 pointer, e.g. "
+        "topic=/issue/title (topic= is the whole payload); repeat for several",
+    )
+    hook_create.add_argument(
+        "--grant", default=None, metavar="GRANT_ID", help="bill through this grant instead of a new one"
+    )
+    leaf(
+        webhooks,
+        "delete",
+        "delete a webhook trigger; a grant it made for itself is revoked, its runs are kept",
+        _webhooks_delete,
+    ).add_argument("trigger_id", metavar="TRIGGER_ID")
+    send = leaf(
+        webhooks,
+        "send",
+        "try a trigger: sign a delivery with its secret and post it to /api/v1/webhooks/SOURCE as a "
+        "sender would (without the API key); prints the runs it started, or that a re-delivery found",
+        _webhooks_send,
+        authenticated=False,
+    )
+    send.add_argument("source", metavar="SOURCE", help="the triggers' source, as given to create")
+    send.add_argument(
+        "--secret", default=None, help="the trigger's signing secret (default: $RUNLEDGER_WEBHOOK_SECRET)"
+    )
+    send.add_argument(
+        "--data",
+        required=True,
+        type=_payload,
+        metavar="JSON|@FILE",
+        help="the payload, sent byte for byte: JSON text, or @FILE to read it from a file (@- stdin)",
+    )
+    send.add_argument(
+        "--delivery-id",
+        type=_delivery_id,
+        default=None,
+        metavar="ID",
+        help="the delivery's id; sending the same id again is a re-delivery, which starts no new run "
+        "(default: cli-<uuid4>)",
     )
 
     runs = group("runs", "graph runs and their charges, through the API")

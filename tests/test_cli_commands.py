@@ -1,4 +1,4 @@
-"""The user-facing CLI commands (``runledger schedules|grants|runs``) end to end: the real API app is
+"""The user-facing CLI commands (``runledger schedules|grants|webhooks|runs``) end to end: the real API app is
 served by uvicorn on a loopback port inside the test's event loop (the one the ``database`` and
 ``client`` fixtures live on), and the CLI runs as a separate process that reaches it over HTTP only.
 """
@@ -245,6 +245,122 @@ async def test_grants_create_list_revoke_and_a_schedule_on_a_given_grant(
     assert "revoked" in (await cli.ok("grants", "list")).out
 
     await cli.ok("schedules", "delete", schedule_id)
+
+
+async def test_webhook_trigger_lifecycle_through_the_cli(api: httpx.AsyncClient, cli: Cli) -> None:
+    source = f"cli-{uuid.uuid4().hex[:8]}"  # sources are global names: one per test
+    created = (
+        await cli.ok(
+            "webhooks",
+            "create",
+            "--source",
+            source,
+            "--graph",
+            "langgraph:poet",
+            "--map",
+            "topic=/issue/title",
+            "--json",
+        )
+    ).json()
+    trigger_id, secret = created["trigger_id"], created["secret"]
+    assert created["source"] == source
+    assert created["input_mapping"] == {"topic": "/issue/title"}
+    assert created["url"] == f"/api/v1/webhooks/{source}"
+    assert secret.startswith("whsec_")
+
+    table, listed = await asyncio.gather(cli.ok("webhooks", "list"), cli.ok("webhooks", "list", "--json"))
+    (trigger,) = listed.json()["webhook_triggers"]
+    assert trigger == {k: v for k, v in created.items() if k != "secret"}  # the secret is shown once
+    line = next(line for line in table.out.splitlines() if trigger_id in line)
+    assert source in line
+    assert "topic=/issue/title" in line
+    assert created["grant_id"] in line
+    assert f" /api/v1/webhooks/{source} " in line
+    assert f"URLs are on the API at {cli.url};" in table.out
+    assert secret not in table.out
+
+    payload = json.dumps({"action": "opened", "issue": {"title": "tides"}})
+    delivery_id = f"cli-test-{uuid.uuid4()}"
+    # A sender has no API key: the secret from the environment, and no key anywhere.
+    first = await cli(
+        "webhooks",
+        "send",
+        source,
+        "--data",
+        payload,
+        "--delivery-id",
+        delivery_id,
+        "--json",
+        RUNLEDGER_WEBHOOK_SECRET=secret,
+        RUNLEDGER_API_KEY="",
+    )
+    sent = first.json()
+    (started,) = sent["runs"]
+    run_id = started["run_id"]
+    assert sent["delivery_id"] == delivery_id
+    assert (started["trigger_id"], started["created"]) == (trigger_id, True)
+    run = await wait_for_run(api, cli.user, run_id)
+    assert run["status"] == "success", run
+    assert run["input"] == {"topic": "tides"}
+    assert (run["run_kind"], run["trigger_ref"]) == ("system_webhook", delivery_id)
+
+    payload_file = cli.data_dir / "payload.json"
+    payload_file.write_text(payload)
+    again_json, again_table, wrong_secret = await asyncio.gather(
+        cli.ok(
+            "webhooks",
+            "send",
+            source,
+            "--secret",
+            secret,
+            "--data",
+            payload,
+            "--delivery-id",
+            delivery_id,
+            "--json",
+        ),
+        cli.ok(
+            "webhooks",
+            "send",
+            source,
+            "--secret",
+            secret,
+            "--data",
+            f"@{payload_file}",
+            "--delivery-id",
+            delivery_id,
+        ),
+        cli("webhooks", "send", source, "--secret", "whsec_not-the-secret", "--data", payload),
+    )
+    assert again_json.json() == {
+        "delivery_id": delivery_id,
+        "runs": [{"trigger_id": trigger_id, "run_id": run_id, "status": "success", "created": False}],
+    }
+    assert "was received before" in again_table.out
+    assert run_id in again_table.out
+    assert "no (re-delivery)" in again_table.out
+    assert wrong_secret.code == 1, wrong_secret
+    assert wrong_secret.err.startswith("error: invalid_signature: "), wrong_secret
+    assert wrong_secret.out == "", wrong_secret
+
+    fresh = (await cli.ok("webhooks", "send", source, "--secret", secret, "--data", payload, "--json")).json()
+    assert fresh["delivery_id"].startswith("cli-")
+    (fresh_run,) = fresh["runs"]
+    assert fresh_run["created"] is True
+    assert fresh_run["run_id"] != run_id
+    assert (await wait_for_run(api, cli.user, fresh_run["run_id"]))["status"] == "success"
+
+    deleted = await cli.ok("webhooks", "delete", trigger_id, "--json")
+    assert deleted.json() == {"trigger_id": trigger_id, "deleted": True}
+    listed_after, table_after, gone = await asyncio.gather(
+        cli.ok("webhooks", "list", "--json"),
+        cli.ok("webhooks", "list"),
+        cli("webhooks", "send", source, "--secret", secret, "--data", payload),
+    )
+    assert listed_after.json() == {"webhook_triggers": []}
+    assert "no webhook triggers" in table_after.out
+    assert gone.code == 1, gone
+    assert gone.err.startswith("error: webhook_source_not_found: "), gone
 
 
 async def test_errors_print_the_api_code_and_exit_1(cli: Cli, tmp_path: Path) -> None:
