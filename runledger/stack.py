@@ -55,6 +55,10 @@ TEMPORAL_READY_SECONDS = 30.0
 #: The worker and the API import LiteLLM (seconds on a busy machine) before they can answer.
 SERVICES_READY_SECONDS = 90.0
 CHILD_GRACE_SECONDS = 10.0
+#: A worker or API that dies while the stack runs is started again, unless it died this many times
+#: within RESTART_WINDOW_SECONDS: then it is crash-looping and the stack stops, showing its log.
+MAX_RESTARTS = 3
+RESTART_WINDOW_SECONDS = 60.0
 POSTGRES_GRACE_SECONDS = 20.0
 _PR_SET_PDEATHSIG = 1
 
@@ -149,6 +153,9 @@ class Stack:
         self._lock_file: IO[str] | None = None
         self._stop_signal: int | None = None
         self._signals = 0
+        #: The environment line the worker and the API start on (kept to start them again).
+        self._service_env: bytes | None = None
+        self._restarts: dict[str, list[float]] = {}
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -283,10 +290,13 @@ class Stack:
         return f"127.0.0.1:{s.temporal_port}"
 
     def _spawn_services(self) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
         for role in SERVICES:
-            argv = [sys.executable, "-m", "runledger.cli", role, "--parent-pid", str(os.getpid())]
-            self._spawn(role, argv, env=env, stdin=subprocess.PIPE)
+            self._spawn_service(role)
+
+    def _spawn_service(self, role: str) -> Child:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        argv = [sys.executable, "-m", "runledger.cli", role, "--parent-pid", str(os.getpid())]
+        return self._spawn(role, argv, env=env, stdin=subprocess.PIPE)
 
     def _release(self) -> None:
         """Send the worker and the API their environment (one JSON line), which starts them."""
@@ -304,13 +314,18 @@ class Stack:
             RUNLEDGER_TEMPORAL_UI_PORT=str(s.temporal_ui_port),
             RUNLEDGER_WORKER_METRICS_PORT=str(self.worker_metrics_port),
         )
-        payload = (json.dumps(env) + "\n").encode()
+        self._service_env = (json.dumps(env) + "\n").encode()
         for child in self.children:
-            if child.name in SERVICES and child.process.stdin is not None:
-                # A child that already died is reported by _check, with its log.
-                with contextlib.suppress(BrokenPipeError):
-                    child.process.stdin.write(payload)
-                    child.process.stdin.close()
+            if child.name in SERVICES:
+                self._send_env(child)
+
+    def _send_env(self, child: Child) -> None:
+        assert self._service_env is not None
+        if child.process.stdin is not None:
+            # A child that already died is reported by _check, with its log.
+            with contextlib.suppress(BrokenPipeError):
+                child.process.stdin.write(self._service_env)
+                child.process.stdin.close()
 
     def _spawn(
         self,
@@ -455,8 +470,13 @@ class Stack:
                 how = (
                     f"exited with code {code}" if code >= 0 else f"was killed by {signal.Signals(-code).name}"
                 )
+                again = (
+                    f" (it died {MAX_RESTARTS} times in {RESTART_WINDOW_SECONDS:.0f} s)"
+                    if child.name in self._restarts
+                    else ""
+                )
                 raise StackError(
-                    f"{child.name} {how} unexpectedly; see {child.log_path}\n{tail(child.log_path)}"
+                    f"{child.name} {how} unexpectedly{again}; see {child.log_path}\n{tail(child.log_path)}"
                 )
         if self.postmaster_pid is not None and not pid_alive(self.postmaster_pid):
             assert self.pgdata is not None
@@ -471,8 +491,28 @@ class Stack:
     def _supervise(self) -> None:
         with contextlib.suppress(Interrupted):
             while True:
+                self._restart_dead_services()
                 self._check()
                 time.sleep(0.25)
+
+    def _restart_dead_services(self) -> None:
+        """Start a worker or API that died again, as a process manager would: runs survive it
+        (Temporal retries their activities on the new worker), and a crash loop stops the stack."""
+        for child in list(self.children):
+            code = child.process.poll()
+            if child.name not in SERVICES or code is None or self._stop_signal is not None:
+                continue
+            now = time.monotonic()
+            recent = [t for t in self._restarts.get(child.name, []) if now - t < RESTART_WINDOW_SECONDS]
+            if len(recent) >= MAX_RESTARTS:
+                continue  # _check reports it and stops the stack
+            self._restarts[child.name] = [*recent, now]
+            how = f"exited with code {code}" if code >= 0 else f"was killed by {signal.Signals(-code).name}"
+            print(f"runledger up: {child.name} {how}; starting it again (log: {child.log_path})", flush=True)
+            _signal_group(child.process.pid, signal.SIGKILL)  # whatever it left in its group
+            self.children.remove(child)
+            self._send_env(self._spawn_service(child.name))
+            self._write_state()
 
     def _print_banner(self) -> None:
         from runledger.binaries import temporal_cli

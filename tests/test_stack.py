@@ -267,3 +267,39 @@ def test_up_serves_a_billed_run_stops_cleanly_and_resumes(tmp_path: Path) -> Non
         assert f"graph-run:{run_id}" in ids
         assert second.stop() == 0, second.output
     _assert_nothing_left(second)
+
+
+def test_up_starts_a_killed_worker_again_and_its_run_completes(tmp_path: Path) -> None:
+    """kill -9 of the worker while a 3-call run executes: the stack starts a new worker, Temporal
+    retries the run's activity there, and the run ends success with one receipt per model call."""
+    data_dir = tmp_path / "data"
+    ports = Ports(*_free_ports(3))
+    api = f"http://127.0.0.1:{ports.api}"
+    with _stack(data_dir, ports, tmp_path / "up.out") as stack:
+        demo = json.loads((data_dir / "demo.json").read_text())
+        with httpx.Client(
+            base_url=api, headers={"Authorization": f"Bearer {demo['api_key']}"}, timeout=10
+        ) as http:
+            resp = http.post("/api/v1/graphs/langgraph:brief/runs", json={"input": {"topic": "tides"}})
+            assert resp.status_code == 202, resp.text
+            run_id = resp.json()["run_id"]
+            os.kill(stack.pids["worker"], signal.SIGKILL)
+            restarted = _eventually(
+                stack.read_output, lambda out: "worker was killed by SIGKILL; starting it again" in out
+            )
+            new_pids = _eventually(
+                lambda: json.loads((data_dir / "stack.json").read_text())["pids"],
+                lambda pids: pids["worker"] != stack.pids["worker"],
+            )
+            assert _alive(int(new_pids["worker"])), restarted
+            run = _eventually(
+                lambda: http.get(f"/api/v1/runs/{run_id}").json(),
+                lambda r: r.get("status") in TERMINAL,
+                timeout=120,
+            )
+            assert run["status"] == "success", (run, stack.read_output(), _logs(data_dir))
+            receipts = http.get(f"/api/v1/runs/{run_id}/charges").json()["receipts"]
+            assert len(receipts) == run["model_calls"] == 3
+        stack.pids["worker"] = int(new_pids["worker"])
+        assert stack.stop() == 0, stack.output
+    _assert_nothing_left(stack)
