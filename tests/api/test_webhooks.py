@@ -321,6 +321,24 @@ async def test_BILLING_VIA_GRANT_webhook_run_is_charged_to_the_trigger_owner_and
     assert grants[trigger["grant_id"]]["spent_credits"] == run["cost_credits"]
 
 
+async def test_a_webhook_run_the_account_cannot_pay_is_accepted_and_ends_insufficient_credits(
+    api: httpx.AsyncClient,
+) -> None:
+    """No 402 for a sender (SPEC §3): the delivery is taken, and the run is refused at execution."""
+    broke = await create_user(api, credits=0)
+    source = new_source()
+    trigger = await create_trigger(api, broke, source)
+    delivery_id = new_delivery_id()
+    resp = await deliver(api, source, trigger["secret"], issue("empty pockets"), delivery_id)
+    assert resp.status_code == 202, resp.text
+    run = await wait_for_run(api, broke, run_id_of(source, delivery_id, trigger))
+    assert run["status"] == "error", run
+    assert run["error_code"] == "insufficient_credits"
+    assert run["cost_credits"] == 0
+    assert await receipts(api, broke, run["run_id"]) == []
+    assert await balance(api, broke) == 0
+
+
 async def test_refused_deliveries_401_404_413_start_no_run(
     api: httpx.AsyncClient, user: Tenant, database: Database
 ) -> None:
