@@ -157,6 +157,9 @@ class RunActivities:
         tool_runner = tools.ToolRunner(
             policy=tools.AllowList(frozenset(spec.tool_ids if spec else ())),
             emit=tool_event_sink(self._db, run.run_id),
+            trace=lambda tool_id, args: self._tracer.tool_call(
+                traced_run, attempt=attempt, name=tool_id, input=args
+            ),
         )
         heartbeat = asyncio.create_task(_heartbeat_while_running())
         try:

@@ -7,15 +7,26 @@ is denied (DENY_BY_DEFAULT_TOOLS). Tools take no secrets and read no settings.
 """
 
 from tools.context import bind, call
-from tools.runner import DENY_ALL, AllowList, ToolEventSink, ToolPolicy, ToolResult, ToolRunner
+from tools.runner import (
+    DENY_ALL,
+    AllowList,
+    ToolEventSink,
+    ToolObservation,
+    ToolPolicy,
+    ToolResult,
+    ToolRunner,
+    ToolTrace,
+)
 
 __all__ = [
     "DENY_ALL",
     "AllowList",
     "ToolEventSink",
+    "ToolObservation",
     "ToolPolicy",
     "ToolResult",
     "ToolRunner",
+    "ToolTrace",
     "bind",
     "call",
 ]

@@ -9,6 +9,7 @@ sees every attempt; only a call that passed policy and validation emits ``tool_c
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,6 +20,24 @@ from tools.core import REGISTRY, ToolFn, ToolInputError
 
 #: Receives ``(event, data)`` for ``tool_call_start`` and ``tool_call_result``.
 ToolEventSink = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class ToolObservation(Protocol):
+    def record(self, output: Any) -> None: ...
+
+
+#: Opens the span of one tool execution, ``(tool_id, args)``; its value records the output. An
+#: exception from the tool leaves the span through the context manager (marked failed).
+ToolTrace = Callable[[str, dict[str, Any]], AbstractContextManager[ToolObservation]]
+
+
+class _Unobserved:
+    def record(self, output: Any) -> None:
+        return None
+
+
+def _untraced(tool_id: str, args: dict[str, Any]) -> AbstractContextManager[ToolObservation]:
+    return nullcontext(_Unobserved())
 
 
 class ToolPolicy(Protocol):
@@ -59,11 +78,13 @@ class ToolRunner:
         *,
         policy: ToolPolicy = DENY_ALL,
         emit: ToolEventSink = _no_events,
+        trace: ToolTrace = _untraced,
         catalog: Mapping[str, ToolSpec] = TOOL_CATALOG,
         registry: Mapping[str, ToolFn] = REGISTRY,
     ) -> None:
         self._policy = policy
         self._emit = emit
+        self._trace = trace
         self._catalog = catalog
         self._registry = registry
 
@@ -86,7 +107,9 @@ class ToolRunner:
             {"call_id": call_id, "tool_id": tool_id, "effect": spec.effect.value, "args": args},
         )
         try:
-            value = await impl(args)
+            with self._trace(tool_id, args) as observed:
+                value = await impl(args)
+                observed.record(value)
         except ToolInputError as exc:
             return await self._failed(call_id, tool_id, args, ToolErrorCode.INVALID_INPUT, str(exc))
         except Exception as exc:

@@ -107,6 +107,34 @@ async def test_a_run_is_one_trace_from_the_api_start_to_every_model_call(
     ).replay_workflow(history)
 
 
+async def test_a_tool_call_is_a_span_of_the_graph_execution(
+    settings: Settings,
+    database: Database,
+    gateway: LiteLLMGateway,
+    traced_client: Client,
+    otel_spans: InMemorySpanExporter,
+) -> None:
+    queue = own_queue(settings)
+    deps = WorkerDeps(database=database, gateway=gateway)
+    async with build_worker(traced_client, queue, deps), api_client(queue, database, traced_client) as api:
+        user = await create_user(api, credits=5_000_000)
+        started = await start_run(api, user, "langgraph:dated_note", {"input": {"topic": "tides"}})
+        run = await wait_for_run(api, user, started.json()["run_id"], within=60)
+    assert run["status"] == "success", run
+    spans = [s for s in otel_spans.get_finished_spans() if s.context.trace_id == int(run["trace_id"], 16)]
+    graph = one(spans, "graph langgraph:dated_note")
+    tool = one(spans, "execute_tool core__current_time")
+    assert parent_of(tool) == graph.context.span_id
+    attributes = tool.attributes or {}
+    assert attributes["gen_ai.tool.name"] == "core__current_time"
+    assert attributes["runledger.run_id"] == run["run_id"]
+    chat = [s for s in spans if (s.attributes or {}).get("gen_ai.operation.name") == "chat"]
+    assert len(chat) == 1
+    assert tool.end_time is not None
+    assert chat[0].start_time is not None
+    assert tool.end_time <= chat[0].start_time  # the clock is read before the note is written
+
+
 def test_tracing_is_installed_once_and_exports_nothing_unless_configured(settings: Settings) -> None:
     quiet = own_queue(settings)
     assert quiet.otel_exporter_otlp_endpoint is None

@@ -3,6 +3,8 @@ its one declared tool end to end on real Postgres and Temporal."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -194,3 +196,44 @@ async def test_dated_note_uses_its_tool_and_the_stream_shows_the_call(
     assert result["result"]["local"] == run["output"]["written_at"]
     names = [e.event for e in events]
     assert names.index("tool_call_result") < names.index("usage") < names.index("done")
+
+
+class SpanRecorder:
+    """A ``ToolTrace`` that remembers what each span saw: its input, output and error."""
+
+    def __init__(self) -> None:
+        self.spans: list[dict[str, Any]] = []
+
+    @contextmanager
+    def __call__(self, tool_id: str, args: dict[str, Any]) -> Iterator[tools.ToolObservation]:
+        span: dict[str, Any] = {"tool_id": tool_id, "input": args}
+        self.spans.append(span)
+
+        class Observation:
+            def record(self, output: Any) -> None:
+                span["output"] = output
+
+        try:
+            yield Observation()
+        except Exception as exc:
+            span["error"] = str(exc)
+            raise
+
+
+async def test_each_executed_tool_call_is_one_span_with_its_input_output_or_error() -> None:
+    spans = SpanRecorder()
+    ok, broken = Recorder(), Recorder(fail=True)
+    for rec in (ok, broken):
+        runner = tools.ToolRunner(
+            policy=ALLOW_ECHO,
+            emit=rec.emit,
+            trace=spans,
+            catalog={ECHO.tool_id: ECHO},
+            registry={ECHO.tool_id: rec.echo},
+        )
+        await runner.call(ECHO.tool_id, {"text": "hi"}, call_id="n:tool:0")
+        await runner.call(ECHO.tool_id, {"text": 1}, call_id="n:tool:1")  # refused: never executed
+    assert spans.spans == [
+        {"tool_id": ECHO.tool_id, "input": {"text": "hi"}, "output": {"text": "hi"}},
+        {"tool_id": ECHO.tool_id, "input": {"text": "hi"}, "error": "the tool broke"},
+    ]
