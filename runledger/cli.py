@@ -105,7 +105,7 @@ def _join_stack(parent_pid: int, *, preload: Sequence[str]) -> None:
     """Run as a child of ``runledger up``: exit with it, import the heavy modules while the stack is
     still starting, then take the environment it sends as one JSON line on stdin once Postgres and
     Temporal are ready and migrated (EOF: the stack gave up, so exit)."""
-    from runledger.stack import bind_to_parent
+    from runledger.processes import bind_to_parent
 
     bind_to_parent(parent_pid)
     for module in preload:

@@ -21,6 +21,9 @@ Contract:
   Ctrl-C reaches only this process, which stops them in order; on Linux they also get SIGTERM if this
   process dies without cleaning up. If any part dies, everything is stopped and ``run`` returns 1 with
   a pointer to that part's log.
+
+This module is the :class:`Stack` (start-up, supervision, shutdown). It uses the OS and process helpers
+of :mod:`runledger.processes` and the banner text of :mod:`runledger.banner`; neither imports it.
 """
 
 from __future__ import annotations
@@ -31,17 +34,28 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING
+
+from runledger.banner import render_banner
+from runledger.processes import (
+    any_free_port,
+    die_with_parent,
+    exit_description,
+    pid_alive,
+    port_free,
+    signal_group,
+    spawn_logged,
+    tail,
+    wait_gone,
+)
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -60,7 +74,6 @@ CHILD_GRACE_SECONDS = 10.0
 MAX_RESTARTS = 3
 RESTART_WINDOW_SECONDS = 60.0
 POSTGRES_GRACE_SECONDS = 20.0
-_PR_SET_PDEATHSIG = 1
 
 
 class StackError(Exception):
@@ -69,64 +82,6 @@ class StackError(Exception):
 
 class Interrupted(Exception):
     """A stop signal arrived while the stack was starting."""
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGTERM the calling process when its parent dies (no-op elsewhere)."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-
-
-def bind_to_parent(parent_pid: int) -> None:
-    """For a child of the stack: exit with the stack, even if it is killed without cleaning up."""
-    die_with_parent()
-    if os.getppid() != parent_pid:
-        # The parent died before the death signal was armed.
-        raise SystemExit(f"parent process {parent_pid} is gone")
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs; a zombie (dead, not yet reaped by its parent) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def any_free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join("    " + line for line in text.splitlines()[-lines:])
 
 
 @dataclass
@@ -337,19 +292,7 @@ class Stack:
         preexec: Callable[[], None] | None = None,
     ) -> Child:
         log_path = self.logs_dir / f"{name}.log"
-        with log_path.open("ab") as log:
-            stamp = datetime.now(UTC).isoformat(timespec="seconds")
-            log.write(f"\n--- {stamp} runledger up starts {name} ---\n".encode())
-            log.flush()
-            process = subprocess.Popen(
-                argv,
-                stdin=stdin,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                preexec_fn=preexec,
-            )
+        process = spawn_logged(name, argv, log_path, env=env, stdin=stdin, preexec=preexec)
         child = Child(name, process, log_path)
         self.children.append(child)
         return child
@@ -467,9 +410,7 @@ class Stack:
         for child in self.children:
             code = child.process.poll()
             if code is not None:
-                how = (
-                    f"exited with code {code}" if code >= 0 else f"was killed by {signal.Signals(-code).name}"
-                )
+                how = exit_description(code)
                 again = (
                     f" (it died {MAX_RESTARTS} times in {RESTART_WINDOW_SECONDS:.0f} s)"
                     if child.name in self._restarts
@@ -507,73 +448,30 @@ class Stack:
             if len(recent) >= MAX_RESTARTS:
                 continue  # _check reports it and stops the stack
             self._restarts[child.name] = [*recent, now]
-            how = f"exited with code {code}" if code >= 0 else f"was killed by {signal.Signals(-code).name}"
+            how = exit_description(code)
             print(f"runledger up: {child.name} {how}; starting it again (log: {child.log_path})", flush=True)
-            _signal_group(child.process.pid, signal.SIGKILL)  # whatever it left in its group
+            signal_group(child.process.pid, signal.SIGKILL)  # whatever it left in its group
             self.children.remove(child)
             self._send_env(self._spawn_service(child.name))
             self._write_state()
 
     def _print_banner(self) -> None:
-        from runledger.binaries import temporal_cli
-
         assert self.demo is not None
-        try:
-            temporal = temporal_cli()
-        except FileNotFoundError:
-            temporal = "temporal"
-        key = self.demo.user.api_key
-        api = self.api_url
-        namespace = self.settings.temporal_namespace
-        ns_flag = "" if namespace == "default" else f" --namespace {namespace}"
-        embedded_pg = " (embedded)" if self.postmaster_pid is not None else ""
-        embedded_tp = " (embedded dev server)" if self.settings.temporal_address is None else ""
-        ui_note = ""
-        if self.settings.temporal_address is not None and self.settings.temporal_ui_url is None:
-            ui_note = "  (assumed; set RUNLEDGER_TEMPORAL_UI_URL)"
-        demo_note = "created" if self.demo.created else "reused"
-        metrics_host = self.settings.worker_metrics_host
-        if metrics_host in ("0.0.0.0", "::", ""):
-            metrics_host = "127.0.0.1"
-        worker_metrics = f"http://{metrics_host}:{self.worker_metrics_port}/metrics"
-        lines = [
-            "",
-            "runledger dev stack is up",
-            "",
-            f"  API docs      {api}/docs",
-            f"  Metrics       {api}/metrics"
-            + (f", worker {worker_metrics}" if self.worker_metrics_port else ""),
-            f"  Temporal UI   {self.settings.temporal_ui_base}{ui_note}",
-            f"  Temporal      {self.temporal_address}{embedded_tp}, namespace {namespace}",
-            f"  Postgres      {_display_url(self.database_url)}{embedded_pg}",
-            "",
-            f"  Admin token   {self.admin_token}",
-            f"  Demo API key  {key}",
-            f"                user {self.demo.user.user_id} ({demo_note}), "
-            f"balance {self.demo.balance_credits} credits, saved in {self.data_dir / 'demo.json'}",
-        ]
-        if self.demo.topup_note:
-            lines.append(f"                note: {self.demo.topup_note}")
-        lines += [
-            "",
-            "Start a run:",
-            f'  curl -s -X POST {api}/api/v1/graphs/langgraph:poet/runs -H "Authorization: Bearer {key}" '
-            '-H "Content-Type: application/json" -H "Idempotency-Key: demo-1" '
-            '-d \'{"input":{"topic":"the sea"}}\'',
-            "",
-            "Get the run (RUN_ID from the answer above):",
-            f'  curl -s {api}/api/v1/runs/RUN_ID -H "Authorization: Bearer {key}"',
-            "",
-            "Find runs in Temporal:",
-            f"  {temporal} workflow list --address {self.temporal_address}{ns_flag} "
-            "--query \"GraphId='langgraph:poet'\"",
-            "",
-            f"Logs: {self.logs_dir}/{{{','.join(sorted(child.name for child in self.children))}}}.log"
-            + (f", Postgres: {self.pgdata / 'log'}" if self.pgdata is not None else ""),
-            "Press Ctrl-C to stop.",
-            "",
-        ]
-        print("\n".join(lines), flush=True)
+        banner = render_banner(
+            settings=self.settings,
+            demo=self.demo,
+            api_url=self.api_url,
+            temporal_address=self.temporal_address,
+            database_url=self.database_url,
+            admin_token=self.admin_token,
+            worker_metrics_port=self.worker_metrics_port,
+            data_dir=self.data_dir,
+            logs_dir=self.logs_dir,
+            log_names=[child.name for child in self.children],
+            pgdata=self.pgdata,
+            embedded_postgres=self.postmaster_pid is not None,
+        )
+        print(banner, flush=True)
 
     # -- shutdown ---------------------------------------------------------------------------------
 
@@ -600,18 +498,18 @@ class Stack:
         signals_before = self._signals
         for child in children:
             if child.process.poll() is None:
-                _signal_group(child.process.pid, signal.SIGTERM)
+                signal_group(child.process.pid, signal.SIGTERM)
         deadline = time.monotonic() + CHILD_GRACE_SECONDS
         for child in children:
             while child.process.poll() is None:
                 if time.monotonic() > deadline or self._signals > signals_before:
                     print(f"runledger up: {child.name} did not stop in time; killing it", flush=True)
-                    _signal_group(child.process.pid, signal.SIGKILL)
+                    signal_group(child.process.pid, signal.SIGKILL)
                     child.process.wait()
                     break
                 time.sleep(0.05)
             # Whatever the child left in its group goes with it.
-            _signal_group(child.process.pid, signal.SIGKILL)
+            signal_group(child.process.pid, signal.SIGKILL)
 
     def _stop_postgres(self) -> None:
         pid = self.postmaster_pid
@@ -626,32 +524,9 @@ class Stack:
         ):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            if _wait_gone(pid, grace):
+            if wait_gone(pid, grace):
                 return
         print(f"runledger up: Postgres (pid {pid}) did not stop", file=sys.stderr, flush=True)
-
-
-def _display_url(url: str | None) -> str:
-    from sqlalchemy import make_url
-
-    if not url:
-        return ""
-    parsed = make_url(url)
-    return parsed.render_as_string(hide_password=True) if parsed.password else url
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def run_up(settings: Settings) -> int:

@@ -28,7 +28,7 @@ from db.session import Database
 from llm import LiteLLMGateway
 from runledger.log_context import LogContextInterceptor
 from telemetry import RunTracer, build_run_tracer, install_tracing
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 #: The sandbox re-imports a workflow's modules for every run; our pure contracts and retry policies
 #: are deterministic and import-cheap, so they are shared instead (measured: about a third less

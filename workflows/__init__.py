@@ -2,12 +2,8 @@
 
 Contract: no I/O, clocks or randomness; workflow files import contracts and temporalio, and import
 activity classes only inside ``workflow.unsafe.imports_passed_through()`` for method references.
+
+This package module imports nothing: the sandbox re-imports a workflow's module (and so this one)
+for every run, and a run of one workflow should not pay for loading the others. The list of
+workflows a worker registers is ``workflows.registry.WORKFLOWS``.
 """
-
-from workflows.graph_run import GraphRunWorkflow
-from workflows.reconcile import ReconcileBillingWorkflow
-from workflows.scheduled_run import ScheduledRunWorkflow
-
-WORKFLOWS = [GraphRunWorkflow, ScheduledRunWorkflow, ReconcileBillingWorkflow]
-
-__all__ = ["WORKFLOWS", "GraphRunWorkflow", "ReconcileBillingWorkflow", "ScheduledRunWorkflow"]

@@ -29,7 +29,7 @@ from telemetry import (
 from tests.conftest import api_client
 from tests.helpers import create_user, start_run, wait_for_run
 from tests.telemetry.conftest import own_queue
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 
 def one(spans: list[ReadableSpan], name: str) -> ReadableSpan:

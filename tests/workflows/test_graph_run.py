@@ -23,7 +23,7 @@ from tests.conftest import api_client
 from tests.db.queries import rows
 from tests.fakes.openai_server import FakeProvider
 from tests.helpers import ADMIN_TOKEN, Tenant, create_user, eventually, start_run, wait_for_run
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).with_name("histories")
 

@@ -1,0 +1,9 @@
+"""The workflows a runledger worker registers (and a replayer replays)."""
+
+from workflows.graph_run import GraphRunWorkflow
+from workflows.reconcile import ReconcileBillingWorkflow
+from workflows.scheduled_run import ScheduledRunWorkflow
+
+WORKFLOWS = [GraphRunWorkflow, ScheduledRunWorkflow, ReconcileBillingWorkflow]
+
+__all__ = ["WORKFLOWS", "GraphRunWorkflow", "ReconcileBillingWorkflow", "ScheduledRunWorkflow"]
