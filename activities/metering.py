@@ -49,6 +49,21 @@ class GrantDeniedError(Exception):
         self.code = code
 
 
+async def write_charge(
+    database: Database, charge: ledger.Charge, call: ledger.CallSettlement
+) -> ledger.ChargeOutcome:
+    """Charge a provider call exactly once and settle the call with it (the meter's write, and what
+    ``bench/ledger_bench.py`` measures)."""
+    # One statement, its own transaction: the hot account row is locked for the server's work only.
+    outcome = await database.single_statement(functools.partial(ledger.charge_once, charge=charge, call=call))
+    if outcome is None:
+        # The reference has a receipt that needs resolving (another amount, or a concurrent first
+        # delivery): settle against it in a transaction.
+        async with database.transaction() as session:
+            outcome = await ledger.record_charge(session, charge=charge, call=call)
+    return outcome
+
+
 class LedgerMeter:
     def __init__(
         self,
@@ -182,15 +197,7 @@ class LedgerMeter:
             },
         )
         with counting_charge_failures():
-            # One statement, its own transaction: the hot account row is locked for the server's work only.
-            outcome = await self._db.single_statement(
-                functools.partial(ledger.charge_once, charge=charge, call=settlement)
-            )
-            if outcome is None:
-                # The reference has a receipt that needs resolving (another amount, or a concurrent
-                # first delivery): settle against it in a transaction.
-                async with self._db.transaction() as session:
-                    outcome = await ledger.record_charge(session, charge=charge, call=settlement)
+            outcome = await write_charge(self._db, charge, settlement)
         # run_id, workflow_id and node come from the log context (worker interceptor, llm.complete).
         log.info(
             "model_call",

@@ -8,7 +8,7 @@ from temporalio.exceptions import ApplicationError
 
 from config import Settings
 from contracts import ids
-from contracts.events import status_event, terminal_events
+from contracts.events import opening_events
 from contracts.grants import check_grant
 from contracts.runs import RunKind, RunStatus, TriggerSource
 from contracts.schedules import RecordSlotInput, RecordSlotResult
@@ -67,16 +67,8 @@ class ScheduleActivities:
                 run.completed_at = await grants.database_now(session)
             recorded, created = await runs.insert_slot_run(session, run=run)
             if created:
-                initial = (
-                    [status_event(RunStatus.PENDING)]
-                    if denied is None
-                    else terminal_events(
-                        RunStatus.SKIPPED,
-                        error_code=denied.code,
-                        error_message=denied.message,
-                        output=None,
-                        cost_credits=0,
-                    )
+                initial = opening_events(
+                    recorded.status, error_code=recorded.error_code, error_message=recorded.error_message
                 )
                 await events.append(session, run_id=recorded.run_id, events=initial)
         return RecordSlotResult(

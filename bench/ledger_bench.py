@@ -1,10 +1,10 @@
 """Ledger write throughput: receipts per second on one hot account.
 
-8 concurrent writers deliver charges exactly as the worker's meter (``activities.metering``) writes
-them: the one charge statement of ``db.ledger`` (receipt, hold settle, ledger debit, balance update,
-the model call's settlement and its ``usage`` event with NOTIFY), run as its own transaction through
-``Database.single_statement()``; a delivery whose reference already has a receipt falls back to
-``record_charge`` in a transaction, as the meter does. Every 5th delivery repeats an earlier charge.
+8 concurrent writers deliver charges through the worker meter's own write
+(``activities.metering.write_charge``): the one charge statement of ``db.ledger`` (receipt, hold
+settle, ledger debit, balance update, the model call's settlement and its ``usage`` event with
+NOTIFY), run as its own transaction through ``Database.single_statement()``; a delivery whose
+reference already has a receipt falls back to ``record_charge`` in a transaction. Every 5th delivery repeats an earlier charge.
 
 The charges belong to 64 runs of the one account, each with an open credit hold and its calls
 recorded ``pending`` beforehand: a busy tenant has many runs in flight, and what they share — the
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import shutil
 import tempfile
 import time
@@ -34,6 +33,7 @@ from decimal import Decimal
 import psycopg
 from sqlalchemy import make_url, text
 
+from activities.metering import write_charge
 from contracts import ids
 from db import ledger
 from db.migrate import upgrade
@@ -126,15 +126,8 @@ async def _setup(database: Database, *, charges: int, runs: int) -> tuple[str, l
 
 
 async def _deliver(database: Database, delivery: Delivery) -> bool:
-    """What the meter does after a provider call: the charge statement, and the fallback for a
-    reference that already has a receipt. Returns whether this delivery wrote the receipt."""
-    outcome = await database.single_statement(
-        functools.partial(ledger.charge_once, charge=delivery.charge, call=delivery.call)
-    )
-    if outcome is None:
-        async with database.transaction() as session:
-            outcome = await ledger.record_charge(session, charge=delivery.charge, call=delivery.call)
-    return outcome.created
+    """The meter's write after a provider call; whether this delivery wrote the receipt."""
+    return (await write_charge(database, delivery.charge, delivery.call)).created
 
 
 async def _count(database: Database, sql: str, account: str) -> int:

@@ -28,3 +28,13 @@ def terminal_events(
         )
     )
     return [status_event(status), final]
+
+
+def opening_events(status: str, *, error_code: str | None, error_message: str | None) -> list[Event]:
+    """The first events of a run a trigger recorded (a schedule slot, a webhook delivery):
+    ``pending``, or, when its grant refused it, its ``skipped`` end at no cost."""
+    if status == "skipped":
+        return terminal_events(
+            status, error_code=error_code, error_message=error_message, output=None, cost_credits=0
+        )
+    return [status_event(status)]

@@ -37,7 +37,7 @@ from contracts import ids
 from contracts import webhooks as wh
 from contracts.catalog import get_graph_spec
 from contracts.errors import ErrorCode
-from contracts.events import status_event, terminal_events
+from contracts.events import opening_events
 from contracts.grants import check_grant
 from contracts.runs import RunKind, RunStatus
 from db import events, grants, runs, webhooks
@@ -306,16 +306,8 @@ async def _record_run(
     )
     recorded, created = await runs.insert_run_once(session, run=run)
     if created:
-        initial = (
-            [status_event(RunStatus.PENDING)]
-            if denied is None
-            else terminal_events(
-                RunStatus.SKIPPED,
-                error_code=denied.code,
-                error_message=denied.message,
-                output=None,
-                cost_credits=0,
-            )
+        initial = opening_events(
+            recorded.status, error_code=recorded.error_code, error_message=recorded.error_message
         )
         await events.append(session, run_id=recorded.run_id, events=initial)
     return recorded, created
