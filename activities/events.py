@@ -16,7 +16,7 @@ import structlog
 from activities.metrics import RUN_EVENT_PUBLISH_FAILURES
 from db import events
 from db.session import Database
-from tools import ToolEventSink
+from runledger.tools import ToolEventSink
 
 log = structlog.get_logger(__name__)
 

@@ -14,14 +14,14 @@ import structlog
 
 from activities.events import TextStream
 from activities.metrics import counting_charge_failures
-from contracts.grants import GrantErrorCode, check_grant
-from contracts.ids import charge_source_reference
-from contracts.money import charged_credits
 from db import grants, ledger, model_calls, reservations, runs
 from db.session import Database
-from llm import ModelRequest, ModelResponse
-from llm.context import Invoke
-from telemetry import RunRef, RunTracer
+from runledger.contracts.grants import GrantErrorCode, check_grant
+from runledger.contracts.ids import charge_source_reference
+from runledger.contracts.money import charged_credits
+from runledger.llm import ModelRequest, ModelResponse
+from runledger.llm.context import Invoke
+from runledger.telemetry import RunRef, RunTracer
 
 SOURCE_SYSTEM = "litellm"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from contracts.reconcile import ReconcileInput, ReconcileResult
 from db import events, reconciliation
 from db.grants import database_now
 from db.session import Database
+from runledger.contracts.reconcile import ReconcileInput, ReconcileResult
 
 
 async def reconcile_once(

@@ -13,15 +13,17 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-import tools
 from activities.events import tool_event_sink
 from activities.metering import CreditsExhaustedError, GrantDeniedError, LedgerMeter, RunNotRunningError
-from config import Settings
-from contracts.catalog import estimate_run_credits, get_graph_spec
-from contracts.errors import ErrorCode
-from contracts.events import status_event, terminal_events
-from contracts.grants import check_grant
-from contracts.runs import (
+from db import events, grants, ledger, reservations, runs
+from db.session import Database
+from runledger import tools
+from runledger.config import Settings
+from runledger.contracts.catalog import estimate_run_credits, get_graph_spec
+from runledger.contracts.errors import ErrorCode
+from runledger.contracts.events import status_event, terminal_events
+from runledger.contracts.grants import check_grant
+from runledger.contracts.runs import (
     TERMINAL_STATUSES,
     AuthorizeInput,
     AuthorizeResult,
@@ -34,12 +36,10 @@ from contracts.runs import (
     ResumeInput,
     RunStatus,
 )
-from db import events, grants, ledger, reservations, runs
-from db.session import Database
-from graphs import GRAPHS, OUTPUT_KEYS
-from llm import LiteLLMGateway, UnpricedModelError, bind
-from llm.gateway import ModelGatewayError
-from telemetry import RunRef, RunTracer
+from runledger.graphs import GRAPHS, OUTPUT_KEYS
+from runledger.llm import LiteLLMGateway, UnpricedModelError, bind
+from runledger.llm.gateway import ModelGatewayError
+from runledger.telemetry import RunRef, RunTracer
 
 RUN_NOT_VISIBLE = "run_not_visible"
 #: With the DB retry policy's backoff (0.2 s doubling, capped at 10 s) this waits about two minutes.

@@ -6,15 +6,15 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from config import Settings
-from contracts import ids
-from contracts.events import opening_events
-from contracts.grants import check_grant
-from contracts.runs import RunKind, RunStatus, TriggerSource
-from contracts.schedules import RecordSlotInput, RecordSlotResult
 from db import events, grants, runs, schedules
 from db.models import GraphRun
 from db.session import Database
+from runledger.config import Settings
+from runledger.contracts import ids
+from runledger.contracts.events import opening_events
+from runledger.contracts.grants import check_grant
+from runledger.contracts.runs import RunKind, RunStatus, TriggerSource
+from runledger.contracts.schedules import RecordSlotInput, RecordSlotResult
 
 
 class ScheduleActivities:

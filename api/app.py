@@ -25,10 +25,10 @@ from api.routes import (
     ui_stream,
     webhooks,
 )
-from config import Settings
 from db.notify import RunEventListener
 from db.session import Database
-from telemetry import temporal_plugins
+from runledger.config import Settings
+from runledger.telemetry import temporal_plugins
 
 
 def create_app(

@@ -18,12 +18,12 @@ from api.errors import NotFound, Unprocessable
 from api.routes.events import REREAD_SECONDS, TERMINAL_EVENTS
 from api.run_starts import start_api_run
 from api.schemas import StartRunRequest
-from contracts.catalog import accepts_messages, get_graph_spec
-from contracts.errors import ErrorCode
-from contracts.runs import TERMINAL_STATUSES
 from db import events, runs
 from db.accounts import Principal
 from db.models import GraphRun
+from runledger.contracts.catalog import accepts_messages, get_graph_spec
+from runledger.contracts.errors import ErrorCode
+from runledger.contracts.runs import TERMINAL_STATUSES
 
 #: The chat graph, and the names OpenAI-style clients may call it by.
 CHAT_GRAPH_ID = "langgraph:chat"

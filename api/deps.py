@@ -12,11 +12,11 @@ from temporalio.client import Client
 
 from api.errors import Forbidden, Unauthorized
 from api.keys import hash_api_key
-from config import Settings
 from db import accounts
 from db.accounts import Principal
 from db.notify import RunEventListener
 from db.session import Database
+from runledger.config import Settings
 
 
 @dataclass

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from contracts.errors import ErrorCode
+from runledger.contracts.errors import ErrorCode
 
 log = structlog.get_logger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from api.schemas import LedgerEntryOut, ReceiptOut, RunLinks, RunOut
-from config import Settings
 from db.models import ChargeReceipt, CreditLedgerEntry, GraphRun
-from telemetry import langfuse_trace_url
+from runledger.config import Settings
+from runledger.telemetry import langfuse_trace_url
 
 
 def run_links(settings: Settings, run: GraphRun) -> RunLinks:

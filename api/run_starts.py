@@ -27,18 +27,18 @@ from temporalio.service import RPCError
 
 from api.errors import NotFound, PaymentRequired, ServiceUnavailable, Unprocessable
 from api.schemas import StartRunRequest
-from config import Settings
-from contracts import ids
-from contracts import temporal as sa
-from contracts.catalog import GraphSpec, estimate_run_credits, get_graph_spec
-from contracts.errors import ErrorCode
-from contracts.events import status_event
-from contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput, RunKind, RunStatus, TriggerSource
 from db import events, reservations, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.session import Database
-from telemetry import run_trace_context
+from runledger.config import Settings
+from runledger.contracts import ids
+from runledger.contracts import temporal as sa
+from runledger.contracts.catalog import GraphSpec, estimate_run_credits, get_graph_spec
+from runledger.contracts.errors import ErrorCode
+from runledger.contracts.events import status_event
+from runledger.contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput, RunKind, RunStatus, TriggerSource
+from runledger.telemetry import run_trace_context
 
 #: A start that Temporal cannot take within this time is answered 503 and rolled back.
 START_RPC_TIMEOUT = timedelta(seconds=10)

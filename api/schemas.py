@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.runs import RunKind, RunStatus
-from contracts.schedules import Overlap
+from runledger.contracts.runs import RunKind, RunStatus
+from runledger.contracts.schedules import Overlap
 
 
 class Strict(BaseModel):

@@ -26,15 +26,15 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import AppError, Conflict, ServiceUnavailable, Unprocessable
-from contracts import temporal as sa
-from contracts.runs import RunKind
-from contracts.schedules import (
+from db.models import Schedule as ScheduleRow
+from runledger.contracts import temporal as sa
+from runledger.contracts.runs import RunKind
+from runledger.contracts.schedules import (
     SCHEDULED_RUN_WORKFLOW,
     Overlap,
     ScheduledRunInput,
     scheduled_action_workflow_id,
 )
-from db.models import Schedule as ScheduleRow
 
 RPC_TIMEOUT = timedelta(seconds=5)
 T = TypeVar("T")

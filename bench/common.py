@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 from pydantic import SecretStr
 
-from config import OFFLINE_MODEL, Settings
+from runledger.config import OFFLINE_MODEL, Settings
 
 ENV_VAR = "BENCH_STACK"
 

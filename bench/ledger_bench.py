@@ -34,11 +34,11 @@ import psycopg
 from sqlalchemy import make_url, text
 
 from activities.metering import write_charge
-from contracts import ids
 from db import ledger
 from db.migrate import upgrade
 from db.models import BillingAccount, CreditReservation, GraphRun, ModelCall, User
 from db.session import Database
+from runledger.contracts import ids
 
 CREDITS = 516
 TOPUP = 1_000_000_000

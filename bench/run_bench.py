@@ -75,10 +75,10 @@ from temporalio.testing import WorkflowEnvironment
 from bench import procstat, profiling
 from bench.bare import BareWorkflow
 from bench.common import ENV_VAR, StackConfig
-from contracts.runs import TERMINAL_STATUSES
-from contracts.temporal import SEARCH_ATTRIBUTES
 from db.migrate import upgrade
 from runledger.binaries import temporal_cli
+from runledger.contracts.runs import TERMINAL_STATUSES
+from runledger.contracts.temporal import SEARCH_ATTRIBUTES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

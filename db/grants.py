@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.grants import GrantView
 from db.models import ExecutionGrant
+from runledger.contracts.grants import GrantView
 
 
 def view(grant: ExecutionGrant) -> GrantView:

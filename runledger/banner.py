@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from config import Settings
+    from runledger.config import Settings
     from runledger.demo import DemoState
 
 

@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from wsgiref.simple_server import WSGIServer
 
-    from config import Settings
     from runledger.api_client import ApiClient, JsonObject
+    from runledger.config import Settings
 
     #: A user command: it calls the API through the client and prints the answer; it may return its
     #: exit code (None: 0).
@@ -63,7 +63,7 @@ class ConfigError(Exception):
 def _settings() -> Settings:
     from pydantic import ValidationError
 
-    from config import Settings
+    from runledger.config import Settings
 
     try:
         return Settings()
@@ -354,7 +354,7 @@ def _payload(value: str) -> bytes:
 
 
 def _delivery_id(value: str) -> str:
-    from contracts.webhooks import valid_delivery_id
+    from runledger.contracts.webhooks import valid_delivery_id
 
     # ASCII too: it travels as an HTTP header.
     if not (valid_delivery_id(value) and value.isascii()):
@@ -591,8 +591,8 @@ def _webhooks_send(client: ApiClient, args: argparse.Namespace) -> None:
     from rich.console import Group
     from rich.text import Text
 
-    from contracts.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
     from runledger.cli_tables import note, webhook_runs_table
+    from runledger.contracts.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 
     secret = args.secret or os.environ.get("RUNLEDGER_WEBHOOK_SECRET")
     if not secret:
@@ -697,8 +697,8 @@ def _runs_follow(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def _add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from contracts.runs import RunKind, RunStatus
     from runledger.api_client import DEFAULT_TIMEOUT_SECONDS, OVERLAP_POLICIES
+    from runledger.contracts.runs import RunKind, RunStatus
 
     common = argparse.ArgumentParser(add_help=False)
     connection = common.add_argument_group("connection")

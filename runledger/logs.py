@@ -24,7 +24,7 @@ from typing import IO
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
-from contracts.ids import GRAPH_RUN_WORKFLOW_PREFIX, run_id_from_workflow_id
+from runledger.contracts.ids import GRAPH_RUN_WORKFLOW_PREFIX, run_id_from_workflow_id
 
 #: Loggers too chatty at INFO (LiteLLM logs every completion, httpx every request): WARNING unless DEBUG.
 QUIET_AT_INFO = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore")

@@ -60,7 +60,7 @@ from runledger.processes import (
 if TYPE_CHECKING:
     from temporalio.client import Client
 
-    from config import Settings
+    from runledger.config import Settings
     from runledger.demo import DemoState
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -206,8 +206,8 @@ class Stack:
             raise StackError(f"embedded Postgres failed to start ({exc}); see {self.pgdata / 'log'}") from exc
 
     def _start_temporal(self) -> str:
-        from contracts.temporal import SEARCH_ATTRIBUTES
         from runledger.binaries import temporal_cli
+        from runledger.contracts.temporal import SEARCH_ATTRIBUTES
 
         s = self.settings
         try:

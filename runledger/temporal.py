@@ -6,9 +6,9 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 
-from config import Settings
-from contracts.temporal import SEARCH_ATTRIBUTES
-from telemetry import temporal_plugins
+from runledger.config import Settings
+from runledger.contracts.temporal import SEARCH_ATTRIBUTES
+from runledger.telemetry import temporal_plugins
 
 
 async def connect(settings: Settings) -> Client:

@@ -22,19 +22,21 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.reconcile import ReconcileActivities
 from activities.runs import RunActivities
 from activities.schedules import ScheduleActivities
-from config import Settings
-from contracts.reconcile import RECONCILE_SCHEDULE_ID, RECONCILE_WORKFLOW, ReconcileInput
 from db.session import Database
-from llm import LiteLLMGateway
+from runledger.config import Settings
+from runledger.contracts.reconcile import RECONCILE_SCHEDULE_ID, RECONCILE_WORKFLOW, ReconcileInput
+from runledger.llm import LiteLLMGateway
 from runledger.log_context import LogContextInterceptor
-from telemetry import RunTracer, build_run_tracer, install_tracing
+from runledger.telemetry import RunTracer, build_run_tracer, install_tracing
 from workflows.registry import WORKFLOWS
 
 #: The sandbox re-imports a workflow's modules for every run; our pure contracts and retry policies
 #: are deterministic and import-cheap, so they are shared instead (measured: about a third less
 #: workflow-side CPU per run).
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("contracts", "workflows.policies")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "runledger.contracts", "workflows.policies"
+    )
 )
 
 

@@ -28,12 +28,12 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from config import Settings
-from contracts.temporal import SEARCH_ATTRIBUTES
 from db.migrate import upgrade
 from db.session import Database
-from llm import LiteLLMGateway
 from runledger.binaries import temporal_cli
+from runledger.config import Settings
+from runledger.contracts.temporal import SEARCH_ATTRIBUTES
+from runledger.llm import LiteLLMGateway
 from runledger.worker import WorkerDeps, build_worker
 from tests.fakes.openai_server import FakeProvider, free_port
 from tests.helpers import ADMIN_TOKEN, Tenant, create_user

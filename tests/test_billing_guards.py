@@ -18,11 +18,11 @@ import pytest
 from temporalio.client import Client
 
 from activities.reconcile import reconcile_once
-from config import Settings
-from contracts import ids
 from db import ledger
 from db.session import Database
-from llm import LiteLLMGateway
+from runledger.config import Settings
+from runledger.contracts import ids
+from runledger.llm import LiteLLMGateway
 from runledger.worker import WorkerDeps, build_worker
 from tests.conftest import api_client
 from tests.db.queries import rows, scalar

@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from contracts.schedules import Overlap
 from runledger import demo
 from runledger.api_client import (
     DEMO_FILE,
@@ -25,6 +24,7 @@ from runledger.api_client import (
     ClientConfigError,
     resolve_connection,
 )
+from runledger.contracts.schedules import Overlap
 from tests.fakes.openai_server import free_port
 from tests.helpers import Tenant, create_user, eventually, wait_for_run
 

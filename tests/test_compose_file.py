@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from contracts.temporal import SEARCH_ATTRIBUTES
+from runledger.contracts.temporal import SEARCH_ATTRIBUTES
 
 COMPOSE = Path(__file__).resolve().parents[1] / "temporal-dev.yml"
 

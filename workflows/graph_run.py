@@ -17,9 +17,9 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
-from contracts.errors import ErrorCode
-from contracts.grants import is_grant_error
-from contracts.runs import (
+from runledger.contracts.errors import ErrorCode
+from runledger.contracts.grants import is_grant_error
+from runledger.contracts.runs import (
     CREDITS_ADDED_SIGNAL,
     GRAPH_RUN_WORKFLOW,
     AuthorizeInput,

@@ -7,7 +7,7 @@ from typing import Final, TypedDict
 
 from temporalio.common import RetryPolicy
 
-from contracts.errors import ErrorCode
+from runledger.contracts.errors import ErrorCode
 
 #: Short database activities (authorize, finalize): retried until the database is back, within
 #: the schedule-to-close bound below.

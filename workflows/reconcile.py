@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from contracts.reconcile import RECONCILE_WORKFLOW, ReconcileInput, ReconcileResult
+from runledger.contracts.reconcile import RECONCILE_WORKFLOW, ReconcileInput, ReconcileResult
 from workflows import policies
 
 with workflow.unsafe.imports_passed_through():

@@ -11,10 +11,16 @@ from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
-from contracts import ids
-from contracts import temporal as sa
-from contracts.runs import GRAPH_RUN_WORKFLOW, TERMINAL_STATUSES, GraphRunInput, GraphRunResult, RunKind
-from contracts.schedules import (
+from runledger.contracts import ids
+from runledger.contracts import temporal as sa
+from runledger.contracts.runs import (
+    GRAPH_RUN_WORKFLOW,
+    TERMINAL_STATUSES,
+    GraphRunInput,
+    GraphRunResult,
+    RunKind,
+)
+from runledger.contracts.schedules import (
     SCHEDULED_RUN_WORKFLOW,
     SCHEDULED_START_TIME,
     RecordSlotInput,

@@ -13,10 +13,10 @@ from api.errors import Conflict, NotFound, Unprocessable
 from api.keys import display_prefix, hash_api_key, new_api_key
 from api.presenters import ledger_out
 from api.schemas import CreateUserRequest, CreateUserResponse, LedgerEntryOut, TopupRequest
-from contracts.errors import ErrorCode
-from contracts.runs import CREDITS_ADDED_SIGNAL
 from db import accounts, ledger, runs
 from db.errors import TopupConflictError
+from runledger.contracts.errors import ErrorCode
+from runledger.contracts.runs import CREDITS_ADDED_SIGNAL
 
 log = structlog.get_logger(__name__)
 

@@ -12,9 +12,9 @@ from api.deps import AdminDep, StateDep, UserDep
 from api.errors import NotFound, Unprocessable
 from api.presenters import ledger_out, receipt_out
 from api.schemas import LedgerListResponse, ReceiptListResponse, ReconciliationReportOut
-from contracts.errors import ErrorCode
 from db import ledger, reconciliation
 from db.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from runledger.contracts.errors import ErrorCode
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
 

@@ -18,8 +18,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from api.deps import StateDep, UserDep
 from api.errors import Unprocessable
 from api.routes.runs import own_run
-from contracts.runs import TERMINAL_STATUSES
 from db import events, runs
+from runledger.contracts.runs import TERMINAL_STATUSES
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 

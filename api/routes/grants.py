@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.deps import StateDep, UserDep
 from api.errors import NotFound, Unprocessable
 from api.schemas import CreateGrantRequest, GrantListResponse, GrantOut
-from contracts.grants import check_grant, is_valid_scope, scope_for_graph
 from db import grants
 from db.accounts import Principal
 from db.models import ExecutionGrant
+from runledger.contracts.grants import check_grant, is_valid_scope, scope_for_graph
 
 router = APIRouter(prefix="/api/v1/grants", tags=["grants"])
 

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from api.deps import StateDep, UserDep
 from api.schemas import GraphOut, MeResponse
-from contracts.catalog import CATALOG
 from db import ledger, reservations
+from runledger.contracts.catalog import CATALOG
 
 router = APIRouter(prefix="/api/v1", tags=["me"])
 

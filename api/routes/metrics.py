@@ -36,9 +36,9 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from api.deps import AppState, StateDep
-from contracts.runs import RunStatus
 from db import metrics as db_metrics
 from db.metrics import DURATION_BUCKETS, MODEL_CALL_STATUSES, MetricsSnapshot
+from runledger.contracts.runs import RunStatus
 
 router = APIRouter(tags=["health"])
 log = structlog.get_logger(__name__)

@@ -58,9 +58,9 @@ from api.chat_runs import (
 from api.deps import AppState, StateDep, UserDep
 from api.errors import AppError, PaymentRequired, Unprocessable, error_body
 from api.routes.events import PING_SECONDS
-from contracts.catalog import CATALOG, accepts_messages
-from contracts.errors import ErrorCode
 from db.models import GraphRun
+from runledger.contracts.catalog import CATALOG, accepts_messages
+from runledger.contracts.errors import ErrorCode
 
 #: How long a non-streamed completion waits for its run before answering 504 (the run goes on).
 WAIT_SECONDS = 300.0

@@ -21,13 +21,13 @@ from api.schemas import (
     StartRunRequest,
     StartRunResponse,
 )
-from contracts.errors import ErrorCode
-from contracts.runs import TERMINAL_STATUSES, RunKind, RunStatus
 from db import ledger, reservations, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.pagination import InvalidCursorError, decode_cursor, encode_cursor
 from db.session import Database
+from runledger.contracts.errors import ErrorCode
+from runledger.contracts.runs import TERMINAL_STATUSES, RunKind, RunStatus
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 

@@ -23,14 +23,14 @@ from api.schemas import (
     ScheduleOut,
     TriggerResponse,
 )
-from contracts import ids
-from contracts.catalog import get_graph_spec
-from contracts.errors import ErrorCode
-from contracts.schedules import Overlap
 from db import grants, runs, schedules
 from db.accounts import Principal
 from db.models import Schedule
 from db.session import Database
+from runledger.contracts import ids
+from runledger.contracts.catalog import get_graph_spec
+from runledger.contracts.errors import ErrorCode
+from runledger.contracts.schedules import Overlap
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
 

@@ -33,17 +33,17 @@ from api.schemas import (
     WebhookTriggerListResponse,
     WebhookTriggerOut,
 )
-from contracts import ids
-from contracts import webhooks as wh
-from contracts.catalog import get_graph_spec
-from contracts.errors import ErrorCode
-from contracts.events import opening_events
-from contracts.grants import check_grant
-from contracts.runs import RunKind, RunStatus
 from db import events, grants, runs, webhooks
 from db.accounts import Principal
 from db.models import GraphRun, WebhookTrigger
 from db.session import Database
+from runledger.contracts import ids
+from runledger.contracts import webhooks as wh
+from runledger.contracts.catalog import get_graph_spec
+from runledger.contracts.errors import ErrorCode
+from runledger.contracts.events import opening_events
+from runledger.contracts.grants import check_grant
+from runledger.contracts.runs import RunKind, RunStatus
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 

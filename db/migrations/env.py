@@ -8,10 +8,10 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from config import Settings
 from db import models  # noqa: F401  (registers the tables on the metadata)
 from db.base import Base
 from db.session import async_url
+from runledger.config import Settings
 
 target_metadata = Base.metadata
 

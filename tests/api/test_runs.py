@@ -9,8 +9,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from contracts import ids
 from db.session import Database
+from runledger.contracts import ids
 from tests.db.queries import count_runs, scalar
 from tests.helpers import Tenant, create_user, start_run, wait_for_run
 

@@ -28,12 +28,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from config import Settings
-from contracts import ids
-from contracts.runs import GraphRunResult
-from contracts.schedules import SCHEDULED_RUN_WORKFLOW, SCHEDULED_START_TIME, ScheduledRunInput
 from db.session import Database
 from runledger.binaries import temporal_cli
+from runledger.config import Settings
+from runledger.contracts import ids
+from runledger.contracts.runs import GraphRunResult
+from runledger.contracts.schedules import SCHEDULED_RUN_WORKFLOW, SCHEDULED_START_TIME, ScheduledRunInput
 from tests.conftest import api_client
 from tests.db.queries import scalar
 from tests.fakes.openai_server import FakeProvider

@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from contracts import ids
-from contracts.webhooks import (
+from db.session import Database
+from runledger.contracts import ids
+from runledger.contracts.webhooks import (
     DELIVERY_HEADER,
     MAX_BODY_BYTES,
     SIGNATURE_HEADER,
@@ -22,7 +23,6 @@ from contracts.webhooks import (
     TOLERANCE_SECONDS,
     signature,
 )
-from db.session import Database
 from tests.db.queries import count_runs, scalar
 from tests.helpers import Tenant, create_user, wait_for_run
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from contracts import ids
+from runledger.contracts import ids
 
 
 def test_RUN_ID_CANONICAL_api_key_gives_stable_uuid5() -> None:

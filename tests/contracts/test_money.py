@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.money import charged_credits, credits_to_usd, usd, usd_to_credits
+from runledger.contracts.money import charged_credits, credits_to_usd, usd, usd_to_credits
 
 costs = st.decimals(min_value=0, max_value=1000, places=12, allow_nan=False, allow_infinity=False)
 markups = st.decimals(min_value=1, max_value=10, places=4, allow_nan=False, allow_infinity=False)

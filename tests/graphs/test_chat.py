@@ -7,10 +7,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from contracts.catalog import CATALOG, accepts_messages
-from graphs import GRAPHS
-from llm import Invoke, LiteLLMGateway, ModelRequest, ModelResponse, bind
-from llm.offline import OFFLINE_MODEL
+from runledger.contracts.catalog import CATALOG, accepts_messages
+from runledger.graphs import GRAPHS
+from runledger.llm import Invoke, LiteLLMGateway, ModelRequest, ModelResponse, bind
+from runledger.llm.offline import OFFLINE_MODEL
 
 CONVERSATION = [
     {"role": "system", "content": "Be brief."},

@@ -3,10 +3,10 @@ describes exactly the graphs that exist."""
 
 from __future__ import annotations
 
-from contracts.catalog import CATALOG
-from graphs import GRAPHS, OUTPUT_KEYS
-from llm import LiteLLMGateway, bind
-from llm.offline import OFFLINE_MODEL
+from runledger.contracts.catalog import CATALOG
+from runledger.graphs import GRAPHS, OUTPUT_KEYS
+from runledger.llm import LiteLLMGateway, bind
+from runledger.llm.offline import OFFLINE_MODEL
 
 #: Graphs whose input is not ``{"topic": ...}``.
 SAMPLE_INPUTS = {

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from config import OFFLINE_MODEL as CONFIG_OFFLINE_MODEL
-from config import Settings
-from llm import LiteLLMGateway, ModelGatewayError, ModelRequest, UnpricedModelError, complete
-from llm.offline import OFFLINE_MODEL
+from runledger.config import OFFLINE_MODEL as CONFIG_OFFLINE_MODEL
+from runledger.config import Settings
+from runledger.llm import LiteLLMGateway, ModelGatewayError, ModelRequest, UnpricedModelError, complete
+from runledger.llm.offline import OFFLINE_MODEL
 from tests.fakes.openai_server import FakeProvider
 
 

@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client
 
-from config import Settings
-from telemetry import install_tracing, temporal_plugins
+from runledger.config import Settings
+from runledger.telemetry import install_tracing, temporal_plugins
 
 
 def own_queue(settings: Settings, **update: object) -> Settings:

@@ -22,12 +22,11 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.runs import RunActivities
-from config import Settings
-from contracts.runs import ExecuteInput, ExecuteResult, FinalizeInput, RunStatus
 from db.session import Database
-from llm import LiteLLMGateway
-from runledger.worker import WorkerDeps, build_worker
-from telemetry import (
+from runledger.config import Settings
+from runledger.contracts.runs import ExecuteInput, ExecuteResult, FinalizeInput, RunStatus
+from runledger.llm import LiteLLMGateway
+from runledger.telemetry import (
     OUTCOME,
     REDACTED,
     RunRef,
@@ -38,6 +37,7 @@ from telemetry import (
     run_root_span_id,
     scrub,
 )
+from runledger.worker import WorkerDeps, build_worker
 from tests.conftest import api_client
 from tests.helpers import create_user, start_run, wait_for_run
 from tests.telemetry.conftest import own_queue

@@ -12,13 +12,12 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.worker import Replayer
 
-from config import Settings
-from contracts.ids import langfuse_trace_id
-from contracts.runs import GRAPH_RUN_WORKFLOW
 from db.session import Database
-from llm import LiteLLMGateway
-from runledger.worker import WorkerDeps, build_worker
-from telemetry import (
+from runledger.config import Settings
+from runledger.contracts.ids import langfuse_trace_id
+from runledger.contracts.runs import GRAPH_RUN_WORKFLOW
+from runledger.llm import LiteLLMGateway
+from runledger.telemetry import (
     OUTCOME,
     create_tracing,
     install_tracing,
@@ -26,6 +25,7 @@ from telemetry import (
     run_trace_context,
     temporal_plugins,
 )
+from runledger.worker import WorkerDeps, build_worker
 from tests.conftest import api_client
 from tests.helpers import create_user, start_run, wait_for_run
 from tests.telemetry.conftest import own_queue

@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-import tools
-from contracts.catalog import CATALOG
-from contracts.tools import CURRENT_TIME, TOOL_CATALOG, ToolEffect, ToolErrorCode, ToolSpec
-from graphs import dated_note
+from runledger import tools
+from runledger.contracts.catalog import CATALOG
+from runledger.contracts.tools import CURRENT_TIME, TOOL_CATALOG, ToolEffect, ToolErrorCode, ToolSpec
+from runledger.graphs import dated_note
+from runledger.tools.core import REGISTRY
 from tests.helpers import Tenant, read_events, start_run, wait_for_run
-from tools.core import REGISTRY
 
 Events = list[tuple[str, dict[str, Any]]]
 

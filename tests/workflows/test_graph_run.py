@@ -14,10 +14,10 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
 from activities.runs import RunActivities
-from config import Settings
-from contracts.runs import ExecuteInput, ExecuteResult
 from db.session import Database
-from llm import LiteLLMGateway
+from runledger.config import Settings
+from runledger.contracts.runs import ExecuteInput, ExecuteResult
+from runledger.llm import LiteLLMGateway
 from runledger.worker import WorkerDeps, build_worker
 from tests.conftest import api_client
 from tests.db.queries import rows
@@ -222,8 +222,8 @@ async def test_retried_start_attaches_to_a_workflow_whose_first_start_rolled_bac
     """A start RPC that times out after Temporal took the workflow rolls the API transaction back:
     the workflow waits for a row that is not there. The client's retry with the same key records
     the run and attaches to that workflow instead of failing on the taken id."""
-    from contracts import ids
-    from contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput
+    from runledger.contracts import ids
+    from runledger.contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput
 
     run_id = ids.api_run_id(
         billing_account_id=user.billing_account_id, graph_id="langgraph:poet", idempotency_key="lost"

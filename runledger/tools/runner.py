@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import jsonschema
 
-from contracts.tools import TOOL_CATALOG, ToolErrorCode, ToolSpec
-from tools.core import REGISTRY, ToolFn, ToolInputError
+from runledger.contracts.tools import TOOL_CATALOG, ToolErrorCode, ToolSpec
+from runledger.tools.core import REGISTRY, ToolFn, ToolInputError
 
 #: Receives ``(event, data)`` for ``tool_call_start`` and ``tool_call_result``.
 ToolEventSink = Callable[[str, dict[str, Any]], Awaitable[None]]

@@ -15,10 +15,10 @@ os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 
 import litellm
 
-from contracts.money import usd
-from llm.context import DeltaSink
-from llm.offline import OFFLINE_MODEL, OFFLINE_MODEL_PRICE, offline_text
-from llm.types import ModelRequest, ModelResponse
+from runledger.contracts.money import usd
+from runledger.llm.context import DeltaSink
+from runledger.llm.offline import OFFLINE_MODEL, OFFLINE_MODEL_PRICE, offline_text
+from runledger.llm.types import ModelRequest, ModelResponse
 
 litellm.suppress_debug_info = True
 litellm.register_model(OFFLINE_MODEL_PRICE)

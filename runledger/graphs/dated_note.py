@@ -12,9 +12,8 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-import llm
-import tools
-from contracts.tools import CURRENT_TIME
+from runledger import llm, tools
+from runledger.contracts.tools import CURRENT_TIME
 
 OUTPUT_KEYS = ("note", "written_at")
 

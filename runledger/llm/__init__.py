@@ -6,9 +6,9 @@ graphs stay plain LangGraph code that knows nothing of billing, and billing neve
 remembering to report usage.
 """
 
-from llm.context import DeltaSink, Invoke, Meter, bind, complete, current_call_scope
-from llm.gateway import LiteLLMGateway, ModelGatewayError, UnpricedModelError
-from llm.types import ModelRequest, ModelResponse
+from runledger.llm.context import DeltaSink, Invoke, Meter, bind, complete, current_call_scope
+from runledger.llm.gateway import LiteLLMGateway, ModelGatewayError, UnpricedModelError
+from runledger.llm.types import ModelRequest, ModelResponse
 
 __all__ = [
     "DeltaSink",

@@ -11,7 +11,7 @@ from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 
-from graphs import brief, chat, dated_note, poet
+from runledger.graphs import brief, chat, dated_note, poet
 
 GraphBuilder = Callable[[], CompiledStateGraph[Any, Any, Any, Any]]
 

@@ -7,7 +7,7 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-import llm
+from runledger import llm
 
 OUTPUT_KEYS = ("poem",)
 

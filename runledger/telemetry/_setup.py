@@ -6,10 +6,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from config import Settings
-from telemetry._otel import Tracing, install_tracing
-from telemetry._runs import RunTracer
-from telemetry._scrub import Scrubber
+from runledger.config import Settings
+from runledger.telemetry._otel import Tracing, install_tracing
+from runledger.telemetry._runs import RunTracer
+from runledger.telemetry._scrub import Scrubber
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter

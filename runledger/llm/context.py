@@ -13,7 +13,7 @@ from typing import Protocol
 
 import structlog
 
-from llm.types import ModelRequest, ModelResponse
+from runledger.llm.types import ModelRequest, ModelResponse
 
 #: Receives the text of a streaming answer as it arrives.
 DeltaSink = Callable[[str], Awaitable[None]]

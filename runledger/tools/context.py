@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from tools.runner import ToolResult, ToolRunner
+from runledger.tools.runner import ToolResult, ToolRunner
 
 
 class _Binding:

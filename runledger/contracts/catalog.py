@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from contracts.tools import CURRENT_TIME
+from runledger.contracts.tools import CURRENT_TIME
 
 
 @dataclass(frozen=True)

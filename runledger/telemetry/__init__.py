@@ -7,7 +7,7 @@ imported only when it is configured. Everything that leaves the process is scrub
 Workflow code uses none of this.
 """
 
-from telemetry._otel import (
+from runledger.telemetry._otel import (
     Tracing,
     create_tracing,
     in_run_trace,
@@ -17,9 +17,9 @@ from telemetry._otel import (
     run_trace_context,
     temporal_plugins,
 )
-from telemetry._runs import OUTCOME, ModelCall, Observed, RunRef, RunTracer, graph_tag, node_tag
-from telemetry._scrub import REDACTED, Scrubber, is_secret_key, scrub
-from telemetry._setup import build_run_tracer, known_secrets, langfuse_trace_url
+from runledger.telemetry._runs import OUTCOME, ModelCall, Observed, RunRef, RunTracer, graph_tag, node_tag
+from runledger.telemetry._scrub import REDACTED, Scrubber, is_secret_key, scrub
+from runledger.telemetry._setup import build_run_tracer, known_secrets, langfuse_trace_url
 
 __all__ = [
     "OUTCOME",

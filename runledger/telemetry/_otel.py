@@ -27,8 +27,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, ReplaySafeTracerProvider
 from temporalio.contrib.opentelemetry._id_generator import TemporalIdGenerator
 
-from config import Settings
-from contracts.ids import langfuse_trace_id
+from runledger.config import Settings
+from runledger.contracts.ids import langfuse_trace_id
 
 SERVICE = "runledger"
 #: Instrumentation scope of the spans runledger creates itself.

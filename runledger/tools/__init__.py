@@ -6,8 +6,8 @@ runner whose policy allows exactly the graph's declared ``tool_ids``; with nothi
 is denied (DENY_BY_DEFAULT_TOOLS). Tools take no secrets and read no settings.
 """
 
-from tools.context import bind, call
-from tools.runner import (
+from runledger.tools.context import bind, call
+from runledger.tools.runner import (
     DENY_ALL,
     AllowList,
     ToolEventSink,

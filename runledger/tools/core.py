@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from contracts.tools import CURRENT_TIME
+from runledger.contracts.tools import CURRENT_TIME
 
 ToolFn = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
