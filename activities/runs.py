@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -19,7 +20,7 @@ from db import events, grants, ledger, reservations, runs
 from db.session import Database
 from runledger import tools
 from runledger.config import Settings
-from runledger.contracts.catalog import estimate_run_credits, get_graph_spec
+from runledger.contracts.catalog import estimate_run_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event, terminal_events
 from runledger.contracts.grants import check_grant
@@ -36,9 +37,9 @@ from runledger.contracts.runs import (
     ResumeInput,
     RunStatus,
 )
-from runledger.graphs import GRAPHS, OUTPUT_KEYS
 from runledger.llm import LiteLLMGateway, UnpricedModelError, bind
 from runledger.llm.gateway import ModelGatewayError
+from runledger.projects import GraphRegistry, json_output
 from runledger.telemetry import RunRef, RunTracer
 
 RUN_NOT_VISIBLE = "run_not_visible"
@@ -55,6 +56,12 @@ async def _heartbeat_while_running() -> None:
         await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
 
 
+def _run_config(run_id: str, graph_id: str, state_key: str | None) -> RunnableConfig:
+    """The RunnableConfig of a run's execution (and of a factory's call): its LangGraph thread is
+    the run's ``state_key``, else the run (SPEC §2)."""
+    return {"configurable": {"thread_id": state_key or run_id, "run_id": run_id, "graph_id": graph_id}}
+
+
 class RunActivities:
     def __init__(
         self,
@@ -62,11 +69,14 @@ class RunActivities:
         database: Database,
         gateway: LiteLLMGateway,
         settings: Settings,
+        registry: GraphRegistry,
         tracer: RunTracer | None = None,
     ) -> None:
         self._db = database
         self._gateway = gateway
         self._settings = settings
+        #: The graphs this worker serves and published (loaded once at start).
+        self._registry = registry
         #: Spans of the run (Langfuse when configured); without one, plain no-op-cheap OTel spans.
         self._tracer = tracer or RunTracer()
 
@@ -90,8 +100,8 @@ class RunActivities:
             if run.status in TERMINAL_STATUSES:
                 return AuthorizeResult(allowed=False, error_code=run.error_code or run.status)
             if run.status == RunStatus.PENDING:
-                spec = get_graph_spec(run.graph_id)
-                if spec is None:
+                loaded = self._registry.get(run.graph_id)
+                if loaded is None:
                     return AuthorizeResult(
                         allowed=False, error_code=ErrorCode.GRAPH_NOT_FOUND, error_message=run.graph_id
                     )
@@ -107,7 +117,9 @@ class RunActivities:
                         return AuthorizeResult(
                             allowed=False, error_code=denied.code, error_message=denied.message
                         )
-                needed = estimate_run_credits(spec, run.input, self._settings.preflight_credits_per_call)
+                needed = estimate_run_credits(
+                    loaded.spec, run.input, self._settings.preflight_credits_per_call
+                )
                 # API runs were given their hold when they were started; this makes the others'.
                 hold = await reservations.reserve(
                     session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed
@@ -127,6 +139,9 @@ class RunActivities:
         """Run the graph with every model call metered into the ledger."""
         async with self._db.transaction() as session:
             run = await runs.get_run(session, run_id=inp.run_id)
+            loaded = None if run is None else self._registry.get(run.graph_id)
+            if run is not None and run.status == RunStatus.RUNNING and loaded is not None:
+                await runs.set_graph_version(session, run_id=run.run_id, graph_version=loaded.spec.version)
         if run is None or run.status != RunStatus.RUNNING:
             status = None if run is None else run.status
             raise ApplicationError(
@@ -134,8 +149,7 @@ class RunActivities:
                 type="run_not_running",
                 non_retryable=True,
             )
-        builder = GRAPHS.get(run.graph_id)
-        if builder is None:
+        if loaded is None:
             raise ApplicationError(run.graph_id, type=ErrorCode.GRAPH_NOT_FOUND, non_retryable=True)
         attempt = inp.attempt_base + activity.info().attempt
         meter = LedgerMeter(
@@ -153,9 +167,8 @@ class RunActivities:
             run_id=run.run_id, graph_id=run.graph_id, billing_account_id=run.billing_account_id
         )
         # The graph may use exactly the tools its catalog entry declares (DENY_BY_DEFAULT_TOOLS).
-        spec = get_graph_spec(run.graph_id)
         tool_runner = tools.ToolRunner(
-            policy=tools.AllowList(frozenset(spec.tool_ids if spec else ())),
+            policy=tools.AllowList(frozenset(loaded.spec.tool_ids)),
             emit=tool_event_sink(self._db, run.run_id),
             trace=lambda tool_id, args: self._tracer.tool_call(
                 traced_run, attempt=attempt, name=tool_id, input=args
@@ -165,10 +178,17 @@ class RunActivities:
         try:
             with (
                 self._tracer.execution(traced_run, attempt=attempt, input=run.input) as execution,
-                bind(self._gateway.invoke, default_model=self._settings.default_model, meter=meter),
+                bind(
+                    self._gateway.invoke,
+                    default_model=loaded.spec.model or self._settings.default_model,
+                    meter=meter,
+                ),
                 tools.bind(tool_runner),
             ):
-                state: dict[str, Any] = await builder().ainvoke(dict(run.input))
+                # A factory is called here, per run, with the run's config (LangGraph Platform's rule).
+                config = _run_config(run.run_id, run.graph_id, run.state_key)
+                async with loaded.open(config) as graph:
+                    state: Any = await graph.ainvoke(dict(run.input), config)
                 execution.record(state)
         except GrantDeniedError as exc:
             raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
@@ -190,7 +210,7 @@ class RunActivities:
             ) from exc
         finally:
             heartbeat.cancel()
-        output = {key: state[key] for key in OUTPUT_KEYS[run.graph_id] if key in state}
+        output = json_output(state)
         async with self._db.transaction() as session:
             calls, credits = await ledger.run_charge_totals(session, run_id=run.run_id)
             await runs.set_output(

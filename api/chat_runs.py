@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from api.catalog import published_graph
 from api.deps import AppState
 from api.errors import NotFound, Unprocessable
 from api.routes.events import REREAD_SECONDS, TERMINAL_EVENTS
@@ -21,7 +22,7 @@ from api.schemas import StartRunRequest
 from db import events, runs
 from db.accounts import Principal
 from db.models import GraphRun
-from runledger.contracts.catalog import accepts_messages, get_graph_spec
+from runledger.contracts.catalog import accepts_messages
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.runs import TERMINAL_STATUSES
 
@@ -34,13 +35,12 @@ MODEL_ALIASES: dict[str, str] = {
 }
 
 
-def chat_graph_id(name: str) -> str:
-    """The graph a chat request names: a graph id whose input is a conversation, or an alias of one.
-    Unknown → 404 ``graph_not_found``; a graph that does not take messages → 422."""
+async def chat_graph_id(state: AppState, name: str) -> str:
+    """The graph a chat request names: a published graph whose input is a conversation, or an alias
+    of one. Unknown → 404 ``graph_not_found``; a graph that does not take messages → 422."""
     graph_id = MODEL_ALIASES.get(name, name)
-    spec = get_graph_spec(graph_id)
-    if spec is None:
-        raise NotFound(f"graph {name!r} does not exist", code=ErrorCode.GRAPH_NOT_FOUND)
+    async with state.database.transaction() as session:
+        spec = await published_graph(session, graph_id)
     if not accepts_messages(spec):
         raise Unprocessable(f"graph {graph_id!r} does not take a conversation (its input has no messages)")
     return graph_id

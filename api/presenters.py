@@ -51,6 +51,7 @@ def run_out(settings: Settings, run: GraphRun) -> RunOut:
         model_calls=run.model_calls,
         trace_id=run.trace_id,
         replay_of=run.replay_of,
+        graph_version=run.graph_version,
         links=run_links(settings, run),
     )
 

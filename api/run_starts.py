@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import timedelta
-from typing import Any
 
-import jsonschema
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.common import (
@@ -25,7 +23,8 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError
 
-from api.errors import NotFound, PaymentRequired, ServiceUnavailable, Unprocessable
+from api.catalog import published_graph, validate_input
+from api.errors import PaymentRequired, ServiceUnavailable, Unprocessable
 from api.schemas import StartRunRequest
 from db import events, reservations, runs
 from db.accounts import Principal
@@ -34,7 +33,7 @@ from db.session import Database
 from runledger.config import Settings
 from runledger.contracts import ids
 from runledger.contracts import temporal as sa
-from runledger.contracts.catalog import GraphSpec, estimate_run_credits, get_graph_spec
+from runledger.contracts.catalog import GraphSpec, estimate_run_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
 from runledger.contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput, RunKind, RunStatus, TriggerSource
@@ -51,16 +50,6 @@ def request_hash(graph_id: str, body: StartRunRequest) -> str:
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def validate_input(spec: GraphSpec, payload: dict[str, Any]) -> None:
-    validator = jsonschema.Draft202012Validator(spec.input_schema)
-    errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path))
-    if errors:
-        detail = "; ".join(
-            f"input{''.join(f'.{p}' for p in err.absolute_path)}: {err.message}" for err in errors
-        )
-        raise Unprocessable(detail)
 
 
 def validate_idempotency_key(key: str | None) -> None:
@@ -82,16 +71,15 @@ async def start_api_run(
 ) -> tuple[GraphRun, bool]:
     """Returns ``(run, created)``; ``created`` is False when an earlier request with the same key and
     body already started it."""
-    spec = get_graph_spec(graph_id)
-    if spec is None:
-        raise NotFound(f"graph {graph_id!r} does not exist", code=ErrorCode.GRAPH_NOT_FOUND)
-    validate_idempotency_key(idempotency_key)
-    validate_input(spec, body.input)
     run_id = ids.api_run_id(
         billing_account_id=principal.billing_account_id, graph_id=graph_id, idempotency_key=idempotency_key
     )
     digest = request_hash(graph_id, body)
     async with database.transaction() as session:
+        # The published catalog, in the start's transaction: a refusal here has written nothing.
+        spec = await published_graph(session, graph_id)
+        validate_idempotency_key(idempotency_key)
+        validate_input(spec, body.input)
         if idempotency_key is not None:
             claim = await runs.claim_start(
                 session,
@@ -139,11 +127,9 @@ async def start_replay(
 ) -> GraphRun:
     """A new run with the original's graph and input (``replay_of`` links them), billed and held
     like any other start."""
-    spec = get_graph_spec(original.graph_id)
-    if spec is None:
-        raise NotFound(f"graph {original.graph_id!r} no longer exists", code=ErrorCode.GRAPH_NOT_FOUND)
     run_id = ids.replay_run_id()
     async with database.transaction() as session:
+        spec = await published_graph(session, original.graph_id)
         return await _hold_record_start(
             session,
             temporal,

@@ -56,6 +56,16 @@ class GraphOut(BaseModel):
     description: str
     tool_ids: list[str]
     input_schema: dict[str, Any]
+    #: Hash of the graph's source files and settings (what a run's ``graph_version`` names).
+    version: str
+    #: ``builtin``, or the path of the project's ``langgraph.json``.
+    source: str
+    write_tools: list[str]
+    approval_tools: list[str]
+    #: The preflight estimate's number of model calls.
+    max_model_calls: int
+    #: The graph's own model; null: the worker's default model.
+    model: str | None
 
 
 class StartRunRequest(Strict):
@@ -109,6 +119,8 @@ class RunOut(BaseModel):
     model_calls: int
     trace_id: str
     replay_of: str | None
+    #: The catalog version of the graph the run executed (null until its execution starts).
+    graph_version: str | None = None
     links: RunLinks
     reservation: ReservationOut | None = None
 

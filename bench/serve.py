@@ -37,12 +37,13 @@ async def serve_worker(cfg: StackConfig, *, profile: bool = False) -> None:
 
     from bench.bare import BareWorkflow, noop
     from runledger.temporal import connect
-    from runledger.worker import build_deps, build_worker
+    from runledger.worker import build_deps, build_worker, publish_catalog
 
     settings = cfg.settings()
     client = await connect(settings)
     deps = build_deps(settings)
     poet_worker = build_worker(client, settings, deps)
+    await publish_catalog(deps.database, deps.registry)
     bare_config = poet_worker.config()
     bare_config["task_queue"] = cfg.bare_task_queue
     bare_config["workflows"] = [BareWorkflow]

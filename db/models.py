@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -88,6 +89,11 @@ class GraphRun(Base):
             "run_kind IN ('user_immediate','system_scheduled','system_webhook','replay')", name="run_kind"
         ),
         Index("ix_graph_runs_account_created", "billing_account_id", "created_at", "run_id"),
+        ForeignKeyConstraint(
+            ["graph_id", "graph_version"],
+            ["graph_versions.graph_id", "graph_versions.version"],
+            ondelete="RESTRICT",
+        ),
         Index(
             "uq_graph_runs_schedule_slot",
             "schedule_id",
@@ -118,6 +124,8 @@ class GraphRun(Base):
         ForeignKey("webhook_triggers.id", ondelete="RESTRICT")
     )
     state_key: Mapped[str | None] = mapped_column(Text)
+    #: The catalog version of the graph the run's (latest) execution ran, set when it starts.
+    graph_version: Mapped[str | None] = mapped_column(Text)
 
     input: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     output: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
@@ -412,3 +420,44 @@ class RunEvent(Base):
     event: Mapped[str] = mapped_column(Text, nullable=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     created_at: Mapped[datetime] = _created_at()
+
+
+class GraphVersion(Base):
+    """One published version of a graph, as a worker served it: kept for good, so every run's
+    ``graph_version`` still says what it executed. Rows are immutable (the version is a hash of
+    everything in them)."""
+
+    __tablename__ = "graph_versions"
+    __table_args__ = (CheckConstraint("max_model_calls >= 0", name="max_model_calls_not_negative"),)
+
+    graph_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[str] = mapped_column(Text, primary_key=True)
+    #: ``builtin``, or the path of the project's ``langgraph.json``.
+    source: Mapped[str] = mapped_column(Text, nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False)
+    input_schema: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    tool_ids: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    write_tools: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    approval_tools: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    max_model_calls: Mapped[int] = mapped_column(Integer, nullable=False)
+    model: Mapped[str | None] = mapped_column(Text)
+    first_published_at: Mapped[datetime] = _created_at()
+
+
+class CatalogEntry(Base):
+    """The catalog the API serves: the current version of each graph, as the last worker to start
+    published it (a graph that worker no longer serves is gone from here, never from
+    ``graph_versions``)."""
+
+    __tablename__ = "graph_catalog"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["graph_id", "version"],
+            ["graph_versions.graph_id", "graph_versions.version"],
+            ondelete="RESTRICT",
+        ),
+    )
+
+    graph_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[str] = mapped_column(Text, nullable=False)
+    published_at: Mapped[datetime] = _created_at()

@@ -206,6 +206,14 @@ async def set_output(
     )
 
 
+async def set_graph_version(session: AsyncSession, *, run_id: str, graph_version: str) -> None:
+    """Record the catalog version an execution of the run is running (a retry on another worker
+    records its own)."""
+    await session.execute(
+        update(GraphRun).where(GraphRun.run_id == run_id).values(graph_version=graph_version)
+    )
+
+
 async def paused_for_credits(session: AsyncSession, *, billing_account_id: str) -> list[GraphRun]:
     """Runs of an account waiting for a top-up."""
     stmt = select(GraphRun).where(

@@ -6,7 +6,7 @@ Contract:
   ``temporal`` binary is looked up (bare ``temporal`` when it is missing).
 - The text begins and ends with an empty line. It shows the API docs and metrics URLs (and the worker's
   metrics URL unless its port is 0), the Temporal UI, the Temporal address and namespace, Postgres
-  (password hidden), the admin token, the demo user's API key, id, balance and where it is saved,
+  (password hidden), the graphs served (built-in, and the project's langgraph.json), the admin token, the demo user's API key, id, balance and where it is saved,
   commands to start a run, get it and find it in Temporal, where the logs are, and ``Press Ctrl-C to
   stop.`` (the last line, which tests/test_stack.py waits for before it checks the URLs, token and key).
 """
@@ -70,6 +70,9 @@ def render_banner(
         f"  Temporal UI   {settings.temporal_ui_base}{ui_note}",
         f"  Temporal      {temporal_address}{embedded_tp}, namespace {namespace}",
         f"  Postgres      {_display_url(database_url)}{embedded_pg}",
+        f"  Graphs        built-in, and the project {settings.graphs_config}"
+        if settings.graphs_config is not None
+        else "  Graphs        built-in (serve your own with --graphs path/to/langgraph.json)",
         "",
         f"  Admin token   {admin_token}",
         f"  Demo API key  {key}",

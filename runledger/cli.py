@@ -2,8 +2,10 @@
 
 Contract:
 - ``runledger migrate``: Alembic upgrade to head on ``DATABASE_URL``.
-- ``runledger worker``: the Temporal worker on ``TEMPORAL_ADDRESS``; registers the search attributes,
-  then runs until SIGINT/SIGTERM and shuts down gracefully. Its process-local Prometheus counters are
+- ``runledger worker``: the Temporal worker on ``TEMPORAL_ADDRESS``; loads its graphs (the built-in
+  ones and ``--graphs PATH`` / ``RUNLEDGER_GRAPHS_CONFIG``'s project: a bad project exits 2 with one
+  line naming the file and the entry, before anything connects), registers the search attributes,
+  publishes the graph catalog, then runs until SIGINT/SIGTERM and shuts down gracefully. Its process-local Prometheus counters are
   served on ``RUNLEDGER_WORKER_METRICS_HOST``:``RUNLEDGER_WORKER_METRICS_PORT`` (0: off).
 - ``runledger api``: the HTTP API (uvicorn) on ``RUNLEDGER_API_HOST``:``RUNLEDGER_API_PORT``.
 - ``runledger up``: the embedded dev stack (:mod:`runledger.stack`).
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 
     from runledger.api_client import ApiClient, JsonObject
     from runledger.config import Settings
+    from runledger.projects import GraphRegistry
 
     #: A user command: it calls the API through the client and prints the answer; it may return its
     #: exit code (None: 0).
@@ -156,22 +159,38 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _with_graphs(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``--graphs PATH`` overrides RUNLEDGER_GRAPHS_CONFIG."""
+    if args.graphs is None:
+        return settings
+    from pathlib import Path
+
+    return settings.model_copy(update={"graphs_config": Path(args.graphs)})
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     if args.parent_pid is not None:
         _join_stack(args.parent_pid, preload=("runledger.worker", "runledger.temporal"))
-    settings = _settings()
+    settings = _with_graphs(_settings(), args)
     _require(settings, "DATABASE_URL", "TEMPORAL_ADDRESS")
     # LiteLLM attaches its own log handler at import: import it first, so the JSON handler replaces it.
     importlib.import_module("runledger.worker")
     _configure_logging(settings, temporal=True)
+    from runledger.projects import ProjectError
+    from runledger.worker import load_graphs
+
     try:
-        asyncio.run(_worker_main(settings))
+        # Before anything connects: a bad project stops the worker at once, with its one line.
+        registry = load_graphs(settings)
+        asyncio.run(_worker_main(settings, registry))
+    except ProjectError as exc:
+        raise ConfigError(str(exc)) from exc
     finally:
         _settle_temporal()
     return 0
 
 
-async def _worker_main(settings: Settings) -> None:
+async def _worker_main(settings: Settings, registry: GraphRegistry) -> None:
     from runledger.temporal import connect, ensure_search_attributes
     from runledger.worker import run_worker
 
@@ -192,7 +211,7 @@ async def _worker_main(settings: Settings) -> None:
         settings.temporal_namespace,
     )
     try:
-        await run_worker(settings, client, stop)
+        await run_worker(settings, client, stop, registry)
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()
@@ -256,7 +275,7 @@ async def _register_search_attributes(settings: Settings) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = _with_graphs(_settings(), args)
     from runledger.stack import run_up
 
     try:
@@ -919,6 +938,14 @@ def build_parser() -> argparse.ArgumentParser:
         if child:
             # Set by `runledger up` for its children (see _join_stack); not for humans.
             command.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+        if name in ("worker", "up"):
+            command.add_argument(
+                "--graphs",
+                default=None,
+                metavar="PATH",
+                help="a graph project's langgraph.json: serve its graphs besides the built-in ones "
+                "(default: $RUNLEDGER_GRAPHS_CONFIG)",
+            )
     reconcile = sub.add_parser(
         "reconcile",
         help="flag stale pending model calls and report balance drift (exit 1 on drift)",

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     model_registry: dict[str, Any] | None = Field(
         default=None, validation_alias=_env("RUNLEDGER_MODEL_REGISTRY")
     )
+    #: A graph project's ``langgraph.json``, whose graphs the worker serves besides the built-in ones
+    #: (SPEC §7; ``--graphs PATH`` on ``runledger up|worker``). Read by the worker only.
+    graphs_config: Path | None = Field(default=None, validation_alias=_env("RUNLEDGER_GRAPHS_CONFIG"))
     model_timeout_seconds: float = Field(
         default=60.0, validation_alias=_env("RUNLEDGER_MODEL_TIMEOUT_SECONDS")
     )
@@ -99,7 +102,7 @@ class Settings(BaseSettings):
             raise ValueError("RUNLEDGER_MARKUP must be >= 1")
         return value
 
-    @field_validator("langfuse_public_key", "langfuse_secret_key", mode="before")
+    @field_validator("langfuse_public_key", "langfuse_secret_key", "graphs_config", mode="before")
     @classmethod
     def _blank_key_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

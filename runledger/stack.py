@@ -72,6 +72,9 @@ CHILD_GRACE_SECONDS = 10.0
 #: A worker or API that dies while the stack runs is started again, unless it died this many times
 #: within RESTART_WINDOW_SECONDS: then it is crash-looping and the stack stops, showing its log.
 MAX_RESTARTS = 3
+#: The exit code of a ``runledger`` command refusing its configuration (e.g. a bad graph project):
+#: starting it again cannot help, so the stack stops at once with the command's one-line reason.
+CONFIG_EXIT_CODE = 2
 RESTART_WINDOW_SECONDS = 60.0
 POSTGRES_GRACE_SECONDS = 20.0
 
@@ -269,6 +272,8 @@ class Stack:
             RUNLEDGER_TEMPORAL_UI_PORT=str(s.temporal_ui_port),
             RUNLEDGER_WORKER_METRICS_PORT=str(self.worker_metrics_port),
         )
+        if s.graphs_config is not None:
+            env["RUNLEDGER_GRAPHS_CONFIG"] = str(s.graphs_config.expanduser().resolve())
         self._service_env = (json.dumps(env) + "\n").encode()
         for child in self.children:
             if child.name in SERVICES:
@@ -409,6 +414,8 @@ class Stack:
             raise Interrupted
         for child in self.children:
             code = child.process.poll()
+            if code == CONFIG_EXIT_CODE and child.name in SERVICES:
+                raise StackError(f"{child.name} refused to start: {_last_line(child.log_path)}")
             if code is not None:
                 how = exit_description(code)
                 again = (
@@ -441,7 +448,11 @@ class Stack:
         (Temporal retries their activities on the new worker), and a crash loop stops the stack."""
         for child in list(self.children):
             code = child.process.poll()
-            if child.name not in SERVICES or code is None or self._stop_signal is not None:
+            if (
+                child.name not in SERVICES
+                or code in (None, CONFIG_EXIT_CODE)
+                or self._stop_signal is not None
+            ):
                 continue
             now = time.monotonic()
             recent = [t for t in self._restarts.get(child.name, []) if now - t < RESTART_WINDOW_SECONDS]
@@ -527,6 +538,12 @@ class Stack:
             if wait_gone(pid, grace):
                 return
         print(f"runledger up: Postgres (pid {pid}) did not stop", file=sys.stderr, flush=True)
+
+
+def _last_line(log_path: Path) -> str:
+    """A command's last line of output: its reason for refusing to start (see CONFIG_EXIT_CODE)."""
+    lines = [line for line in tail(log_path, lines=5).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else f"see {log_path}"
 
 
 def run_up(settings: Settings) -> int:

@@ -1,8 +1,14 @@
-"""Composition root of the worker process: database, model gateway, activities, Temporal worker."""
+"""Composition root of the worker process: graphs, database, model gateway, activities, Temporal worker.
+
+Start-up order (``run_worker``): the graphs are loaded first (``runledger.projects``: the built-in
+ones and the configured project; a bad project raises ``ProjectError`` before anything connects),
+their models are checked for a price, the catalog is published to Postgres, then the worker polls.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -22,11 +28,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.reconcile import ReconcileActivities
 from activities.runs import RunActivities
 from activities.schedules import ScheduleActivities
+from db import catalog
 from db.session import Database
 from runledger.config import Settings
 from runledger.contracts.reconcile import RECONCILE_SCHEDULE_ID, RECONCILE_WORKFLOW, ReconcileInput
-from runledger.llm import LiteLLMGateway
+from runledger.llm import LiteLLMGateway, UnpricedModelError
 from runledger.log_context import LogContextInterceptor
+from runledger.projects import GraphRegistry, ProjectError, load_registry
 from runledger.telemetry import RunTracer, build_run_tracer, install_tracing
 from workflows.registry import WORKFLOWS
 
@@ -40,15 +48,48 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 )
 
 
+log = logging.getLogger("runledger.worker")
+
+
 @dataclass
 class WorkerDeps:
     database: Database
     gateway: LiteLLMGateway
     #: One per process (a Langfuse client when configured); the default traces to OpenTelemetry only.
     tracer: RunTracer = field(default_factory=RunTracer)
+    #: The graphs this worker serves, loaded once; the default is the built-in graphs only.
+    registry: GraphRegistry = field(default_factory=load_registry)
 
 
-def build_deps(settings: Settings) -> WorkerDeps:
+def load_graphs(settings: Settings) -> GraphRegistry:
+    """The built-in graphs and ``RUNLEDGER_GRAPHS_CONFIG``'s project; ``ProjectError`` (one line) for a
+    bad project."""
+    return load_registry(settings.graphs_config)
+
+
+def check_models(registry: GraphRegistry, gateway: LiteLLMGateway) -> None:
+    """Fail at start-up, not at a run, when a graph's own model has no price."""
+    for loaded in registry:
+        if loaded.spec.model is None:
+            continue
+        try:
+            gateway.ensure_priced(loaded.spec.model)
+        except UnpricedModelError as exc:
+            name = loaded.spec.graph_id.split(":", 1)[1]
+            raise ProjectError(loaded.spec.source, str(exc), entry=f"runledger.graphs.{name}.model") from exc
+
+
+async def publish_catalog(database: Database, registry: GraphRegistry) -> None:
+    """Publish every graph this worker serves (the API reads the catalog only from Postgres)."""
+    async with database.transaction() as session:
+        published = await catalog.publish(session, registry.specs)
+    log.info(
+        "published the graph catalog: %s",
+        ", ".join(f"{p.graph_id}@{p.version}{'' if p.changed else ' (unchanged)'}" for p in published),
+    )
+
+
+def build_deps(settings: Settings, registry: GraphRegistry | None = None) -> WorkerDeps:
     gateway = LiteLLMGateway(
         api_base=settings.model_api_base,
         api_key=settings.model_api_key.get_secret_value() if settings.model_api_key else None,
@@ -57,10 +98,13 @@ def build_deps(settings: Settings) -> WorkerDeps:
     )
     # Fail at start-up, not at the first run, when the default model has no price.
     gateway.ensure_priced(settings.default_model)
+    registry = registry or load_graphs(settings)
+    check_models(registry, gateway)
     return WorkerDeps(
         database=Database(settings.require_database_url()),
         gateway=gateway,
         tracer=build_run_tracer(settings),
+        registry=registry,
     )
 
 
@@ -71,7 +115,13 @@ def build_worker(
     *,
     activities_cls: type[RunActivities] = RunActivities,
 ) -> Worker:
-    acts = activities_cls(database=deps.database, gateway=deps.gateway, settings=settings, tracer=deps.tracer)
+    acts = activities_cls(
+        database=deps.database,
+        gateway=deps.gateway,
+        settings=settings,
+        registry=deps.registry,
+        tracer=deps.tracer,
+    )
     slots = ScheduleActivities(database=deps.database, settings=settings)
     reconcile = ReconcileActivities(database=deps.database)
     return Worker(
@@ -118,9 +168,12 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> bool:
     return True
 
 
-async def run_worker(settings: Settings, client: Client, stop: asyncio.Event) -> None:
-    deps = build_deps(settings)
+async def run_worker(
+    settings: Settings, client: Client, stop: asyncio.Event, registry: GraphRegistry | None = None
+) -> None:
+    deps = build_deps(settings, registry)
     worker = build_worker(client, settings, deps)
+    await publish_catalog(deps.database, deps.registry)
     await ensure_reconcile_schedule(client, settings)
     try:
         async with worker:

@@ -34,7 +34,8 @@ from runledger.binaries import temporal_cli
 from runledger.config import Settings
 from runledger.contracts.temporal import SEARCH_ATTRIBUTES
 from runledger.llm import LiteLLMGateway
-from runledger.worker import WorkerDeps, build_worker
+from runledger.projects import load_registry
+from runledger.worker import WorkerDeps, build_worker, publish_catalog
 from tests.fakes.openai_server import FakeProvider, free_port
 from tests.helpers import ADMIN_TOKEN, Tenant, create_user
 
@@ -114,6 +115,8 @@ def settings(database_url: str, temporal_env: WorkflowEnvironment, fake_provider
 @pytest.fixture(scope="session")
 async def database(settings: Settings) -> AsyncIterator[Database]:
     db = Database(settings.require_database_url(), pool_size=20)
+    # What every worker does at start; the API (and API-only tests) read the catalog from here.
+    await publish_catalog(db, load_registry())
     try:
         yield db
     finally:

@@ -1,4 +1,4 @@
-"""The caller's identity and balance, and the graph catalog."""
+"""The caller's identity and balance, and the graph catalog (as the workers published it)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from fastapi import APIRouter
 
 from api.deps import StateDep, UserDep
 from api.schemas import GraphOut, MeResponse
-from db import ledger, reservations
-from runledger.contracts.catalog import CATALOG
+from db import catalog, ledger, reservations
 
 router = APIRouter(prefix="/api/v1", tags=["me"])
 
@@ -27,13 +26,21 @@ async def me(principal: UserDep, state: StateDep) -> MeResponse:
 
 
 @router.get("/graphs", response_model=list[GraphOut])
-async def graphs(_: UserDep) -> list[GraphOut]:
+async def graphs(_: UserDep, state: StateDep) -> list[GraphOut]:
+    async with state.database.transaction() as session:
+        published = await catalog.current_graphs(session)
     return [
         GraphOut(
             graph_id=spec.graph_id,
             description=spec.description,
             tool_ids=list(spec.tool_ids),
             input_schema=spec.input_schema,
+            version=spec.version,
+            source=spec.source,
+            write_tools=list(spec.write_tools),
+            approval_tools=list(spec.approval_tools),
+            max_model_calls=spec.max_model_calls,
+            model=spec.model,
         )
-        for spec in CATALOG.values()
+        for spec in published
     ]

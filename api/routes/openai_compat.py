@@ -58,8 +58,9 @@ from api.chat_runs import (
 from api.deps import AppState, StateDep, UserDep
 from api.errors import AppError, PaymentRequired, Unprocessable, error_body
 from api.routes.events import PING_SECONDS
+from db import catalog
 from db.models import GraphRun
-from runledger.contracts.catalog import CATALOG, accepts_messages
+from runledger.contracts.catalog import accepts_messages
 from runledger.contracts.errors import ErrorCode
 
 #: How long a non-streamed completion waits for its run before answering 504 (the run goes on).
@@ -238,7 +239,7 @@ async def chat_completions(
     state: StateDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
-    graph_id = chat_graph_id(body.model)
+    graph_id = await chat_graph_id(state, body.model)
     turns = _turns(body)
     run, _ = await start_chat_run(
         state, principal, graph_id=graph_id, messages=turns, idempotency_key=idempotency_key
@@ -351,8 +352,10 @@ class ModelList(BaseModel):
 
 
 @router.get("/models", response_model=ModelList)
-async def list_models(principal: UserDep) -> ModelList:
-    """The graphs ``/v1/chat/completions`` runs, and their aliases (OpenAI clients list these)."""
-    graph_ids = [spec.graph_id for spec in CATALOG.values() if accepts_messages(spec)]
+async def list_models(principal: UserDep, state: StateDep) -> ModelList:
+    """The published graphs ``/v1/chat/completions`` runs, and their aliases (OpenAI clients list these)."""
+    async with state.database.transaction() as session:
+        published = await catalog.current_graphs(session)
+    graph_ids = [spec.graph_id for spec in published if accepts_messages(spec)]
     aliases = [alias for alias, target in MODEL_ALIASES.items() if target in graph_ids]
     return ModelList(data=[ModelOut(id=model_id) for model_id in (*graph_ids, *aliases)])

@@ -305,7 +305,7 @@ async def chat(
     state: StateDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> EventSourceResponse:
-    resolved = chat_graph_id(graph_id)
+    resolved = await chat_graph_id(state, graph_id)
     run, _ = await start_chat_run(
         state, principal, graph_id=resolved, messages=_turns(body), idempotency_key=idempotency_key
     )

@@ -21,10 +21,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.catalog import published_graph, published_graphs, validate_input
 from api.deps import StateDep, UserDep
 from api.errors import NotFound, PayloadTooLarge, Unauthorized, Unprocessable
 from api.routes.grants import grant_for_trigger
-from api.run_starts import start_graph_workflow, validate_input
+from api.run_starts import start_graph_workflow
 from api.schemas import (
     CreateWebhookTriggerRequest,
     WebhookDeliveryResponse,
@@ -39,7 +40,7 @@ from db.models import GraphRun, WebhookTrigger
 from db.session import Database
 from runledger.contracts import ids
 from runledger.contracts import webhooks as wh
-from runledger.contracts.catalog import get_graph_spec
+from runledger.contracts.catalog import GraphSpec
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import opening_events
 from runledger.contracts.grants import check_grant
@@ -85,9 +86,8 @@ async def create_trigger(
         raise Unprocessable(
             "source must match ^[a-z0-9][a-z0-9_-]{0,62}$ (lower-case letters, digits, - and _)"
         )
-    spec = get_graph_spec(body.graph_id)
-    if spec is None:
-        raise NotFound(f"graph {body.graph_id!r} does not exist", code=ErrorCode.GRAPH_NOT_FOUND)
+    async with state.database.transaction() as session:
+        spec = await published_graph(session, body.graph_id)
     bad = {field: pointer for field, pointer in body.input_mapping.items() if not wh.valid_pointer(pointer)}
     if bad:
         raise Unprocessable(f"input_mapping: {bad} are not JSON pointers (RFC 6901: '' or '/a/b')")
@@ -194,8 +194,7 @@ def _signed_by(
     return delivery_id, matched
 
 
-def _run_input(trigger: WebhookTrigger, payload: Any) -> dict[str, Any]:
-    spec = get_graph_spec(trigger.graph_id)
+def _run_input(trigger: WebhookTrigger, spec: GraphSpec | None, payload: Any) -> dict[str, Any]:
     if spec is None:
         raise Unprocessable(f"trigger {trigger.id}: graph {trigger.graph_id!r} no longer exists")
     try:
@@ -236,7 +235,9 @@ async def receive_delivery(
         payload = json.loads(body)
     except ValueError:
         raise Unprocessable("the body is not JSON", code=ErrorCode.INVALID_PAYLOAD) from None
-    inputs = {trigger.id: _run_input(trigger, payload) for trigger in matched}
+    async with state.database.transaction() as session:
+        specs = await published_graphs(session, [trigger.graph_id for trigger in matched])
+    inputs = {trigger.id: _run_input(trigger, specs.get(trigger.graph_id), payload) for trigger in matched}
 
     out: list[WebhookRunOut] = []
     async with state.database.transaction() as session:

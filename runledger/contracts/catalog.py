@@ -1,8 +1,8 @@
-"""The graph catalog as data: what the API shows and validates against.
+"""The graph catalog as data: what one published graph is, and the pure rules over it.
 
-The graph *builders* live in ``graphs/``; this module holds only their public description, so the API
-can list graphs and validate input without importing LangGraph or LiteLLM. A test pins that every
-entry here has a builder and vice versa.
+A ``GraphSpec`` is what the worker publishes to Postgres for each graph it serves (``db.catalog``)
+and what the API reads back there: the API never imports graph code, LangGraph or LiteLLM. The
+graphs themselves (built-in and a project's) are loaded by ``runledger.projects`` in the worker.
 """
 
 from __future__ import annotations
@@ -11,7 +11,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from runledger.contracts.tools import CURRENT_TIME
+#: The source of the graphs that ship with runledger (``runledger/graphs/langgraph.json``).
+BUILTIN_SOURCE = "builtin"
+
+#: Preflight estimate of a graph that does not declare ``max_model_calls``: room for a ReAct agent's
+#: few tool rounds. It sizes the credit hold only; it does not stop a run that makes more calls.
+DEFAULT_MAX_MODEL_CALLS = 10
 
 
 @dataclass(frozen=True)
@@ -22,91 +27,23 @@ class GraphSpec:
     #: Upper bound of model calls in one run: the preflight estimate multiplies it by the
     #: configured per-call estimate.
     max_model_calls: int
-    #: The only tools a run of this graph may call (DENY_BY_DEFAULT_TOOLS): ids of
-    #: ``contracts.tools.TOOL_CATALOG``.
+    #: The only tools a run of this graph may call (DENY_BY_DEFAULT_TOOLS).
     tool_ids: tuple[str, ...] = field(default_factory=tuple)
-
-
-_TOPIC_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"topic": {"type": "string", "minLength": 1, "maxLength": 500}},
-    "required": ["topic"],
-    "additionalProperties": False,
-}
-
-POET = GraphSpec(
-    graph_id="langgraph:poet",
-    description="Writes a short poem about a topic (one model call).",
-    input_schema=_TOPIC_SCHEMA,
-    max_model_calls=1,
-)
-
-BRIEF = GraphSpec(
-    graph_id="langgraph:brief",
-    description="Outlines, drafts and then reviews a short brief on a topic (three model calls).",
-    input_schema=_TOPIC_SCHEMA,
-    max_model_calls=3,
-)
-
-#: A conversation, as chat front ends and OpenAI-style clients send it.
-MESSAGES_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "messages": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 100,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "role": {"enum": ["system", "user", "assistant"]},
-                    "content": {"type": "string", "maxLength": 32_000},
-                },
-                "required": ["role", "content"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["messages"],
-    "additionalProperties": False,
-}
-
-CHAT = GraphSpec(
-    graph_id="langgraph:chat",
-    description="Answers a conversation of system/user/assistant messages (one model call).",
-    input_schema=MESSAGES_SCHEMA,
-    max_model_calls=1,
-)
-
-DATED_NOTE = GraphSpec(
-    graph_id="langgraph:dated_note",
-    description=(
-        "Reads the current time with the core__current_time tool, then writes a short dated note on a "
-        "topic (one tool call, one model call)."
-    ),
-    input_schema={
-        "type": "object",
-        "properties": {
-            "topic": {"type": "string", "minLength": 1, "maxLength": 500},
-            "timezone": {"type": "string", "minLength": 1, "maxLength": 64},
-        },
-        "required": ["topic"],
-        "additionalProperties": False,
-    },
-    max_model_calls=1,
-    tool_ids=(CURRENT_TIME.tool_id,),
-)
-
-CATALOG: dict[str, GraphSpec] = {spec.graph_id: spec for spec in (POET, BRIEF, CHAT, DATED_NOTE)}
+    #: Allowed tools whose effects must happen once (EXACTLY_ONCE_TOOL_EFFECTS).
+    write_tools: tuple[str, ...] = field(default_factory=tuple)
+    #: Allowed tools that need a human's yes before they run.
+    approval_tools: tuple[str, ...] = field(default_factory=tuple)
+    #: The graph's default model; None: the worker's ``RUNLEDGER_DEFAULT_MODEL``.
+    model: str | None = None
+    #: Hash of the graph's source files and settings: what a run executed (``graph_runs.graph_version``).
+    version: str = ""
+    #: ``builtin``, or the path of the project's ``langgraph.json``.
+    source: str = BUILTIN_SOURCE
 
 
 def accepts_messages(spec: GraphSpec) -> bool:
     """Whether a graph's input is a conversation (``{"messages": [...]}``): chat endpoints run these."""
     return "messages" in spec.input_schema.get("properties", {})
-
-
-def get_graph_spec(graph_id: str) -> GraphSpec | None:
-    return CATALOG.get(graph_id)
 
 
 #: Characters of JSON input per extra share of the per-call estimate (about 1,000 tokens).

@@ -1,31 +1,11 @@
-"""Graph builders: plain LangGraph ``StateGraph``s, keyed by the graph ids of ``contracts.catalog``.
+"""The built-in graphs: plain LangGraph ``StateGraph``s, served like any project's graphs.
+
+``langgraph.json`` in this folder names them (``langgraph:{name}``) and holds their runledger settings;
+the worker loads it with the same loader as a user's project (``runledger.projects``, source
+``builtin``). Each module compiles its graph once, as the module attribute ``graph``; a graph's
+output is what it returns (its output schema), the rest of its state is working memory.
 
 Contract: graph code calls models only through ``llm.complete`` and tools only through
-``tools.call``, and knows nothing of billing, Temporal or the database.
+``tools.call``, and knows nothing of billing, Temporal or the database. This package imports none
+of its modules: importing one is loading that graph.
 """
-
-from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
-
-from langgraph.graph.state import CompiledStateGraph
-
-from runledger.graphs import brief, chat, dated_note, poet
-
-GraphBuilder = Callable[[], CompiledStateGraph[Any, Any, Any, Any]]
-
-GRAPHS: dict[str, GraphBuilder] = {
-    "langgraph:poet": poet.build,
-    "langgraph:brief": brief.build,
-    "langgraph:chat": chat.build,
-    "langgraph:dated_note": dated_note.build,
-}
-
-#: The state keys a graph's result is made of (the rest of the state is working memory).
-OUTPUT_KEYS: dict[str, tuple[str, ...]] = {
-    "langgraph:poet": poet.OUTPUT_KEYS,
-    "langgraph:brief": brief.OUTPUT_KEYS,
-    "langgraph:chat": chat.OUTPUT_KEYS,
-    "langgraph:dated_note": dated_note.OUTPUT_KEYS,
-}

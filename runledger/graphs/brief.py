@@ -9,11 +9,17 @@ from langgraph.graph.state import CompiledStateGraph
 
 from runledger import llm
 
-OUTPUT_KEYS = ("outline", "draft", "review")
-
 
 class BriefState(TypedDict, total=False):
     topic: str
+    outline: str
+    draft: str
+    review: str
+
+
+class BriefOutput(TypedDict, total=False):
+    """The run's result (the graph's output schema); the rest of the state is working memory."""
+
     outline: str
     draft: str
     review: str
@@ -50,7 +56,7 @@ async def review(state: BriefState) -> BriefState:
 
 
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:
-    graph = StateGraph(BriefState)
+    graph = StateGraph(BriefState, output_schema=BriefOutput)
     graph.add_node("outline", outline)
     graph.add_node("draft", draft)
     graph.add_node("review", review)
@@ -59,3 +65,7 @@ def build() -> CompiledStateGraph[Any, Any, Any, Any]:
     graph.add_edge("draft", "review")
     graph.add_edge("review", END)
     return graph.compile()
+
+
+#: What ``runledger/graphs/langgraph.json`` serves: compiled once per process.
+graph = build()

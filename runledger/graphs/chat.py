@@ -14,8 +14,6 @@ from langgraph.graph.state import CompiledStateGraph
 
 from runledger import llm
 
-OUTPUT_KEYS = ("reply",)
-
 #: Room for a chat-sized answer; the preflight hold is sized per call, not per token.
 MAX_REPLY_TOKENS = 1024
 
@@ -30,6 +28,12 @@ class ChatState(TypedDict, total=False):
     reply: str
 
 
+class ChatOutput(TypedDict, total=False):
+    """The run's result (the graph's output schema); the rest of the state is working memory."""
+
+    reply: str
+
+
 async def respond(state: ChatState) -> ChatState:
     conversation = [(m["role"], m["content"]) for m in state["messages"]]
     reply = await llm.complete(conversation, max_tokens=MAX_REPLY_TOKENS)
@@ -37,8 +41,12 @@ async def respond(state: ChatState) -> ChatState:
 
 
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:
-    graph = StateGraph(ChatState)
+    graph = StateGraph(ChatState, output_schema=ChatOutput)
     graph.add_node("respond", respond)
     graph.add_edge(START, "respond")
     graph.add_edge("respond", END)
     return graph.compile()
+
+
+#: What ``runledger/graphs/langgraph.json`` serves: compiled once per process.
+graph = build()

@@ -15,14 +15,19 @@ from langgraph.graph.state import CompiledStateGraph
 from runledger import llm, tools
 from runledger.contracts.tools import CURRENT_TIME
 
-OUTPUT_KEYS = ("note", "written_at")
-
 
 class DatedNoteState(TypedDict, total=False):
     topic: str
     timezone: str
     written_at: str | None
     note: str
+
+
+class DatedNoteOutput(TypedDict, total=False):
+    """The run's result (the graph's output schema); the rest of the state is working memory."""
+
+    note: str
+    written_at: str | None
 
 
 async def read_clock(state: DatedNoteState) -> DatedNoteState:
@@ -46,10 +51,14 @@ async def write_note(state: DatedNoteState) -> DatedNoteState:
 
 
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:
-    graph = StateGraph(DatedNoteState)
+    graph = StateGraph(DatedNoteState, output_schema=DatedNoteOutput)
     graph.add_node("read_clock", read_clock)
     graph.add_node("write_note", write_note)
     graph.add_edge(START, "read_clock")
     graph.add_edge("read_clock", "write_note")
     graph.add_edge("write_note", END)
     return graph.compile()
+
+
+#: What ``runledger/graphs/langgraph.json`` serves: compiled once per process.
+graph = build()

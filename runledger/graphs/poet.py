@@ -9,11 +9,15 @@ from langgraph.graph.state import CompiledStateGraph
 
 from runledger import llm
 
-OUTPUT_KEYS = ("poem",)
-
 
 class PoetState(TypedDict, total=False):
     topic: str
+    poem: str
+
+
+class PoetOutput(TypedDict, total=False):
+    """The run's result (the graph's output schema); the rest of the state is working memory."""
+
     poem: str
 
 
@@ -29,8 +33,12 @@ async def write_poem(state: PoetState) -> PoetState:
 
 
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:
-    graph = StateGraph(PoetState)
+    graph = StateGraph(PoetState, output_schema=PoetOutput)
     graph.add_node("write_poem", write_poem)
     graph.add_edge(START, "write_poem")
     graph.add_edge("write_poem", END)
     return graph.compile()
+
+
+#: What ``runledger/graphs/langgraph.json`` serves: compiled once per process.
+graph = build()

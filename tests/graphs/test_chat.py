@@ -7,10 +7,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from runledger.contracts.catalog import CATALOG, accepts_messages
-from runledger.graphs import GRAPHS
+from runledger.contracts.catalog import accepts_messages
+from runledger.graphs.chat import graph as chat_graph
 from runledger.llm import Invoke, LiteLLMGateway, ModelRequest, ModelResponse, bind
 from runledger.llm.offline import OFFLINE_MODEL
+from runledger.projects import builtin_graphs
 
 CONVERSATION = [
     {"role": "system", "content": "Be brief."},
@@ -29,7 +30,7 @@ async def test_chat_sends_the_conversation_in_one_call_and_replies() -> None:
             return await invoke(request, None)
 
     with bind(LiteLLMGateway().invoke, default_model=OFFLINE_MODEL, meter=Recording()):
-        state = await GRAPHS["langgraph:chat"]().ainvoke({"messages": CONVERSATION})
+        state = await chat_graph.ainvoke({"messages": CONVERSATION})
     assert len(requests) == 1
     assert requests[0].messages == tuple((m["role"], m["content"]) for m in CONVERSATION)
     assert isinstance(state["reply"], str)
@@ -37,7 +38,7 @@ async def test_chat_sends_the_conversation_in_one_call_and_replies() -> None:
 
 
 def test_only_the_chat_graph_takes_messages() -> None:
-    assert [g for g, spec in CATALOG.items() if accepts_messages(spec)] == ["langgraph:chat"]
+    assert [g.spec.graph_id for g in builtin_graphs() if accepts_messages(g.spec)] == ["langgraph:chat"]
 
 
 @pytest.mark.parametrize(
@@ -56,5 +57,6 @@ def test_only_the_chat_graph_takes_messages() -> None:
     ],
 )
 def test_chat_input_schema(payload: dict[str, Any], valid: bool) -> None:
-    validator = jsonschema.Draft202012Validator(CATALOG["langgraph:chat"].input_schema)
+    (chat,) = [g.spec for g in builtin_graphs() if g.spec.graph_id == "langgraph:chat"]
+    validator = jsonschema.Draft202012Validator(chat.input_schema)
     assert validator.is_valid(payload) is valid

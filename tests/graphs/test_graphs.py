@@ -1,12 +1,36 @@
-"""Graphs are plain LangGraph graphs: they compile, run with an unmetered gateway, and the catalog
-describes exactly the graphs that exist."""
+"""The built-in graphs are plain LangGraph graphs, loaded from runledger/graphs/langgraph.json like a
+user's project: they compile once, run with an unmetered gateway, make the model calls their
+settings declare and return exactly their outputs."""
 
 from __future__ import annotations
 
-from runledger.contracts.catalog import CATALOG
-from runledger.graphs import GRAPHS, OUTPUT_KEYS
+from typing import Any
+
+from langgraph.pregel import Pregel
+
+from runledger.contracts.catalog import BUILTIN_SOURCE
 from runledger.llm import LiteLLMGateway, bind
 from runledger.llm.offline import OFFLINE_MODEL
+from runledger.projects import builtin_graphs
+
+
+def _graphs() -> dict[str, Pregel[Any, Any, Any, Any]]:
+    graphs = {}
+    for loaded in builtin_graphs():
+        assert isinstance(loaded.target, Pregel), loaded.spec.graph_id  # compiled once, at load
+        graphs[loaded.spec.graph_id] = loaded.target
+    return graphs
+
+
+GRAPHS = _graphs()
+SPECS = {loaded.spec.graph_id: loaded.spec for loaded in builtin_graphs()}
+#: A run's output is the graph's output schema: unchanged by serving the graphs from langgraph.json.
+OUTPUTS = {
+    "langgraph:poet": {"poem"},
+    "langgraph:brief": {"outline", "draft", "review"},
+    "langgraph:chat": {"reply"},
+    "langgraph:dated_note": {"note", "written_at"},
+}
 
 #: Graphs whose input is not ``{"topic": ...}``.
 SAMPLE_INPUTS = {
@@ -19,10 +43,13 @@ SAMPLE_INPUTS = {
 }
 
 
-def test_catalog_and_builders_match() -> None:
-    assert set(CATALOG) == set(GRAPHS) == set(OUTPUT_KEYS)
-    for graph_id in CATALOG:
-        assert graph_id.startswith("langgraph:")
+def test_builtin_graphs_are_published_as_builtin() -> None:
+    assert set(SPECS) == set(OUTPUTS)
+    for spec in SPECS.values():
+        assert spec.graph_id.startswith("langgraph:")
+        assert spec.source == BUILTIN_SOURCE
+        assert len(spec.version) == 16
+        assert spec.model is None  # the worker's RUNLEDGER_DEFAULT_MODEL
 
 
 async def test_graphs_run_offline_and_call_the_model_as_declared() -> None:
@@ -35,12 +62,12 @@ async def test_graphs_run_offline_and_call_the_model_as_declared() -> None:
             return await invoke(request)
 
     keys: dict[str, list[str]] = {}
-    for graph_id, builder in GRAPHS.items():
+    for graph_id, graph in GRAPHS.items():
         seen.clear()
         with bind(gateway.invoke, default_model=OFFLINE_MODEL, meter=Counting()):
-            state = await builder().ainvoke(SAMPLE_INPUTS.get(graph_id, {"topic": "lighthouses"}))
-        assert set(OUTPUT_KEYS[graph_id]) <= set(state)
-        assert len(seen) == CATALOG[graph_id].max_model_calls
+            state = await graph.ainvoke(SAMPLE_INPUTS.get(graph_id, {"topic": "lighthouses"}))
+        assert set(state) == OUTPUTS[graph_id]
+        assert len(seen) == SPECS[graph_id].max_model_calls
         assert len(set(seen)) == len(seen)  # call keys are unique within a run
         keys[graph_id] = list(seen)
     assert keys["langgraph:brief"] == ["outline:0", "draft:0", "review:0"]
@@ -51,6 +78,6 @@ async def test_offline_model_is_deterministic() -> None:
     results = []
     for _ in range(2):
         with bind(gateway.invoke, default_model=OFFLINE_MODEL):
-            results.append(await GRAPHS["langgraph:poet"]().ainvoke({"topic": "lighthouses"}))
+            results.append(await GRAPHS["langgraph:poet"].ainvoke({"topic": "lighthouses"}))
     assert results[0]["poem"] == results[1]["poem"]
     assert "lighthouses" in results[0]["poem"]

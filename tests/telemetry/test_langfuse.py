@@ -205,7 +205,9 @@ async def test_replayed_calls_make_no_second_generation_and_finalize_reports_onc
         run = await wait_for_run(api, user, started.json()["run_id"], within=60)
     assert run["status"] == "success", run
     # finalize is idempotent: a repeated call does not move the run, so it reports nothing.
-    acts = RunActivities(database=database, gateway=gateway, settings=lf_settings, tracer=tracer)
+    acts = RunActivities(
+        database=database, gateway=gateway, settings=lf_settings, registry=deps.registry, tracer=tracer
+    )
     again = await acts.finalize(FinalizeInput(run_id=run["run_id"], status=RunStatus.SUCCESS))
     assert not again.changed
     tracer.flush()
