@@ -303,3 +303,43 @@ def test_up_starts_a_killed_worker_again_and_its_run_completes(tmp_path: Path) -
         stack.pids["worker"] = int(new_pids["worker"])
         assert stack.stop() == 0, stack.output
     _assert_nothing_left(stack)
+
+
+def test_up_with_a_bad_graph_project_shows_its_one_line_and_stops(tmp_path: Path) -> None:
+    """A project the worker refuses (exit 2) is not a crash to restart: the stack stops at once with
+    the worker's line naming the file and the entry."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "agent.py").write_text("graph = 42\n")
+    config = project / "langgraph.json"
+    config.write_text(json.dumps({"dependencies": ["."], "graphs": {"agent": "./agent.py:graph"}}))
+    data_dir = tmp_path / "data"
+    ports = Ports(*_free_ports(3))
+    out_path = tmp_path / "up.out"
+    with out_path.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runledger.cli", "up", "--graphs", str(config)],
+            cwd=REPO,
+            env=_env(data_dir, ports),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        code = process.wait(timeout=READY_DEADLINE + STOP_DEADLINE)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in _pids_mentioning(str(data_dir)):
+            os.kill(pid, signal.SIGKILL)
+    output = out_path.read_text(errors="replace")
+    assert code == 1, output
+    line = (
+        f"runledger up: worker refused to start: runledger worker: {config.resolve()}: graphs.agent: "
+        "./agent.py:graph is a int, not a compiled graph, a StateGraph or a factory"
+    )
+    assert line in output.splitlines(), output
+    assert "starting it again" not in output
+    assert (data_dir / "logs" / "worker.log").read_text().count("runledger up starts worker") == 1
+    assert not _pids_mentioning(str(data_dir))

@@ -4,19 +4,22 @@ Contract:
 - :func:`graph_tools` finds the LangChain tools a graph can run: those of every
   ``langgraph.prebuilt.ToolNode`` among its nodes (``create_react_agent``'s included) and its
   subgraphs' nodes, by name. A tool called some other way is invisible here.
-- :func:`derived_input_schema` is the graph's own ``get_input_jsonschema()``, with ``oneOf`` read as
-  ``anyOf``: pydantic renders a union it picks by a function (LangChain's message types) as
-  ``oneOf``, which JSON Schema then refuses whenever two members match (``{"role": "user", ...}`` is
-  both a ``HumanMessage`` and a ``ChatMessage``); the graph accepts any member.
+- :func:`derived_input_schema` is the graph's own ``get_input_jsonschema()``, made to accept what the
+  graph accepts: each LangChain message type stands for what LangGraph's ``add_messages`` coerces
+  into a message (a ``{"role"|"type", "content", ...}`` object, a string, a ``[role, content]``
+  pair), and ``oneOf`` reads as ``anyOf`` (pydantic renders a union it picks by a function as
+  ``oneOf``, which JSON Schema refuses whenever two members match).
 - :func:`json_output` makes a graph's final state JSON-safe: LangChain messages (pydantic models)
   become their ``model_dump`` dicts, anything unknown its ``str``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
+from langchain_core.messages import BaseMessage
 from langchain_core.tools import BaseTool
 from langgraph.prebuilt import ToolNode
 from langgraph.pregel import Pregel
@@ -41,6 +44,34 @@ def graph_tools(graph: Pregel[Any, Any, Any, Any]) -> dict[str, BaseTool]:
     return found
 
 
+#: A message as a run's JSON input may give it (LangChain's ``convert_to_messages`` accepts these).
+MESSAGE_INPUT: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "object",
+            "properties": {"content": {"type": ["string", "array"]}},
+            "required": ["content"],
+            "anyOf": [{"required": ["role"]}, {"required": ["type"]}],
+        },
+        {"type": "string"},
+        {
+            "type": "array",
+            "prefixItems": [{"type": "string"}, {"type": "string"}],
+            "minItems": 2,
+            "maxItems": 2,
+        },
+    ]
+}
+
+
+@functools.cache
+def _message_types() -> frozenset[str]:
+    import langchain_core.messages as messages
+
+    names = (getattr(messages, name, None) for name in messages.__all__)
+    return frozenset(t.__name__ for t in names if isinstance(t, type) and issubclass(t, BaseMessage))
+
+
 def _any_of(schema: Any) -> Any:
     if isinstance(schema, dict):
         return {("anyOf" if key == "oneOf" else key): _any_of(value) for key, value in schema.items()}
@@ -51,6 +82,9 @@ def _any_of(schema: Any) -> Any:
 
 def derived_input_schema(graph: Pregel[Any, Any, Any, Any]) -> dict[str, Any]:
     schema: dict[str, Any] = _any_of(graph.get_input_jsonschema())
+    definitions = schema.get("$defs", {})
+    for name in definitions.keys() & _message_types():
+        definitions[name] = MESSAGE_INPUT
     return schema
 
 

@@ -247,15 +247,47 @@ def test_tools_are_found_in_tool_nodes_and_subgraphs_and_the_allowlist_is_kept(t
     assert (agent.spec.max_model_calls, agent.spec.model) == (4, "openai/gpt-4o-mini")
 
 
-def test_a_derived_input_schema_accepts_what_the_graph_accepts(tmp_path: Path) -> None:
-    """MessagesState's schema, as pydantic renders it, refuses an OpenAI-style message with oneOf
-    (it matches HumanMessage and ChatMessage); published as anyOf, it accepts it."""
-    config = write_project(tmp_path / "proj", {"agent.py": TOOLS}, {"graphs": {"agent": "./agent.py:graph"}})
+REACT = """
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langgraph.prebuilt import create_react_agent
+
+    from agent import lookup
+
+
+    class Model(GenericFakeChatModel):
+        def bind_tools(self, tools, **kwargs):
+            return self
+
+
+    graph = create_react_agent(Model(messages=iter([])), [lookup], prompt="Be brief.")
+"""
+
+
+@pytest.mark.parametrize("entry", ["./agent.py:graph", "./react.py:graph"], ids=["MessagesState", "react"])
+def test_a_derived_input_schema_accepts_the_messages_the_graph_accepts(tmp_path: Path, entry: str) -> None:
+    """pydantic's schema of LangChain messages refuses what LangGraph takes: MessagesState's union
+    (as oneOf) refuses an OpenAI-style message, create_react_agent's BaseMessage wants a "type". The
+    published schema accepts what add_messages coerces, and still refuses what it does not."""
+    config = write_project(
+        tmp_path / "proj",
+        {"agent.py": TOOLS, "react.py": REACT},
+        {
+            "dependencies": ["."],
+            "graphs": {"agent": entry},
+            "runledger": {"graphs": {"agent": {"tools": ["lookup"]}}},
+        },
+    )
     schema = _only(config, "langgraph:agent").spec.input_schema
     validator = jsonschema.Draft202012Validator(schema)
-    assert validator.is_valid({"messages": [{"role": "user", "content": "Where is order 7?"}]})
-    assert validator.is_valid({"messages": [{"type": "human", "content": "hi"}]})
-    assert not validator.is_valid({"messages": "hi"})
+    for accepted in (
+        [{"role": "user", "content": "Where is order 7?"}],
+        [{"type": "human", "content": "hi"}],
+        ["hi"],
+        [["user", "hi"]],
+    ):
+        assert validator.is_valid({"messages": accepted}), accepted
+    for refused in ("hi", [{"role": "user"}], [{"content": "no role"}], [7]):
+        assert not validator.is_valid({"messages": refused}), refused
     assert "oneOf" not in str(schema)
 
 
