@@ -189,7 +189,9 @@ class RunActivities:
                 config = _run_config(run.run_id, run.graph_id, run.state_key)
                 async with loaded.open(config) as graph:
                     state: Any = await graph.ainvoke(dict(run.input), config)
-                execution.record(state)
+                # The graph's final state, JSON-safe (LangChain messages as their dicts).
+                output = json_output(state)
+                execution.record(output)
         except GrantDeniedError as exc:
             raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
         except RunNotRunningError as exc:
@@ -210,7 +212,6 @@ class RunActivities:
             ) from exc
         finally:
             heartbeat.cancel()
-        output = json_output(state)
         async with self._db.transaction() as session:
             calls, credits = await ledger.run_charge_totals(session, run_id=run.run_id)
             await runs.set_output(

@@ -253,7 +253,9 @@ class Stack:
 
     def _spawn_service(self, role: str) -> Child:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        argv = [sys.executable, "-m", "runledger.cli", role, "--parent-pid", str(os.getpid())]
+        # -P: not the current directory on the import path, so a graph project's module names are
+        # checked against what is installed, not against whatever folder `up` was started from.
+        argv = [sys.executable, "-P", "-m", "runledger.cli", role, "--parent-pid", str(os.getpid())]
         return self._spawn(role, argv, env=env, stdin=subprocess.PIPE)
 
     def _release(self) -> None:

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from runledger.llm import LiteLLMGateway
 from runledger.projects import ProjectError, load_registry
+from runledger.worker import check_models
 from tests.projects.helpers import ECHO_FILES, write_files, write_project
 
 GRAPH = ECHO_FILES["graph.py"]
@@ -269,4 +271,23 @@ def test_runledger_worker_exits_2_with_the_line_before_connecting(tmp_path: Path
     assert done.stderr.strip().splitlines()[-1] == (
         f"runledger worker: {config.resolve()}: graphs.agent: ./graph.py:graph is a str, "
         "not a compiled graph, a StateGraph or a factory"
+    )
+
+
+def test_a_graph_model_without_a_price_fails_the_worker_at_start(tmp_path: Path) -> None:
+    config = write_project(
+        tmp_path / "proj",
+        BASE_FILES,
+        _config(
+            {"agent": "./graph.py:graph", "priced": "./graph.py:graph"},
+            {"agent": {"model": "nowhere/unpriced-model"}, "priced": {"model": "openai/gpt-4o-mini"}},
+        ),
+    )
+    registry = load_registry(config)
+    assert registry.graphs["langgraph:priced"].spec.model == "openai/gpt-4o-mini"
+    with pytest.raises(ProjectError) as caught:
+        check_models(registry, LiteLLMGateway())
+    assert str(caught.value) == (
+        f"{config.resolve()}: runledger.graphs.agent.model: "
+        "LiteLLM has no price for model 'nowhere/unpriced-model'; register one"
     )
