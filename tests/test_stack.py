@@ -140,11 +140,11 @@ def _logs(data_dir: Path) -> str:
 
 
 @contextmanager
-def _stack(data_dir: Path, ports: Ports, out_path: Path) -> Iterator[RunningStack]:
+def _stack(data_dir: Path, ports: Ports, out_path: Path, *args: str) -> Iterator[RunningStack]:
     """Start ``runledger up`` and wait for its banner; on the way out, make sure nothing survives."""
     with out_path.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "runledger.cli", "up"],
+            [sys.executable, "-m", "runledger.cli", "up", *args],
             cwd=REPO,
             env=_env(data_dir, ports),
             stdin=subprocess.DEVNULL,
@@ -196,12 +196,40 @@ def _temporal_workflow_ids(ui_port: int) -> list[str]:
     return [execution["execution"]["workflowId"] for execution in resp.json().get("executions") or []]
 
 
+#: A graph project with no model call, whose own module is named ``tools`` (SPEC §7).
+ECHO_PROJECT = {
+    "tools.py": "def shout(text):\n    return text.upper()\n",
+    "agent.py": (
+        "from typing_extensions import TypedDict\n"
+        "from langgraph.graph import END, START, StateGraph\n"
+        "from tools import shout\n\n"
+        "class State(TypedDict, total=False):\n    text: str\n    reply: str\n\n"
+        "builder = StateGraph(State)\n"
+        "builder.add_node('respond', lambda state: {'reply': shout(state['text'])})\n"
+        "builder.add_edge(START, 'respond')\nbuilder.add_edge('respond', END)\n"
+        "graph = builder.compile()\n"
+    ),
+    "langgraph.json": json.dumps(
+        {
+            "dependencies": ["."],
+            "graphs": {"echo": "./agent.py:graph"},
+            "runledger": {"graphs": {"echo": {"max_model_calls": 0}}},
+        }
+    ),
+}
+
+
 def test_up_serves_a_billed_run_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     ports = Ports(*_free_ports(3))
     api = f"http://127.0.0.1:{ports.api}"
+    project = tmp_path / "project"
+    project.mkdir()
+    for name, text in ECHO_PROJECT.items():
+        (project / name).write_text(text)
+    graphs = project / "langgraph.json"
 
-    with _stack(data_dir, ports, tmp_path / "up-1.out") as first:
+    with _stack(data_dir, ports, tmp_path / "up-1.out", "--graphs", str(graphs)) as first:
         demo = json.loads((data_dir / "demo.json").read_text())
         admin_token = (data_dir / "admin_token").read_text().strip()
         for secret in ("demo.json", "admin_token"):
@@ -214,6 +242,7 @@ def test_up_serves_a_billed_run_stops_cleanly_and_resumes(tmp_path: Path) -> Non
             f"curl -s -X POST {api}/api/v1/graphs/langgraph:poet/runs",
             "GraphId='langgraph:poet'",
             str(data_dir / "logs"),
+            f"built-in, and the project {graphs}",
         ):
             assert printed in first.output, printed
         assert set(first.pids) >= {"up", "postgres", "temporal", "worker", "api"}
@@ -238,6 +267,20 @@ def test_up_serves_a_billed_run_stops_cleanly_and_resumes(tmp_path: Path) -> Non
             charges = http.get(f"/api/v1/runs/{run_id}/charges")
             assert charges.status_code == 200, charges.text
             assert len(charges.json()["receipts"]) == 1
+
+            # --graphs: the project's graph is published beside the built-in ones and runs.
+            listed = {g["graph_id"]: g for g in http.get("/api/v1/graphs").json()}
+            assert listed["langgraph:echo"]["source"] == str(graphs.resolve())
+            assert listed["langgraph:poet"]["source"] == "builtin"
+            echo = http.post("/api/v1/graphs/langgraph:echo/runs", json={"input": {"text": "hi"}})
+            assert echo.status_code == 202, echo.text
+            echo_run = _eventually(
+                lambda: http.get(f"/api/v1/runs/{echo.json()['run_id']}").json(),
+                lambda r: r.get("status") in TERMINAL,
+            )
+            assert echo_run["status"] == "success", (echo_run, _logs(data_dir))
+            assert echo_run["output"]["reply"] == "HI"
+            assert echo_run["graph_version"] == listed["langgraph:echo"]["version"]
 
         assert httpx.get(f"http://127.0.0.1:{ports.ui}/", timeout=10).status_code == 200
         assert first.stop() == 0, first.output

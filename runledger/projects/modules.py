@@ -171,6 +171,12 @@ def import_entry(
             raise ProjectError(project.config, f"{entry.module}: no such file ({file})", entry=where)
         dotted = _dotted_name(file, roots)
     else:
+        if entry.module.endswith(".py"):
+            raise ProjectError(
+                project.config,
+                f"{entry.path!r} is a module name; a file is written ./{entry.path} (a path has a /)",
+                entry=where,
+            )
         top = entry.module.split(".")[0]
         if top in OWN_PACKAGES and not own_packages_allowed:
             raise ProjectError(

@@ -59,6 +59,12 @@ CASES: list[tuple[str, dict[str, str], dict[str, Any] | str | None, str]] = [
         "{config}: graphs.agent: no module named 'nopkg_anywhere.mod'",
     ),
     (
+        "a file without ./",
+        BASE_FILES,
+        _config({"agent": "graph.py:graph"}),
+        "{config}: graphs.agent: 'graph.py:graph' is a module name; a file is written ./graph.py:graph",
+    ),
+    (
         "attribute not found",
         BASE_FILES,
         _config({"agent": "./graph.py:nope"}),
