@@ -16,14 +16,16 @@ Contract:
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import BaseMessage
-from langchain_core.tools import BaseTool
-from langgraph.prebuilt import ToolNode
 from langgraph.pregel import Pregel
 from pydantic_core import to_jsonable_python
+
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
 
 
 def _graphs_within(graph: Pregel[Any, Any, Any, Any]) -> Iterator[Pregel[Any, Any, Any, Any]]:
@@ -35,11 +37,16 @@ def _graphs_within(graph: Pregel[Any, Any, Any, Any]) -> Iterator[Pregel[Any, An
 
 def graph_tools(graph: Pregel[Any, Any, Any, Any]) -> dict[str, BaseTool]:
     """Every tool of the graph's ``ToolNode``s (subgraphs included), by tool name."""
+    # A graph holds a ToolNode only if its module was imported; not importing it otherwise spares a
+    # worker of plain graphs a second of start-up (it pulls in LangChain's chat models and tools).
+    tool_node = sys.modules.get("langgraph.prebuilt.tool_node")
+    if tool_node is None:
+        return {}
     found: dict[str, BaseTool] = {}
     for part in _graphs_within(graph):
         for node in part.nodes.values():
             bound = node.bound
-            if isinstance(bound, ToolNode):
+            if isinstance(bound, tool_node.ToolNode):
                 found.update(bound.tools_by_name)
     return found
 
