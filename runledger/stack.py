@@ -20,7 +20,8 @@ Contract:
   Temporal, then Postgres, and ``run`` returns 0. Children run in their own sessions, so a terminal's
   Ctrl-C reaches only this process, which stops them in order; on Linux they also get SIGTERM if this
   process dies without cleaning up. If any part dies, everything is stopped and ``run`` returns 1 with
-  a pointer to that part's log.
+  a pointer to that part's log. A worker or API that refuses its configuration (exit code 2, e.g. a
+  bad graph project given with ``--graphs``) is never started again: the stack stops with its line.
 
 This module is the :class:`Stack` (start-up, supervision, shutdown). It uses the OS and process helpers
 of :mod:`runledger.processes` and the banner text of :mod:`runledger.banner`; neither imports it.
