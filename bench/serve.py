@@ -48,6 +48,8 @@ async def serve_worker(cfg: StackConfig, *, profile: bool = False) -> None:
     bare_config["workflows"] = [BareWorkflow, SleepWorkflow]
     bare_config["activities"] = [noop, sleep]
     if cfg.bare_max_activities:
+        # The sleep baseline needs a slot per run in flight, whatever the product's tuner is.
+        bare_config.pop("tuner", None)
         bare_config["max_concurrent_activities"] = cfg.bare_max_activities
     bare_worker = Worker(**bare_config)
     try:

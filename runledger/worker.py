@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypedDict
 
 from temporalio.client import (
     Client,
@@ -16,7 +17,7 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
 )
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkerTuner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.reconcile import ReconcileActivities
@@ -58,7 +59,7 @@ def build_deps(settings: Settings) -> WorkerDeps:
     # Fail at start-up, not at the first run, when the default model has no price.
     gateway.ensure_priced(settings.default_model)
     return WorkerDeps(
-        database=Database(settings.require_database_url()),
+        database=Database(settings.require_database_url(), pool_size=settings.worker_db_pool_size),
         gateway=gateway,
         tracer=build_run_tracer(settings),
     )
@@ -79,6 +80,7 @@ def build_worker(
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
+        **capacity(settings),
         activities=[
             acts.authorize,
             acts.execute,
@@ -90,6 +92,32 @@ def build_worker(
         ],
         # Every log line of an activity carries its workflow_id and run_id.
         interceptors=[LogContextInterceptor()],
+    )
+
+
+class Capacity(TypedDict, total=False):
+    max_concurrent_activities: int
+    max_concurrent_workflow_tasks: int
+    max_concurrent_local_activities: int
+    tuner: WorkerTuner
+    max_cached_workflows: int
+
+
+def capacity(settings: Settings) -> Capacity:
+    """The worker's slots, from the settings (fixed counts, or Temporal's resource-based tuner)."""
+    if settings.worker_tuner == "resource_based":
+        return Capacity(
+            tuner=WorkerTuner.create_resource_based(
+                target_memory_usage=settings.worker_target_memory,
+                target_cpu_usage=settings.worker_target_cpu,
+            ),
+            max_cached_workflows=settings.worker_max_cached_workflows,
+        )
+    return Capacity(
+        max_concurrent_activities=settings.worker_max_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_workflow_tasks,
+        max_concurrent_local_activities=settings.worker_max_local_activities,
+        max_cached_workflows=settings.worker_max_cached_workflows,
     )
 
 
