@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     reconcile_after_seconds: int = Field(
         default=3_600, ge=0, validation_alias=_env("RUNLEDGER_RECONCILE_AFTER_SECONDS")
     )
+    #: Unfinished runs older than this are checked against Temporal by the run sweeper of the
+    #: reconciliation pass (lost starts are started, runs of ended workflows finalized).
+    sweep_after_seconds: int = Field(
+        default=120, ge=0, validation_alias=_env("RUNLEDGER_SWEEP_AFTER_SECONDS")
+    )
     #: Credits granted to the demo user of the dev stack (10,000,000 credits = 1 USD).
     demo_credits: int = Field(default=10_000_000, ge=0, validation_alias=_env("RUNLEDGER_DEMO_CREDITS"))
     #: Worker capacity (Temporal slots). Activities are the graph executions in flight: each waits on

@@ -23,6 +23,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.reconcile import ReconcileActivities
 from activities.runs import RunActivities
 from activities.schedules import ScheduleActivities
+from activities.sweep import SweepActivities
 from db.session import Database
 from runledger.config import Settings
 from runledger.contracts.reconcile import RECONCILE_SCHEDULE_ID, RECONCILE_WORKFLOW, ReconcileInput
@@ -75,6 +76,7 @@ def build_worker(
     acts = activities_cls(database=deps.database, gateway=deps.gateway, settings=settings, tracer=deps.tracer)
     slots = ScheduleActivities(database=deps.database, settings=settings)
     reconcile = ReconcileActivities(database=deps.database)
+    sweeper = SweepActivities(database=deps.database, settings=settings, tracer=deps.tracer)
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
@@ -89,6 +91,7 @@ def build_worker(
             acts.finalize,
             slots.record_slot,
             reconcile.reconcile,
+            sweeper.sweep,
         ],
         # Every log line of an activity carries its workflow_id and run_id.
         interceptors=[LogContextInterceptor()],
@@ -132,6 +135,7 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> bool:
             ReconcileInput(
                 threshold_seconds=settings.reconcile_after_seconds,
                 event_retention_days=settings.event_retention_days,
+                sweep_after_seconds=settings.sweep_after_seconds,
             ),
             id="runledger-reconcile",
             task_queue=settings.temporal_task_queue,
