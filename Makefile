@@ -7,7 +7,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export LITELLM_OFFLINE_MODE := true
 
-.PHONY: install run test lint typecheck imports check bench bench-ledger clean
+.PHONY: install run test lint typecheck imports check bench bench-ledger bench-latency clean
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@$(PYTHON) -c 'import sys; sys.exit("runledger needs Python 3.11+") if sys.version_info < (3, 11) else None'
@@ -41,6 +41,10 @@ bench: install
 
 bench-ledger: install
 	$(VENV)/bin/python -m bench.ledger_bench
+
+## Runs at real model latency (a fake provider: 1 s, 100 streamed chunks) against bare Temporal.
+bench-latency: install
+	$(VENV)/bin/python -m bench.latency_bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.events import tool_event_sink
+from activities.finalize import finalize_run
 from activities.metering import CreditsExhaustedError, GrantDeniedError, LedgerMeter, RunNotRunningError
 from db import events, grants, ledger, reservations, runs
 from db.session import Database
@@ -22,7 +23,7 @@ from runledger import tools
 from runledger.config import Settings
 from runledger.contracts.catalog import estimate_run_credits
 from runledger.contracts.errors import ErrorCode
-from runledger.contracts.events import status_event, terminal_events
+from runledger.contracts.events import status_event
 from runledger.contracts.grants import check_grant
 from runledger.contracts.runs import (
     TERMINAL_STATUSES,
@@ -257,36 +258,4 @@ class RunActivities:
     @activity.defn(name="finalize_run")
     async def finalize(self, inp: FinalizeInput) -> FinalizeResult:
         """Record the run's terminal status. Idempotent: a finished run is never moved again."""
-        async with self._db.transaction() as session:
-            values: dict[str, Any] = {"error_code": inp.error_code, "error_message": inp.error_message}
-            if inp.status != RunStatus.SUCCESS:
-                # Failed runs still show what they cost.
-                calls, credits = await ledger.run_charge_totals(session, run_id=inp.run_id)
-                values.update(model_calls=calls, cost_credits=credits)
-            changed = await runs.transition(session, run_id=inp.run_id, to=inp.status, values=values)
-            await reservations.release(session, run_id=inp.run_id)
-            run = await runs.get_run(session, run_id=inp.run_id)
-            if changed and run is not None:
-                # Exactly once: only the call that moved the run to its terminal status emits.
-                await events.append(
-                    session,
-                    run_id=inp.run_id,
-                    events=terminal_events(
-                        run.status,
-                        error_code=run.error_code,
-                        error_message=run.error_message,
-                        output=run.output,
-                        cost_credits=run.cost_credits,
-                    ),
-                )
-        if changed and run is not None:
-            # After the commit, and only from the call that moved the run: one outcome per trace.
-            self._tracer.outcome(
-                RunRef(run_id=run.run_id, graph_id=run.graph_id, billing_account_id=run.billing_account_id),
-                status=run.status,
-                error_code=run.error_code,
-                error_message=run.error_message,
-                model_calls=run.model_calls,
-                cost_credits=run.cost_credits,
-            )
-        return FinalizeResult(status=run.status if run else inp.status, changed=changed)
+        return await finalize_run(self._db, self._tracer, inp)

@@ -1,26 +1,30 @@
 """Starting a run from the API (IDEMPOTENT_RUN_START, TRIGGERS_ONLY_START_RUNS).
 
-One transaction: claim the idempotency key, check credits, insert the run row, start the workflow,
-commit. A refusal at any step (422, 402, 503) rolls everything back, so a failed request leaves no
-row. Concurrent requests with one key serialize on the key's primary key; the losers return the
-winner's run. The workflow's first activity retries until the row is visible, which covers the few
-milliseconds between the workflow start and the commit.
+First one transaction: claim the idempotency key, reserve the run's credits (402 if they are not
+available), insert the run row and its ``pending`` event; commit. Only then is the workflow started,
+outside any transaction, so no row lock and no database connection is held across the Temporal RPC
+(one hot account's starts do not serialize on it, and a slow Temporal cannot stall that account's
+charges). Concurrent requests with one key serialize on the key's primary key; the losers return
+the winner's run.
+
+When Temporal cannot take the start (503):
+
+- with an ``Idempotency-Key``, the run stays recorded ``pending`` with its hold: the client's retry
+  with the same key returns the same run and starts its workflow if it is missing, and the run
+  sweeper of the reconciliation pass starts any API run left ``pending`` without a workflow;
+- without a key (a client cannot retry *that* run), the start is undone in a compensating
+  transaction — run row, hold and event deleted while the run is still ``pending`` — so the failed
+  request leaves nothing. If the row is no longer pending, the workflow did take it (the RPC failed
+  after the server accepted it) and the run is answered as started.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
 from temporalio.service import RPCError
 
 from api.catalog import published_graph, validate_input
@@ -30,17 +34,13 @@ from db import events, reservations, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.session import Database
+from runledger import launch
 from runledger.config import Settings
 from runledger.contracts import ids
-from runledger.contracts import temporal as sa
 from runledger.contracts.catalog import GraphSpec, estimate_run_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
-from runledger.contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput, RunKind, RunStatus, TriggerSource
-from runledger.telemetry import run_trace_context
-
-#: A start that Temporal cannot take within this time is answered 503 and rolled back.
-START_RPC_TIMEOUT = timedelta(seconds=10)
+from runledger.contracts.runs import RunKind, RunStatus, TriggerSource
 
 
 def request_hash(graph_id: str, body: StartRunRequest) -> str:
@@ -75,6 +75,7 @@ async def start_api_run(
         billing_account_id=principal.billing_account_id, graph_id=graph_id, idempotency_key=idempotency_key
     )
     digest = request_hash(graph_id, body)
+    existing: GraphRun | None = None
     async with database.transaction() as session:
         # The published catalog, in the start's transaction: a refusal here has written nothing.
         spec = await published_graph(session, graph_id)
@@ -98,27 +99,32 @@ async def start_api_run(
                 existing = await runs.get_run(session, run_id=claim.run_id)
                 if existing is None:  # the FK makes this impossible; fail loudly if it ever is not
                     raise RuntimeError(f"idempotency record points at missing run {claim.run_id}")
-                return existing, False
-        run = await _hold_record_start(
-            session,
-            temporal,
-            settings,
-            spec,
-            GraphRun(
-                run_id=run_id,
-                workflow_id=ids.graph_run_workflow_id(run_id),
-                graph_id=graph_id,
-                billing_account_id=principal.billing_account_id,
-                run_kind=RunKind.USER_IMMEDIATE,
-                trigger_source=TriggerSource.API,
-                trigger_ref=idempotency_key,
-                requested_by=principal.user_id,
-                state_key=body.state_key,
-                input=body.input,
-                status="pending",
-                trace_id=ids.langfuse_trace_id(run_id),
-            ),
-        )
+        if existing is None:
+            run = await _hold_and_record(
+                session,
+                settings,
+                spec,
+                GraphRun(
+                    run_id=run_id,
+                    workflow_id=ids.graph_run_workflow_id(run_id),
+                    graph_id=graph_id,
+                    billing_account_id=principal.billing_account_id,
+                    run_kind=RunKind.USER_IMMEDIATE,
+                    trigger_source=TriggerSource.API,
+                    trigger_ref=idempotency_key,
+                    requested_by=principal.user_id,
+                    state_key=body.state_key,
+                    input=body.input,
+                    status="pending",
+                    trace_id=ids.langfuse_trace_id(run_id),
+                ),
+            )
+    if existing is not None:
+        if existing.status == RunStatus.PENDING:
+            # Perhaps a start that Temporal did not take: starting again starts it, or attaches.
+            await start_recorded_run(database, temporal, settings, existing, retryable=True)
+        return existing, False
+    await start_recorded_run(database, temporal, settings, run, retryable=idempotency_key is not None)
     return run, True
 
 
@@ -130,9 +136,8 @@ async def start_replay(
     run_id = ids.replay_run_id()
     async with database.transaction() as session:
         spec = await published_graph(session, original.graph_id)
-        return await _hold_record_start(
+        run = await _hold_and_record(
             session,
-            temporal,
             settings,
             spec,
             GraphRun(
@@ -151,13 +156,15 @@ async def start_replay(
                 trace_id=ids.langfuse_trace_id(run_id),
             ),
         )
+    await start_recorded_run(database, temporal, settings, run, retryable=False)
+    return run
 
 
-async def _hold_record_start(
-    session: AsyncSession, temporal: Client, settings: Settings, spec: GraphSpec, run: GraphRun
+async def _hold_and_record(
+    session: AsyncSession, settings: Settings, spec: GraphSpec, run: GraphRun
 ) -> GraphRun:
-    """Reserve the run's estimate (402 if it is not available), record the run, start its workflow
-    (503 if Temporal cannot take it) — in the caller's transaction, so a refusal leaves nothing."""
+    """Reserve the run's estimate (402 if it is not available) and record the run, in the caller's
+    transaction, so a refusal leaves nothing."""
     needed = estimate_run_credits(spec, run.input, settings.preflight_credits_per_call)
     hold = await reservations.reserve(
         session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed
@@ -168,42 +175,30 @@ async def _hold_record_start(
         )
     await runs.insert_run(session, run=run)
     await events.append(session, run_id=run.run_id, events=[status_event(RunStatus.PENDING)])
-    await start_graph_workflow(temporal, settings, run)
     return run
 
 
-async def start_graph_workflow(temporal: Client, settings: Settings, run: GraphRun) -> None:
-    """Start the run's ``GraphRunWorkflow`` (503 if Temporal cannot take it): the last step of a
-    start's transaction, so a refusal leaves no row."""
+async def start_recorded_run(
+    database: Database, temporal: Client, settings: Settings, run: GraphRun, *, retryable: bool
+) -> None:
+    """Start the workflow of a committed run (see the module docstring for a start that fails)."""
     try:
-        # The StartWorkflow span opens the run's trace (id derived from run_id), which the workflow,
-        # its activities and every model call continue.
-        with run_trace_context(run.run_id):
-            await temporal.start_workflow(
-                GRAPH_RUN_WORKFLOW,
-                GraphRunInput(
-                    run_id=run.run_id,
-                    graph_id=run.graph_id,
-                    billing_account_id=run.billing_account_id,
-                    run_kind=run.run_kind,
-                    credit_wait_seconds=settings.credit_wait_seconds,
-                ),
-                id=run.workflow_id,
-                task_queue=settings.temporal_task_queue,
-                # A start whose transaction rolled back after Temporal took the workflow (an RPC timeout)
-                # leaves a workflow waiting for its row: a retried start attaches to it; one that gave up
-                # (failed) may be started again; a completed run's id is never reused.
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                rpc_timeout=START_RPC_TIMEOUT,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.RUN_ID, run.run_id),
-                        SearchAttributePair(sa.GRAPH_ID, run.graph_id),
-                        SearchAttributePair(sa.BILLING_ACCOUNT_ID, run.billing_account_id),
-                        SearchAttributePair(sa.RUN_KIND, run.run_kind),
-                    ]
-                ),
-            )
+        await start_graph_workflow(temporal, settings, run)
+    except ServiceUnavailable as exc:
+        if retryable:
+            raise ServiceUnavailable(
+                f"{exc.message}; the run {run.run_id} is recorded: retry with the same key to start it, "
+                "or the run sweeper starts it once Temporal is back"
+            ) from exc
+        async with database.transaction() as session:
+            undone = await runs.delete_unstarted(session, run_id=run.run_id)
+        if undone:
+            raise
+
+
+async def start_graph_workflow(temporal: Client, settings: Settings, run: GraphRun) -> None:
+    """Start the run's ``GraphRunWorkflow`` (503 if Temporal cannot take it)."""
+    try:
+        await launch.start_graph_workflow(temporal, settings, run)
     except RPCError as exc:
         raise ServiceUnavailable(f"Temporal is unavailable: {exc.message}") from exc

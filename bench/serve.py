@@ -35,7 +35,7 @@ async def _stdin_closed() -> None:
 async def serve_worker(cfg: StackConfig, *, profile: bool = False) -> None:
     from temporalio.worker import Worker
 
-    from bench.bare import BareWorkflow, noop
+    from bench.bare import BareWorkflow, SleepWorkflow, noop, sleep
     from runledger.temporal import connect
     from runledger.worker import build_deps, build_worker, publish_catalog
 
@@ -46,8 +46,12 @@ async def serve_worker(cfg: StackConfig, *, profile: bool = False) -> None:
     await publish_catalog(deps.database, deps.registry)
     bare_config = poet_worker.config()
     bare_config["task_queue"] = cfg.bare_task_queue
-    bare_config["workflows"] = [BareWorkflow]
-    bare_config["activities"] = [noop]
+    bare_config["workflows"] = [BareWorkflow, SleepWorkflow]
+    bare_config["activities"] = [noop, sleep]
+    if cfg.bare_max_activities:
+        # The sleep baseline needs a slot per run in flight, whatever the product's tuner is.
+        bare_config.pop("tuner", None)
+        bare_config["max_concurrent_activities"] = cfg.bare_max_activities
     bare_worker = Worker(**bare_config)
     try:
         async with poet_worker, bare_worker:

@@ -61,7 +61,9 @@ class RunEventListener:
                     for run_id in list(self._waiters):
                         self._wake(run_id)
                     async for notify in conn.notifies():
-                        self._wake(notify.payload)
+                        # One run id, or a batch of them (db.events.append_many).
+                        for run_id in notify.payload.split(","):
+                            self._wake(run_id)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

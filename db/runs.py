@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import GraphRun, RunStartRequest
+from db.models import CreditReservation, GraphRun, RunEvent, RunStartRequest
 
 TERMINAL = ("success", "error", "cancelled", "skipped")
 #: Statuses a run may move to from each status; mirrors the SQL trigger of the first migration.
@@ -228,3 +228,39 @@ async def status_of(session: AsyncSession, *, run_id: str) -> str | None:
     return (
         await session.execute(select(GraphRun.status).where(GraphRun.run_id == run_id))
     ).scalar_one_or_none()
+
+
+async def delete_unstarted(session: AsyncSession, *, run_id: str) -> bool:
+    """Undo a keyless start whose workflow Temporal did not take: delete the run, its hold and its
+    events, only while the run is still ``pending``. False when the run moved on (its workflow took
+    it after all)."""
+    locked = (
+        await session.execute(
+            select(GraphRun.run_id)
+            .where(GraphRun.run_id == run_id, GraphRun.status == "pending")
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if locked is None:
+        return False
+    await session.execute(delete(RunEvent).where(RunEvent.run_id == run_id))
+    await session.execute(delete(CreditReservation).where(CreditReservation.run_id == run_id))
+    await session.execute(delete(GraphRun).where(GraphRun.run_id == run_id))
+    return True
+
+
+async def unfinished_older_than(
+    session: AsyncSession, *, older_than_seconds: int, limit: int
+) -> list[GraphRun]:
+    """Runs not yet terminal that were created more than ``older_than_seconds`` ago, oldest first:
+    what the run sweeper checks against Temporal."""
+    stmt = (
+        select(GraphRun)
+        .where(
+            GraphRun.status.in_(("pending", "running", "paused")),
+            GraphRun.created_at <= func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds),
+        )
+        .order_by(GraphRun.created_at)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())

@@ -146,9 +146,26 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     threshold = settings.reconcile_after_seconds if args.after_seconds is None else args.after_seconds
 
     async def run() -> int:
+        from activities.sweep import sweep_runs
+        from runledger.contracts.reconcile import SweepInput
+        from runledger.telemetry import RunTracer
+        from runledger.temporal import connect
+
         database = Database(settings.require_database_url())
         try:
             result = await reconcile_once(database, threshold, settings.event_retention_days)
+            if settings.temporal_address:
+                swept = await sweep_runs(
+                    database,
+                    await connect(settings),
+                    settings,
+                    RunTracer(),
+                    SweepInput(older_than_seconds=settings.sweep_after_seconds),
+                )
+                print(
+                    f"runledger reconcile: runs swept: {swept.checked} checked, {swept.started} lost "
+                    f"start(s) started, {swept.finalized} run(s) of ended workflows finalized"
+                )
         finally:
             await database.dispose()
         print(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,8 +70,40 @@ class Settings(BaseSettings):
     reconcile_after_seconds: int = Field(
         default=3_600, ge=0, validation_alias=_env("RUNLEDGER_RECONCILE_AFTER_SECONDS")
     )
+    #: Unfinished runs older than this are checked against Temporal by the run sweeper of the
+    #: reconciliation pass (lost starts are started, runs of ended workflows finalized).
+    sweep_after_seconds: int = Field(
+        default=120, ge=0, validation_alias=_env("RUNLEDGER_SWEEP_AFTER_SECONDS")
+    )
     #: Credits granted to the demo user of the dev stack (10,000,000 credits = 1 USD).
     demo_credits: int = Field(default=10_000_000, ge=0, validation_alias=_env("RUNLEDGER_DEMO_CREDITS"))
+    #: Worker capacity (Temporal slots). Activities are the graph executions in flight: each waits on
+    #: its model provider most of the time, so one worker holds many (``make bench-latency``).
+    worker_max_activities: int = Field(
+        default=1_000, ge=1, le=100_000, validation_alias=_env("RUNLEDGER_WORKER_MAX_ACTIVITIES")
+    )
+    worker_max_workflow_tasks: int = Field(
+        default=100, ge=1, le=10_000, validation_alias=_env("RUNLEDGER_WORKER_MAX_WORKFLOW_TASKS")
+    )
+    #: Local activities are the short database steps of a run (authorize, pause, finalize).
+    worker_max_local_activities: int = Field(
+        default=200, ge=1, le=10_000, validation_alias=_env("RUNLEDGER_WORKER_MAX_LOCAL_ACTIVITIES")
+    )
+    #: ``fixed`` uses the three slot counts above; ``resource_based`` hands slots to Temporal's
+    #: resource-based tuner (targets below), which grants them while memory and CPU allow.
+    worker_tuner: Literal["fixed", "resource_based"] = Field(
+        default="fixed", validation_alias=_env("RUNLEDGER_WORKER_TUNER")
+    )
+    worker_target_memory: float = Field(
+        default=0.8, gt=0, le=1, validation_alias=_env("RUNLEDGER_WORKER_TARGET_MEMORY")
+    )
+    worker_target_cpu: float = Field(
+        default=0.9, gt=0, le=1, validation_alias=_env("RUNLEDGER_WORKER_TARGET_CPU")
+    )
+    #: Workflows kept in the worker's sticky cache (a run in flight that falls out is replayed).
+    worker_max_cached_workflows: int = Field(
+        default=2_000, ge=0, validation_alias=_env("RUNLEDGER_WORKER_MAX_CACHED_WORKFLOWS")
+    )
     log_level: str = Field(default="info", validation_alias=_env("RUNLEDGER_LOG_LEVEL"))
     #: One JSON object per log line (structlog) for the worker, the API and the admin commands;
     #: false gives structlog's human console format.
@@ -126,6 +158,13 @@ class Settings(BaseSettings):
     @property
     def langfuse_enabled(self) -> bool:
         return self.langfuse_public_key is not None and self.langfuse_secret_key is not None
+
+    @property
+    def worker_db_pool_size(self) -> int:
+        """The worker's ORM pool (and as many overflow connections), derived from its slots: every
+        model call opens its pending row on it, so more slots get more connections, within what one
+        Postgres serves. Charges never wait for it: they run on the separate single-statement pool."""
+        return max(10, min(40, (self.worker_max_activities + self.worker_max_local_activities) // 50))
 
     @property
     def temporal_ui_base(self) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypedDict
 
 from temporalio.client import (
     Client,
@@ -22,12 +23,13 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
 )
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkerTuner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.reconcile import ReconcileActivities
 from activities.runs import RunActivities
 from activities.schedules import ScheduleActivities
+from activities.sweep import SweepActivities
 from db import catalog
 from db.session import Database
 from runledger.config import Settings
@@ -101,7 +103,7 @@ def build_deps(settings: Settings, registry: GraphRegistry | None = None) -> Wor
     registry = registry or load_graphs(settings)
     check_models(registry, gateway)
     return WorkerDeps(
-        database=Database(settings.require_database_url()),
+        database=Database(settings.require_database_url(), pool_size=settings.worker_db_pool_size),
         gateway=gateway,
         tracer=build_run_tracer(settings),
         registry=registry,
@@ -124,11 +126,13 @@ def build_worker(
     )
     slots = ScheduleActivities(database=deps.database, settings=settings)
     reconcile = ReconcileActivities(database=deps.database)
+    sweeper = SweepActivities(database=deps.database, settings=settings, tracer=deps.tracer)
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
+        **capacity(settings),
         activities=[
             acts.authorize,
             acts.execute,
@@ -137,9 +141,36 @@ def build_worker(
             acts.finalize,
             slots.record_slot,
             reconcile.reconcile,
+            sweeper.sweep,
         ],
         # Every log line of an activity carries its workflow_id and run_id.
         interceptors=[LogContextInterceptor()],
+    )
+
+
+class Capacity(TypedDict, total=False):
+    max_concurrent_activities: int
+    max_concurrent_workflow_tasks: int
+    max_concurrent_local_activities: int
+    tuner: WorkerTuner
+    max_cached_workflows: int
+
+
+def capacity(settings: Settings) -> Capacity:
+    """The worker's slots, from the settings (fixed counts, or Temporal's resource-based tuner)."""
+    if settings.worker_tuner == "resource_based":
+        return Capacity(
+            tuner=WorkerTuner.create_resource_based(
+                target_memory_usage=settings.worker_target_memory,
+                target_cpu_usage=settings.worker_target_cpu,
+            ),
+            max_cached_workflows=settings.worker_max_cached_workflows,
+        )
+    return Capacity(
+        max_concurrent_activities=settings.worker_max_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_workflow_tasks,
+        max_concurrent_local_activities=settings.worker_max_local_activities,
+        max_cached_workflows=settings.worker_max_cached_workflows,
     )
 
 
@@ -154,6 +185,7 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> bool:
             ReconcileInput(
                 threshold_seconds=settings.reconcile_after_seconds,
                 event_retention_days=settings.event_retention_days,
+                sweep_after_seconds=settings.sweep_after_seconds,
             ),
             id="runledger-reconcile",
             task_queue=settings.temporal_task_queue,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 from runledger.contracts import ids
 from runledger.contracts import temporal as sa
@@ -69,6 +70,11 @@ class ScheduledRunWorkflow:
                 ),
                 id=ids.graph_run_workflow_id(slot.run_id),
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # Chosen on purpose (HOLDS_ALWAYS_RELEASED): when this parent is terminated (a
+                # schedule's terminate_other overlap, an operator) the run is asked to cancel, so it
+                # finalizes itself ``cancelled`` and releases its hold at once. Temporal's default,
+                # TERMINATE, would kill it without finalizing; the run sweeper would only clean up later.
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 result_type=GraphRunResult,
                 search_attributes=TypedSearchAttributes(
                     [

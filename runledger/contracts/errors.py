@@ -40,3 +40,9 @@ class ErrorCode(StrEnum):
     CHARGE_CONFLICT = "charge_conflict"
     #: Raised by the execute activity when the next call is not covered; the workflow pauses.
     CREDITS_EXHAUSTED = "credits_exhausted"
+    # Set by the run sweeper (HOLDS_ALWAYS_RELEASED) on a run whose workflow ended without
+    # finalizing it, or no longer exists.
+    WORKFLOW_TERMINATED = "workflow_terminated"
+    WORKFLOW_TIMED_OUT = "workflow_timed_out"
+    WORKFLOW_FAILED = "workflow_failed"
+    WORKFLOW_MISSING = "workflow_missing"

@@ -12,6 +12,24 @@ RECONCILE_SCHEDULE_ID = "runledger:reconcile"
 class ReconcileInput:
     threshold_seconds: int = 3600
     event_retention_days: int = 30
+    #: Unfinished runs older than this are checked against Temporal by the run sweeper.
+    sweep_after_seconds: int = 120
+
+
+@dataclass
+class SweepInput:
+    older_than_seconds: int = 120
+    #: Runs checked per pass (each costs one DescribeWorkflowExecution).
+    limit: int = 500
+
+
+@dataclass
+class SweepResult:
+    checked: int = 0
+    #: API runs left ``pending`` without a workflow (a lost start) whose workflow was started.
+    started: int = 0
+    #: Runs whose workflow had ended (terminated, timed out, failed) or vanished: finalized, hold released.
+    finalized: int = 0
 
 
 @dataclass
@@ -21,3 +39,4 @@ class ReconcileResult:
     accounts_checked: int
     accounts_with_drift: int
     pruned_events: int = 0
+    swept: SweepResult | None = None
