@@ -103,7 +103,7 @@ def protocol_order(parts: list[dict[str, Any]]) -> list[str]:
 
 
 async def test_use_chat_request_streams_a_billed_chat_run(
-    api_url: str, api: httpx.AsyncClient, user: Tenant
+    api_url: str, api: httpx.AsyncClient, user: Tenant, paced_provider: FakeProvider
 ) -> None:
     before = await balance(api, user)
     async with (
