@@ -185,6 +185,8 @@ async def transition(
     if to == "running":
         extra.setdefault("started_at", func.coalesce(GraphRun.started_at, func.now()))
         extra.setdefault("pause_reason", None)
+    if to != "paused":
+        extra.setdefault("pending_input", None)
     if to in TERMINAL:
         extra.setdefault("completed_at", func.now())
     result = await session.execute(
