@@ -73,6 +73,22 @@ class StartRunRequest(Strict):
     state_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+class ReplayRequest(Strict):
+    #: Start at this checkpoint of the original (``GET /runs/{id}/checkpoints``): its state is copied,
+    #: the steps before it are not run or paid again. Absent: start over from the input.
+    from_checkpoint_id: str | None = Field(default=None, min_length=1, max_length=200)
+    #: Start over with this input instead of the original's (not with ``from_checkpoint_id``).
+    input: dict[str, Any] | None = None
+    #: Answer the estimate (200) and start nothing.
+    dry_run: bool = False
+
+
+class ReplayEstimate(BaseModel):
+    estimated_credits: int
+    #: Model calls of the original before the checkpoint, reused rather than made again.
+    reused_calls: int
+
+
 class ResumeRequest(Strict):
     #: What the graph's ``interrupt()`` returns; for an approval ``{"approved": bool, "reason"?: str}``.
     value: Any

@@ -44,6 +44,8 @@ class ErrorCode(StrEnum):
     INPUT_TIMEOUT = "input_timeout"
     #: ``POST /runs/{id}/resume`` on a run that is not waiting for input.
     RUN_NOT_PAUSED = "run_not_paused"
+    #: A replay names a checkpoint that is not one of its original's steps (or no longer exists).
+    CHECKPOINT_NOT_FOUND = "checkpoint_not_found"
     #: Raised by the execute activity when the next call is not covered; the workflow pauses.
     CREDITS_EXHAUSTED = "credits_exhausted"
     # Set by the run sweeper (HOLDS_ALWAYS_RELEASED) on a run whose workflow ended without
