@@ -101,7 +101,10 @@ def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        message = err.get("msg", "invalid")
+        if err.get("type") == "string_pattern_mismatch" and err.get("loc", ("",))[0] == "path":
+            message = "not a canonical UUID (8-4-4-4-12 hex digits)"  # the only patterned path ids
+        parts.append(f"{where}: {message}")
     return "; ".join(parts) or "invalid request"
 
 

@@ -264,6 +264,7 @@ async def test_charges_are_cursor_paginated(api: httpx.AsyncClient, user: Tenant
     while True:
         params: dict[str, str | int] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
         page = (await api.get(f"/api/v1/runs/{run_id}/charges", params=params, headers=user.headers)).json()
+        assert len(page["receipts"]) == 1, page
         seen += [r["id"] for r in page["receipts"]]
         cursor = page["next_cursor"]
         if cursor is None:
