@@ -4,7 +4,9 @@ refused from the next request on: every request looks its key up (``db.accounts.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Response, status
 
 from api.deps import AdminDep, StateDep, UserDep
 from api.errors import NotFound
@@ -34,13 +36,16 @@ def _key_not_found(key_id: str) -> NotFound:
 
 
 @router.post("/me/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
-async def create_key(body: CreateApiKeyRequest, principal: UserDep, state: StateDep) -> ApiKeyCreated:
+async def create_key(
+    principal: UserDep, state: StateDep, body: Annotated[CreateApiKeyRequest | None, Body()] = None
+) -> ApiKeyCreated:
+    """A new key for the caller; the body (``{name?}``) is optional."""
     secret = new_api_key()
     async with state.database.transaction() as session:
         key = await api_keys.add_key(
             session,
             user_id=principal.user_id,
-            name=body.name,
+            name=None if body is None else body.name,
             key_prefix=display_prefix(secret),
             key_hash=hash_api_key(secret),
         )
