@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.params import Timestamp
 from runledger.contracts.runs import RunKind, RunStatus
 from runledger.contracts.schedules import Overlap
 
@@ -198,7 +199,7 @@ class LedgerListResponse(BaseModel):
 
 class CreateGrantRequest(Strict):
     scopes: list[str] = Field(min_length=1, max_length=50)
-    expires_at: datetime | None = None
+    expires_at: Timestamp | None = None
     max_credits: int | None = Field(default=None, ge=0, le=10**15)
 
 
@@ -322,3 +323,26 @@ class WebhookRunOut(BaseModel):
 class WebhookDeliveryResponse(BaseModel):
     delivery_id: str
     runs: list[WebhookRunOut]
+
+
+class CreateApiKeyRequest(Strict):
+    #: A label to tell keys apart (``runledger keys list``).
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class ApiKeyOut(BaseModel):
+    key_id: str
+    name: str | None
+    #: The key's first characters, to recognise it; never enough to use it.
+    key_prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    #: The key itself: shown once, here; only its hash is stored.
+    api_key: str
+
+
+class ApiKeyListResponse(BaseModel):
+    api_keys: list[ApiKeyOut]

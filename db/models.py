@@ -63,7 +63,10 @@ class ApiKey(Base):
     key_prefix: Mapped[str] = mapped_column(Text, nullable=False)
     #: sha256 hex of the whole key. Keys are 256-bit random, so a fast hash is not brute-forceable.
     key_hash: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    #: The owner's label for the key (``runledger keys create --name``); null for a user's first key.
+    name: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
+    #: Set once; a revoked key authenticates nothing from the next request on.
     revoked_at: Mapped[datetime | None] = mapped_column(TZ)
 
 

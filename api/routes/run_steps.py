@@ -14,6 +14,8 @@ from temporalio.service import RPCError
 
 from api.deps import StateDep, UserDep
 from api.errors import Conflict, ServiceUnavailable, Unprocessable
+from api.openapi import errors
+from api.params import ObjectId
 from api.presenters import run_out
 from api.routes.runs import own_run
 from api.schemas import CheckpointListResponse, CheckpointOut, ResumeRequest, RunOut
@@ -27,7 +29,7 @@ _INPUT_REASONS = frozenset({PauseReason.AWAITING_INPUT, PauseReason.AWAITING_APP
 
 
 @router.get("/runs/{run_id}/checkpoints", response_model=CheckpointListResponse)
-async def run_checkpoints(run_id: str, principal: UserDep, state: StateDep) -> CheckpointListResponse:
+async def run_checkpoints(run_id: ObjectId, principal: UserDep, state: StateDep) -> CheckpointListResponse:
     run = await own_run(state.database, principal, run_id)
     async with state.database.transaction() as session:
         steps = await events.of_kind(session, run_id=run.run_id, event="step")
@@ -50,9 +52,9 @@ async def run_checkpoints(run_id: str, principal: UserDep, state: StateDep) -> C
     "/runs/{run_id}/resume",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RunOut,
-    responses={409: {"description": "the run is not paused for input (run_not_paused)"}},
+    responses=errors(409, 503),
 )
-async def resume_run(run_id: str, body: ResumeRequest, principal: UserDep, state: StateDep) -> RunOut:
+async def resume_run(run_id: ObjectId, body: ResumeRequest, principal: UserDep, state: StateDep) -> RunOut:
     run = await own_run(state.database, principal, run_id)
     if run.status != RunStatus.PAUSED or run.pause_reason not in _INPUT_REASONS:
         raise Conflict(

@@ -14,6 +14,10 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     INVALID_CURSOR = "invalid_cursor"
+    #: A header value over the boundary's limit (400).
+    HEADER_TOO_LARGE = "header_too_large"
+    API_KEY_NOT_FOUND = "api_key_not_found"
+    USER_NOT_FOUND = "user_not_found"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     GRAPH_NOT_FOUND = "graph_not_found"
