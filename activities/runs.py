@@ -2,7 +2,7 @@
 finalize (the run row's terminal status).
 
 Failures that a retry cannot fix raise ``ApplicationError(type=<stable code>, non_retryable=True)``;
-everything else (database or provider trouble) raises plainly and Temporal retries it.
+database, network and provider trouble is retryable (``activities.failures``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.events import tool_event_sink
+from activities.failures import execution_failure
 from activities.finalize import finalize_run
-from activities.metering import CreditsExhaustedError, GrantDeniedError, LedgerMeter, RunNotRunningError
+from activities.metering import LedgerMeter
 from db import events, grants, ledger, reservations, runs
 from db.session import Database
 from runledger import tools
@@ -38,8 +39,7 @@ from runledger.contracts.runs import (
     ResumeInput,
     RunStatus,
 )
-from runledger.llm import LiteLLMGateway, UnpricedModelError, bind
-from runledger.llm.gateway import ModelGatewayError
+from runledger.llm import LiteLLMGateway, bind
 from runledger.projects import GraphRegistry, json_output
 from runledger.telemetry import RunRef, RunTracer
 
@@ -161,7 +161,7 @@ class RunActivities:
             attempt=attempt,
             markup=self._settings.markup,
             grant_id=run.grant_id,
-            call_estimate_credits=self._settings.preflight_credits_per_call,
+            bound=self._gateway.call_bound,
             tracer=self._tracer,
         )
         traced_run = RunRef(
@@ -186,6 +186,8 @@ class RunActivities:
                 ),
                 tools.bind(tool_runner),
             ):
+                # What earlier attempts owe is charged first, so their paid calls replay below.
+                await meter.settle_owed()
                 # A factory is called here, per run, with the run's config (LangGraph Platform's rule).
                 config = _run_config(run.run_id, run.graph_id, run.state_key)
                 async with loaded.open(config) as graph:
@@ -193,24 +195,8 @@ class RunActivities:
                 # The graph's final state, JSON-safe (LangChain messages as their dicts).
                 output = json_output(state)
                 execution.record(output)
-        except GrantDeniedError as exc:
-            raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
-        except RunNotRunningError as exc:
-            raise ApplicationError(str(exc), type="run_not_running", non_retryable=True) from exc
-        except CreditsExhaustedError as exc:
-            raise ApplicationError(
-                str(exc), exc.needed, type=ErrorCode.CREDITS_EXHAUSTED, non_retryable=True
-            ) from exc
-        except UnpricedModelError as exc:
-            raise ApplicationError(str(exc), type=ErrorCode.MODEL_NOT_PRICED, non_retryable=True) from exc
-        except ModelGatewayError as exc:
-            # Transient by default: Temporal retries it; settled calls are not repeated.
-            raise ApplicationError(str(exc), type=ErrorCode.MODEL_PROVIDER_ERROR) from exc
         except Exception as exc:
-            # A bug or bad state in graph code: retrying runs the same code again, so stop here.
-            raise ApplicationError(
-                f"{type(exc).__name__}: {exc}", type=ErrorCode.GRAPH_FAILED, non_retryable=True
-            ) from exc
+            raise execution_failure(exc) from exc
         finally:
             heartbeat.cancel()
         async with self._db.transaction() as session:

@@ -229,9 +229,9 @@ async def test_NO_SILENT_UNBILLED_CALLS_kill_9_worker_mid_run(
     assert run["status"] == "success", run
     delivered = set(log.ids()) - delivered_before
     receipts = await rows(
-        database, "SELECT usage_unit_id, attempt FROM charge_receipts WHERE run_id = :r", r=run_id
+        database, "SELECT provider_response_id, attempt FROM charge_receipts WHERE run_id = :r", r=run_id
     )
-    assert {r["usage_unit_id"] for r in receipts} == delivered  # every delivered call billed once
+    assert {r["provider_response_id"] for r in receipts} == delivered  # every delivered call billed once
     assert len(receipts) == len(delivered) == 3
     calls = await rows(
         database, "SELECT call_key, attempt, status FROM model_calls WHERE run_id = :r", r=run_id
