@@ -29,7 +29,7 @@ from runledger.contracts.errors import ErrorCode
 from runledger.llm import ModelGatewayError, UnpricedModelError
 
 #: The stable type of a retryable infrastructure failure (database, network) of an execution.
-INFRASTRUCTURE_ERROR = "infrastructure_error"
+TRANSIENT_ERROR = "transient_error"
 
 _TRANSIENT: tuple[type[BaseException], ...] = (
     sqlalchemy.exc.OperationalError,
@@ -77,6 +77,6 @@ def execution_failure(exc: Exception) -> ApplicationError:
         # Transient by default: Temporal retries it; settled calls are not repeated.
         return ApplicationError(str(exc), type=ErrorCode.MODEL_PROVIDER_ERROR)
     if is_transient(exc):
-        return ApplicationError(f"{type(exc).__name__}: {exc}", type=INFRASTRUCTURE_ERROR)
+        return ApplicationError(f"{type(exc).__name__}: {exc}", type=TRANSIENT_ERROR)
     # A bug or bad state in graph code: retrying runs the same code again, so stop here.
     return ApplicationError(f"{type(exc).__name__}: {exc}", type=ErrorCode.GRAPH_FAILED, non_retryable=True)

@@ -8,7 +8,6 @@ database, network and provider trouble is retryable (``activities.failures``).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from temporalio import activity
@@ -17,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from activities.events import tool_event_sink
 from activities.failures import execution_failure
 from activities.finalize import finalize_run
+from activities.graph_steps import checkpoints_for, run_steps, step_sink
 from activities.metering import LedgerMeter
 from db import events, grants, ledger, reservations, runs
 from db.session import Database
@@ -27,6 +27,7 @@ from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
 from runledger.contracts.grants import check_grant
 from runledger.contracts.runs import (
+    ON_THREAD_STATUSES,
     TERMINAL_STATUSES,
     AuthorizeInput,
     AuthorizeResult,
@@ -39,7 +40,7 @@ from runledger.contracts.runs import (
     ResumeInput,
     RunStatus,
 )
-from runledger.llm import LiteLLMGateway, bind
+from runledger.llm import LiteLLMGateway, bind, model_price
 from runledger.projects import GraphRegistry, json_output
 from runledger.telemetry import RunRef, RunTracer
 
@@ -57,10 +58,17 @@ async def _heartbeat_while_running() -> None:
         await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
 
 
-def _run_config(run_id: str, graph_id: str, state_key: str | None) -> RunnableConfig:
-    """The RunnableConfig of a run's execution (and of a factory's call): its LangGraph thread is
-    the run's ``state_key``, else the run (SPEC §2)."""
-    return {"configurable": {"thread_id": state_key or run_id, "run_id": run_id, "graph_id": graph_id}}
+def thread_id(billing_account_id: str, run_id: str, state_key: str | None) -> str:
+    """A run's LangGraph thread (SPEC §2): its ``state_key``, else the run. A ``state_key`` is
+    scoped to its billing account (``{account}:{state_key}``), so two tenants' keys of the same
+    text are two threads."""
+    return f"{billing_account_id}:{state_key}" if state_key else run_id
+
+
+def _run_config(run_id: str, graph_id: str, thread: str) -> RunnableConfig:
+    """The RunnableConfig of a run's execution (and of a factory's call). ``run_id`` in it is copied
+    by LangGraph into each checkpoint's metadata (see ``activities.graph_steps``)."""
+    return {"configurable": {"thread_id": thread, "run_id": run_id, "graph_id": graph_id}}
 
 
 class RunActivities:
@@ -106,21 +114,25 @@ class RunActivities:
                     return AuthorizeResult(
                         allowed=False, error_code=ErrorCode.GRAPH_NOT_FOUND, error_message=run.graph_id
                     )
+                needed = estimate_run_credits(
+                    loaded.spec,
+                    run.input,
+                    model_price(loaded.spec.model or self._settings.default_model),
+                    self._settings.markup,
+                )
                 if run.grant_id is not None:
                     grant = await grants.get_grant(session, grant_id=run.grant_id)
                     denied = check_grant(
                         None if grant is None else grants.view(grant),
                         graph_id=run.graph_id,
                         now=await grants.database_now(session),
-                        next_cost_credits=self._settings.preflight_credits_per_call,
+                        # Room for the first call at its maximum; every call is checked exactly.
+                        next_cost_credits=needed // max(loaded.spec.max_model_calls, 1),
                     )
                     if denied is not None:
                         return AuthorizeResult(
                             allowed=False, error_code=denied.code, error_message=denied.message
                         )
-                needed = estimate_run_credits(
-                    loaded.spec, run.input, self._settings.preflight_credits_per_call
-                )
                 # API runs were given their hold when they were started; this makes the others'.
                 hold = await reservations.reserve(
                     session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed
@@ -131,6 +143,20 @@ class RunActivities:
                         error_code=ErrorCode.INSUFFICIENT_CREDITS,
                         error_message=f"{hold.available} credits are available; the run's estimate is {needed}",
                     )
+                if run.state_key is not None:
+                    other = await runs.run_on_thread(
+                        session,
+                        billing_account_id=run.billing_account_id,
+                        state_key=run.state_key,
+                        except_run_id=run.run_id,
+                        statuses=ON_THREAD_STATUSES,
+                    )
+                    if other is not None:  # a scheduled or webhook slot while its thread is busy
+                        return AuthorizeResult(
+                            allowed=False,
+                            error_code=ErrorCode.THREAD_BUSY,
+                            error_message=f"run {other} of this state_key has not finished",
+                        )
                 if await runs.transition(session, run_id=inp.run_id, to=RunStatus.RUNNING):
                     await events.append(session, run_id=inp.run_id, events=[status_event(RunStatus.RUNNING)])
         return AuthorizeResult(allowed=True)
@@ -189,11 +215,20 @@ class RunActivities:
                 # What earlier attempts owe is charged first, so their paid calls replay below.
                 await meter.settle_owed()
                 # A factory is called here, per run, with the run's config (LangGraph Platform's rule).
-                config = _run_config(run.run_id, run.graph_id, run.state_key)
+                thread = thread_id(run.billing_account_id, run.run_id, run.state_key)
+                config = _run_config(run.run_id, run.graph_id, thread)
+                store = await checkpoints_for(self._db)
                 async with loaded.open(config) as graph:
-                    state: Any = await graph.ainvoke(dict(run.input), config)
+                    outcome = await run_steps(
+                        graph,
+                        saver=store.saver,
+                        run_input=dict(run.input),
+                        config=config,
+                        run_id=run.run_id,
+                        on_step=step_sink(self._db, run.run_id),
+                    )
                 # The graph's final state, JSON-safe (LangChain messages as their dicts).
-                output = json_output(state)
+                output = json_output(outcome.output)
                 execution.record(output)
         except Exception as exc:
             raise execution_failure(exc) from exc

@@ -207,7 +207,8 @@ class ModelCall(Base):
     usage_unit_id: Mapped[str | None] = mapped_column(Text)
     provider_response_id: Mapped[str | None] = mapped_column(Text)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    charge: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    #: SQL NULL (not JSON null) when nothing is owed: ``IS NULL`` finds it.
+    charge: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     #: The call's maximum cost, held while it is ``pending`` (BOUNDED_OVERSPEND).
     reserved_credits: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
     receipt_id: Mapped[str | None] = mapped_column(ForeignKey("charge_receipts.id", ondelete="RESTRICT"))
@@ -413,7 +414,7 @@ class CreditReservation(Base):
 
 
 class ReconciliationReport(Base):
-    """What one reconciliation pass found: stale pending model calls it flagged, and per-account
+    """What one reconciliation pass found: model calls it charged or flagged (with reasons), and per-account
     drift between the cached balance and the ledger's sum."""
 
     __tablename__ = "reconciliation_reports"

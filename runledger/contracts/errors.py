@@ -38,6 +38,8 @@ class ErrorCode(StrEnum):
     MODEL_PROVIDER_ERROR = "model_provider_error"
     RUN_CANCELLED = "run_cancelled"
     CHARGE_CONFLICT = "charge_conflict"
+    #: A run of the same ``state_key`` thread is still going (one run of a thread at a time).
+    THREAD_BUSY = "thread_busy"
     #: Raised by the execute activity when the next call is not covered; the workflow pauses.
     CREDITS_EXHAUSTED = "credits_exhausted"
     # Set by the run sweeper (HOLDS_ALWAYS_RELEASED) on a run whose workflow ended without

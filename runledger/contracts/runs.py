@@ -24,6 +24,8 @@ class RunStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.CANCELLED, RunStatus.SKIPPED})
+#: The statuses in which a run occupies its LangGraph thread.
+ON_THREAD_STATUSES = frozenset({RunStatus.RUNNING, RunStatus.PAUSED})
 
 
 class RunKind(StrEnum):
