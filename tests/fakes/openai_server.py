@@ -40,6 +40,8 @@ class ProviderLog:
     aborted: list[str] = field(default_factory=list)
     #: When set, every answer carries this response id (a provider that repeats its ids).
     repeat_id: str | None = None
+    #: When set, answers report this many completion tokens (a long answer, within ``max_tokens``).
+    completion_tokens: int | None = None
     #: How the next calls break (see the module docstring); consumed one per call.
     breaks: list[str] = field(default_factory=list)
     #: Broken calls that began answering: ``{"id", "model", "words_sent"}``.
@@ -101,7 +103,7 @@ def build_app(log: ProviderLog) -> FastAPI:
             )
         usage = {
             "prompt_tokens": _words(body["messages"]) + 3,
-            "completion_tokens": len(text.split()),
+            "completion_tokens": log.completion_tokens or len(text.split()),
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         with log.lock:
