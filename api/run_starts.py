@@ -170,7 +170,9 @@ async def _hold_and_record(
     price = await prices.price_of(session, model)
     if price is None:
         # A worker publishes the price of every model it serves when it starts.
-        raise ServiceUnavailable(f"no worker has published a price for model {model!r} yet")
+        raise ServiceUnavailable(
+            f"no worker has published a price for model {model!r} yet", code=ErrorCode.MODEL_NOT_PRICED
+        )
     needed = estimate_run_credits(spec, run.input, price, settings.markup)
     hold = await reservations.reserve(
         session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed

@@ -81,14 +81,10 @@ def check_models(registry: GraphRegistry, gateway: LiteLLMGateway) -> None:
             raise ProjectError(loaded.spec.source, str(exc), entry=f"runledger.graphs.{name}.model") from exc
 
 
-async def publish_catalog(
-    database: Database, registry: GraphRegistry, default_model: str | None = None
-) -> None:
+async def publish_catalog(database: Database, registry: GraphRegistry, default_model: str) -> None:
     """Publish every graph this worker serves, and LiteLLM's price of every model they use (the
     default model for graphs that name none): the API reads both only from Postgres."""
-    models = {spec.model for spec in registry.specs if spec.model is not None}
-    if default_model is not None:
-        models.add(default_model)
+    models = {spec.model or default_model for spec in registry.specs} | {default_model}
     async with database.transaction() as session:
         published = await catalog.publish(session, registry.specs)
         await prices.publish(session, {model: model_price(model) for model in models})
