@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api import ui
 from api.deps import AppState
 from api.errors import install_error_handlers
 from api.routes import (
@@ -60,7 +61,7 @@ def create_app(
         description="Durable LangGraph runs on Temporal, every model call billed into a Postgres ledger.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, html_error_page=ui.render.error_page)
     for router in (
         health.router,
         metrics.router,
@@ -76,4 +77,5 @@ def create_app(
         webhooks.router,
     ):
         app.include_router(router)
+    ui.install(app)
     return app

@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
-from temporalio.service import RPCError
 
+from api import run_service
 from api.deps import StateDep, UserDep
-from api.errors import NotFound, ServiceUnavailable, Unprocessable
 from api.presenters import receipt_out, run_links, run_out
+from api.run_service import own_run
 from api.run_starts import start_api_run, start_replay
 from api.schemas import (
     ReceiptListResponse,
@@ -22,12 +22,7 @@ from api.schemas import (
     StartRunResponse,
 )
 from db import ledger, reservations, runs
-from db.accounts import Principal
-from db.models import GraphRun
-from db.pagination import InvalidCursorError, decode_cursor, encode_cursor
-from db.session import Database
-from runledger.contracts.errors import ErrorCode
-from runledger.contracts.runs import TERMINAL_STATUSES, RunKind, RunStatus
+from runledger.contracts.runs import RunKind, RunStatus
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 
@@ -67,16 +62,6 @@ async def start_run(
     )
 
 
-def _parse_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    if cursor is None:
-        return None
-    try:
-        created_at, key = decode_cursor(cursor, arity=2)
-        return datetime.fromisoformat(str(created_at)), str(uuid.UUID(str(key)))
-    except (InvalidCursorError, ValueError) as exc:
-        raise Unprocessable("cursor is not valid", code=ErrorCode.INVALID_CURSOR) from exc
-
-
 @router.get("/runs", response_model=RunListResponse)
 async def list_runs(
     principal: UserDep,
@@ -90,7 +75,6 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: str | None = None,
 ) -> RunListResponse:
-    before = _parse_cursor(cursor)
     filters = runs.RunFilters(
         status=status_,
         graph_id=graph_id,
@@ -99,30 +83,14 @@ async def list_runs(
         created_after=created_after,
         created_before=created_before,
     )
-    async with state.database.transaction() as session:
-        rows = await runs.list_runs(
-            session,
-            billing_account_id=principal.billing_account_id,
-            filters=filters,
-            limit=limit + 1,
-            before=before,
-        )
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = encode_cursor([page[-1].created_at.isoformat(), page[-1].run_id]) if more else None
-    return RunListResponse(runs=[run_out(state.settings, r) for r in page], next_cursor=next_cursor)
-
-
-async def own_run(database: Database, principal: Principal, run_id: str) -> GraphRun:
-    """The caller's run, or 404 — for another tenant's run too (existence is not revealed)."""
-    try:
-        uuid.UUID(run_id)
-    except ValueError:
-        raise NotFound(f"run {run_id} not found", code=ErrorCode.RUN_NOT_FOUND) from None
-    async with database.transaction() as session:
-        run = await runs.get_run(session, run_id=run_id, billing_account_id=principal.billing_account_id)
-    if run is None:
-        raise NotFound(f"run {run_id} not found", code=ErrorCode.RUN_NOT_FOUND)
-    return run
+    page = await run_service.list_page(
+        state.database,
+        billing_account_id=principal.billing_account_id,
+        filters=filters,
+        limit=limit,
+        cursor=cursor,
+    )
+    return RunListResponse(runs=[run_out(state.settings, r) for r in page.runs], next_cursor=page.next_cursor)
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
@@ -171,9 +139,5 @@ async def cancel_run(run_id: str, principal: UserDep, state: StateDep) -> RunOut
     """Ask Temporal to cancel the run; the workflow records ``cancelled`` itself. A finished run is
     returned as it is."""
     run = await own_run(state.database, principal, run_id)
-    if run.status not in TERMINAL_STATUSES:
-        try:
-            await state.temporal.get_workflow_handle(run.workflow_id).cancel()
-        except RPCError as exc:
-            raise ServiceUnavailable(f"Temporal is unavailable: {exc.message}") from exc
+    await run_service.cancel(state.temporal, run)
     return run_out(state.settings, run)

@@ -1,0 +1,133 @@
+"""Run queries and commands shared by the JSON API (``api.routes.runs``) and the dashboard
+(``api.ui``): one implementation, so a page can never disagree with the API.
+
+``billing_account_id`` scopes every call: a user's account, or None for the admin token's view of
+every account (dashboard only; the JSON API always passes the caller's account). A run outside the
+scope is answered exactly like a run that does not exist (404, existence not revealed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from api.catalog import published_graph
+from api.errors import NotFound, ServiceUnavailable, Unprocessable
+from api.run_starts import start_replay
+from db import accounts, runs
+from db.accounts import Principal
+from db.models import GraphRun
+from db.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from db.runs import RunFilters, RunOrder
+from db.session import Database
+from runledger.config import Settings
+from runledger.contracts.catalog import estimate_run_credits
+from runledger.contracts.errors import ErrorCode
+from runledger.contracts.runs import TERMINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[GraphRun]
+    next_cursor: str | None
+
+
+def parse_cursor(cursor: str | None, order: RunOrder = "created_desc") -> tuple[Any, str] | None:
+    """The ``(key, run_id)`` a cursor of :func:`list_page` names (422 ``invalid_cursor`` if bad)."""
+    if cursor is None:
+        return None
+    try:
+        key, run_id = decode_cursor(cursor, arity=2)
+        value: Any = datetime.fromisoformat(str(key)) if order.startswith("created") else int(key)
+        return value, str(uuid.UUID(str(run_id)))
+    except (InvalidCursorError, ValueError, TypeError) as exc:
+        raise Unprocessable("cursor is not valid", code=ErrorCode.INVALID_CURSOR) from exc
+
+
+def _cursor_of(run: GraphRun, order: RunOrder) -> str:
+    key: Any = run.created_at.isoformat() if order.startswith("created") else run.cost_credits
+    return encode_cursor([key, run.run_id])
+
+
+async def list_page(
+    database: Database,
+    *,
+    billing_account_id: str | None,
+    filters: RunFilters,
+    limit: int,
+    cursor: str | None = None,
+    order: RunOrder = "created_desc",
+) -> RunPage:
+    before = parse_cursor(cursor, order)
+    async with database.transaction() as session:
+        rows = await runs.list_runs(
+            session,
+            billing_account_id=billing_account_id,
+            filters=filters,
+            limit=limit + 1,
+            before=before,
+            order=order,
+        )
+    page, more = rows[:limit], len(rows) > limit
+    return RunPage(runs=page, next_cursor=_cursor_of(page[-1], order) if more else None)
+
+
+def run_not_found(run_id: str) -> NotFound:
+    return NotFound(f"run {run_id} not found", code=ErrorCode.RUN_NOT_FOUND)
+
+
+async def scoped_run(database: Database, billing_account_id: str | None, run_id: str) -> GraphRun:
+    """The run if it is in scope, else 404 — for another tenant's run too."""
+    try:
+        uuid.UUID(run_id)
+    except ValueError:
+        raise run_not_found(run_id) from None
+    async with database.transaction() as session:
+        run = await runs.get_run(session, run_id=run_id, billing_account_id=billing_account_id)
+    if run is None:
+        raise run_not_found(run_id)
+    return run
+
+
+async def own_run(database: Database, principal: Principal, run_id: str) -> GraphRun:
+    """The caller's run, or 404 (existence is not revealed)."""
+    return await scoped_run(database, principal.billing_account_id, run_id)
+
+
+async def cancel(temporal: Client, run: GraphRun) -> bool:
+    """Ask Temporal to cancel the run; the workflow records ``cancelled`` itself. False (nothing
+    asked) when the run has already finished."""
+    if run.status in TERMINAL_STATUSES:
+        return False
+    try:
+        await temporal.get_workflow_handle(run.workflow_id).cancel()
+    except RPCError as exc:
+        raise ServiceUnavailable(f"Temporal is unavailable: {exc.message}") from exc
+    return True
+
+
+async def replay_estimate(database: Database, settings: Settings, original: GraphRun) -> int:
+    """The credits a replay of ``original`` would hold: the run-start preflight's own pricing (404
+    ``graph_not_found`` when its graph is no longer published)."""
+    async with database.transaction() as session:
+        spec = await published_graph(session, original.graph_id)
+    return estimate_run_credits(spec, dict(original.input), settings.preflight_credits_per_call)
+
+
+async def replay(*, database: Database, temporal: Client, settings: Settings, original: GraphRun) -> GraphRun:
+    """Replay a run on behalf of its account's owner (the admin acts for the account it replays;
+    the replay bills the original's account either way)."""
+    async with database.transaction() as session:
+        principal = await accounts.principal_for_account(
+            session, billing_account_id=original.billing_account_id
+        )
+    if principal is None:  # the FK makes this impossible; fail loudly if it ever is not
+        raise RuntimeError(f"run {original.run_id} has no account owner")
+    return await start_replay(
+        database=database, temporal=temporal, settings=settings, principal=principal, original=original
+    )
