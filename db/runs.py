@@ -148,6 +148,9 @@ class RunFilters:
     #: Replays of this run; runs of this webhook trigger.
     replay_of: str | None = None
     webhook_trigger_id: str | None = None
+    #: Only these runs (a dashboard selection); statuses to leave out (a bulk cancel skips finished runs).
+    run_ids: tuple[str, ...] | None = None
+    exclude_statuses: tuple[str, ...] = ()
 
 
 #: Orders of :func:`list_runs`; each is a keyset on ``(key, run_id)``.
@@ -179,6 +182,10 @@ def _filtered(stmt: Any, billing_account_id: str | None, filters: RunFilters, *,
         stmt = stmt.where(GraphRun.replay_of == filters.replay_of)
     if filters.webhook_trigger_id is not None:
         stmt = stmt.where(GraphRun.webhook_trigger_id == filters.webhook_trigger_id)
+    if filters.run_ids is not None:
+        stmt = stmt.where(GraphRun.run_id.in_(filters.run_ids))
+    if filters.exclude_statuses:
+        stmt = stmt.where(GraphRun.status.not_in(filters.exclude_statuses))
     return stmt
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from api import temporal_schedules
+from api import schedule_service, temporal_schedules
 from api.catalog import published_graph, published_graphs, validate_input
 from api.deps import StateDep, UserDep
-from api.errors import NotFound, Unprocessable
+from api.errors import Unprocessable
 from api.presenters import run_out
 from api.routes.grants import grant_for_trigger
 from api.schedule_rules import validate_cron, validate_timezone
@@ -51,20 +51,8 @@ def schedule_out(row: Schedule, next_run_at: Any = None) -> ScheduleOut:
     )
 
 
-def _not_found(schedule_id: str) -> NotFound:
-    return NotFound(f"schedule {schedule_id} not found", code="schedule_not_found")
-
-
 async def _own_schedule(database: Database, principal: Principal, schedule_id: str) -> Schedule:
-    try:
-        uuid.UUID(schedule_id)
-    except ValueError:
-        raise _not_found(schedule_id) from None
-    async with database.transaction() as session:
-        row = await schedules.get_schedule(session, schedule_id=schedule_id, owner_user_id=principal.user_id)
-    if row is None:
-        raise _not_found(schedule_id)
-    return row
+    return await schedule_service.scoped_schedule(database, principal.user_id, schedule_id)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ScheduleOut)
@@ -157,14 +145,13 @@ async def patch_schedule(
         changes["catchup_window_seconds"] = body.catchup_window_seconds
     if not changes:
         raise Unprocessable("nothing to change: send at least one of input, cron, timezone, enabled, overlap")
-    async with state.database.transaction() as session:
-        updated = await schedules.update_schedule(session, schedule_id=row.id, values=changes)
-        await temporal_schedules.update(
-            state.temporal,
-            updated,
-            task_queue=state.settings.temporal_task_queue,
-            enabled_changed="enabled" in changes and changes["enabled"] != row.enabled,
-        )
+    updated = await schedule_service.apply_changes(
+        state.database,
+        state.temporal,
+        task_queue=state.settings.temporal_task_queue,
+        row=row,
+        changes=changes,
+    )
     description = await temporal_schedules.describe(state.temporal, updated)
     upcoming = temporal_schedules.next_times(description, limit=1)
     return schedule_out(updated, upcoming[0] if upcoming else None)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.ui import auth, runs
+from api.ui import auth, billing, bulk, runs, schedules
 from api.ui.render import STATIC_DIR, SecurityHeaders
 
-ROUTERS = (auth.router, runs.router)
+ROUTERS = (auth.router, runs.router, bulk.router, schedules.router, billing.router)
 
 
 def install(app: FastAPI) -> None:

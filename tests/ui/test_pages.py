@@ -4,8 +4,11 @@ a replay's estimate. The browser tests (tests/ui/test_browser.py) drive the same
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -16,8 +19,8 @@ from api import ui
 from api.app import create_app
 from db.session import Database
 from runledger.config import Settings
-from tests.db.queries import scalar
-from tests.helpers import ADMIN_TOKEN, Tenant, create_user, start_run, wait_for_run
+from tests.db.queries import rows, scalar
+from tests.helpers import ADMIN_TOKEN, Tenant, create_user, eventually, start_run, wait_for_run
 from tests.ui.helpers import csrf_of, sign_in
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -249,3 +252,141 @@ async def test_replay_page_shows_the_preflight_estimate_then_starts_a_linked_run
     detail = (await api.get(f"/api/v1/runs/{new_id}", headers=user.headers)).json()
     assert detail["replay_of"] == original
     assert detail["run_kind"] == "replay"
+
+
+async def test_bulk_replay_of_a_selection_confirms_count_and_estimate_and_runs_once_on_two_clicks(
+    browser_like: httpx.AsyncClient, api: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    tenant = await create_user(api, credits=5_000_000, name="bulk")
+    picked = [(await start_run(api, tenant)).json()["run_id"] for _ in range(2)]
+    for run_id in picked:
+        await wait_for_run(api, tenant, run_id)
+    await sign_in(browser_like, tenant.api_key)
+    listing = await browser_like.get("/ui/runs")
+    form = {"csrf_token": csrf_of(listing.text), "mode": "replay:selected", "run_id": picked}
+    confirm = await browser_like.post("/ui/bulk", data=form)
+    assert confirm.status_code == 200, confirm.text
+    assert 'id="bulk-count">2<' in confirm.text
+    poet = next(
+        g
+        for g in (await api.get("/api/v1/graphs", headers=tenant.headers)).json()
+        if g["graph_id"] == "langgraph:poet"
+    )
+    assert (
+        f'id="bulk-estimate">{2 * poet["max_model_calls"] * settings.preflight_credits_per_call:,}<'
+        in confirm.text
+    )
+    action = confirm.text.split('action="/ui/bulk/')[1].split('"')[0]
+    token = csrf_of(confirm.text)
+    first, second = await asyncio.gather(
+        browser_like.post(f"/ui/bulk/{action}", data={"csrf_token": token}),
+        browser_like.post(f"/ui/bulk/{action}", data={"csrf_token": token}),
+    )
+    assert first.headers["location"] == second.headers["location"]
+
+    async def outcomes() -> list[dict[str, Any]]:
+        return await rows(
+            database,
+            "SELECT i.outcome, i.new_run_id::text AS new_run_id, o.status FROM bulk_operation_items i "
+            "JOIN bulk_operations o ON o.id = i.operation_id WHERE o.id = :op ORDER BY i.position",
+            op=action.split("/")[0],
+        )
+
+    done = await eventually(outcomes, until=lambda r: all(x["status"] == "done" for x in r), within=60)
+    assert [x["outcome"] for x in done] == ["replayed", "replayed"]
+    replays = await rows(
+        database,
+        "SELECT replay_of::text AS replay_of FROM graph_runs WHERE billing_account_id = :a AND run_kind = 'replay'",
+        a=tenant.billing_account_id,
+    )
+    assert sorted(r["replay_of"] for r in replays) == sorted(picked)  # one replay per run, not two
+    progress = await browser_like.get(first.headers["location"])
+    assert "replayed <b>2</b>" in progress.text
+    # Another tenant cannot see the operation.
+    other = await create_user(api, name="nosy")
+    await browser_like.post("/ui/logout", data={"csrf_token": csrf_of(progress.text)})
+    await sign_in(browser_like, other.api_key)
+    assert (await browser_like.get(first.headers["location"])).status_code == 404
+
+
+async def test_schedule_pages_next_five_times_in_zone_pause_resume_and_isolation(
+    browser_like: httpx.AsyncClient, api: httpx.AsyncClient, user: Tenant
+) -> None:
+    created = await api.post(
+        "/api/v1/schedules",
+        json={
+            "graph_id": "langgraph:poet",
+            "input": {"topic": "tides"},
+            "cron": "0 9 * * *",
+            "timezone": "Asia/Tokyo",
+        },
+        headers=user.headers,
+    )
+    assert created.status_code == 201, created.text
+    schedule_id = created.json()["schedule_id"]
+    await sign_in(browser_like, user.api_key)
+    listing = await browser_like.get("/ui/schedules")
+    assert schedule_id[:8] in listing.text
+    detail = await browser_like.get(f"/ui/schedules/{schedule_id}")
+    next_runs = detail.text.split('id="next-runs">')[1].split("</ol>")[0]
+    assert next_runs.count("09:00:00 JST") == 5
+    paused = await browser_like.post(
+        f"/ui/schedules/{schedule_id}/enabled", data={"csrf_token": csrf_of(detail.text), "enabled": "false"}
+    )
+    assert paused.status_code == 303
+    api_view = (await api.get(f"/api/v1/schedules/{schedule_id}", headers=user.headers)).json()
+    assert api_view["enabled"] is False
+    assert api_view["paused"] is True
+    await browser_like.post(
+        f"/ui/schedules/{schedule_id}/enabled", data={"csrf_token": csrf_of(detail.text), "enabled": "true"}
+    )
+    assert (await api.get(f"/api/v1/schedules/{schedule_id}", headers=user.headers)).json()["paused"] is False
+    other = await create_user(api, name="schedule-nosy")
+    await browser_like.post("/ui/logout", data={"csrf_token": csrf_of(detail.text)})
+    await sign_in(browser_like, other.api_key)
+    refused = await browser_like.get(f"/ui/schedules/{schedule_id}")
+    assert refused.status_code == 404
+    assert "schedule_not_found" in refused.text
+    assert schedule_id[:8] not in (await browser_like.get("/ui/schedules")).text
+    await api.delete(f"/api/v1/schedules/{schedule_id}", headers=user.headers)
+
+
+async def test_trigger_pages_hide_the_secret_and_another_users_trigger_is_404(
+    browser_like: httpx.AsyncClient, api: httpx.AsyncClient, user: Tenant
+) -> None:
+    created = await api.post(
+        "/api/v1/webhook-triggers",
+        json={"source": f"ui-{uuid.uuid4().hex[:8]}", "graph_id": "langgraph:poet", "input": {"topic": "x"}},
+        headers=user.headers,
+    )
+    assert created.status_code == 201, created.text
+    trigger = created.json()
+    await sign_in(browser_like, user.api_key)
+    detail = await browser_like.get(f"/ui/triggers/{trigger['trigger_id']}")
+    assert detail.status_code == 200
+    assert trigger["source"] in detail.text
+    assert trigger["secret"] not in detail.text
+    assert trigger["source"] in (await browser_like.get("/ui/triggers")).text
+    other = await create_user(api, name="trigger-nosy")
+    await browser_like.post("/ui/logout", data={"csrf_token": csrf_of(detail.text)})
+    await sign_in(browser_like, other.api_key)
+    assert (await browser_like.get(f"/ui/triggers/{trigger['trigger_id']}")).status_code == 404
+
+
+async def test_billing_page_shows_balance_holds_ledger_and_server_drawn_charts(
+    browser_like: httpx.AsyncClient, api: httpx.AsyncClient
+) -> None:
+    tenant = await create_user(api, credits=3_000_000, name="spender")
+    run_id = (await start_run(api, tenant)).json()["run_id"]
+    run = await wait_for_run(api, tenant, run_id)
+    await sign_in(browser_like, tenant.api_key)
+    billing = await browser_like.get("/ui/billing")
+    me = (await api.get("/api/v1/me", headers=tenant.headers)).json()
+    assert f"{me['balance_credits']:,} credits" in billing.text
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in billing.text
+    assert 'id="chart-daily"' in billing.text
+    assert "langgraph:poet: " + f"{run['cost_credits']:,} credits" in billing.text  # today's bar
+    assert f"{run_id[:8]} langgraph:poet" in billing.text  # the top-runs chart
+    ledger = billing.text.split('id="ledger"')[1]
+    assert "<td>topup</td>" in ledger
+    assert f'<td class="num">-{run["cost_credits"]:,}</td>' in ledger  # the run's debit
