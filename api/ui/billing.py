@@ -44,7 +44,9 @@ async def billing(viewer: ViewerDep, state: StateDep, billing_account_id: str | 
             held = await reservations.held(session, billing_account_id=account)
             entries = await ledger.list_ledger(session, billing_account_id=account, limit=LEDGER_ROWS)
     daily_svg, legend = charts.daily_by_graph(daily, today=today)
-    top_svg = charts.top_bars([(f"{r.run_id[:8]} {r.graph_id}", r.cost_credits) for r in top])
+    top_svg = charts.top_bars(
+        [(f"{r.run_id[:8]} {r.graph_id}", r.cost_credits, f"/ui/runs/{r.run_id}") for r in top]
+    )
     return page(
         "billing.html",
         viewer=viewer,
@@ -57,5 +59,4 @@ async def billing(viewer: ViewerDep, state: StateDep, billing_account_id: str | 
         daily_svg=daily_svg,
         legend=legend,
         top_svg=top_svg,
-        top=top,
     )

@@ -69,22 +69,22 @@ def daily_by_graph(
     return Markup("".join(parts)), legend
 
 
-def top_bars(items: Sequence[tuple[str, int]]) -> Markup:
-    """Horizontal bars, largest first: ``(label, credits)``."""
+def top_bars(items: Sequence[tuple[str, int, str]]) -> Markup:
+    """Horizontal bars, largest first: ``(label, credits, link)``; each bar links to its run."""
     width, row_h, label_w = 760, 22, 220
     height = max(row_h * len(items) + 8, 30)
-    peak = max((c for _, c in items), default=0)
+    peak = max((c for _, c, _ in items), default=0)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
         'aria-label="top runs by cost" id="chart-top">'
     ]
-    for i, (label, value) in enumerate(items):
+    for i, (label, value, href) in enumerate(items):
         y = 4 + i * row_h
         w = (width - label_w - 90) * value / peak if peak else 0
         parts.append(
-            f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" font-size="11" fill="#1d2330">'
-            f"{escape(label)}</text>"
-            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" fill="{PALETTE[0]}"/>'
+            f'<a href="{escape(href)}"><text x="{label_w - 6}" y="{y + 14}" text-anchor="end" font-size="11" '
+            f'fill="#2456c9">{escape(label)}</text>'
+            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" fill="{PALETTE[0]}"/></a>'
             f'<text x="{label_w + w + 6:.1f}" y="{y + 14}" font-size="11" fill="#5f6b7a">{value:,}</text>'
         )
     if not items:
