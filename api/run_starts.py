@@ -28,7 +28,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.catalog import published_graph, validate_input
-from api.errors import PaymentRequired, ServiceUnavailable, Unprocessable
+from api.errors import Conflict, PaymentRequired, ServiceUnavailable, Unprocessable
 from api.schemas import StartRunRequest
 from db import events, reservations, runs
 from db.accounts import Principal
@@ -40,7 +40,7 @@ from runledger.contracts import ids
 from runledger.contracts.catalog import GraphSpec, estimate_run_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
-from runledger.contracts.runs import RunKind, RunStatus, TriggerSource
+from runledger.contracts.runs import ON_THREAD_STATUSES, RunKind, RunStatus, TriggerSource
 
 
 def request_hash(graph_id: str, body: StartRunRequest) -> str:
@@ -149,7 +149,8 @@ async def start_replay(
                 trigger_source=TriggerSource.REPLAY,
                 trigger_ref=original.run_id,
                 requested_by=principal.user_id,
-                state_key=original.state_key,
+                # A replay starts over on a thread of its own: it must not add to the original's.
+                state_key=None,
                 input=dict(original.input),
                 replay_of=original.run_id,
                 status="pending",
@@ -173,6 +174,20 @@ async def _hold_and_record(
         raise PaymentRequired(
             f"{hold.available} credits are available; this run's estimate is {needed} credits"
         )
+    if run.state_key is not None:
+        # Under the account lock the hold took: of two starts on one thread, one sees the other.
+        other = await runs.run_on_thread(
+            session,
+            billing_account_id=run.billing_account_id,
+            state_key=run.state_key,
+            except_run_id=run.run_id,
+            statuses=ON_THREAD_STATUSES | {RunStatus.PENDING},
+        )
+        if other is not None:
+            raise Conflict(
+                f"run {other} of state_key {run.state_key!r} has not finished; one run of a thread at a time",
+                code=ErrorCode.THREAD_BUSY,
+            )
     await runs.insert_run(session, run=run)
     await events.append(session, run_id=run.run_id, events=[status_event(RunStatus.PENDING)])
     return run

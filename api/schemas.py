@@ -73,6 +73,25 @@ class StartRunRequest(Strict):
     state_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+class ResumeRequest(Strict):
+    #: What the graph's ``interrupt()`` returns; for an approval ``{"approved": bool, "reason"?: str}``.
+    value: Any
+
+
+class CheckpointOut(BaseModel):
+    checkpoint_id: str
+    step: int
+    #: The node that ran in this super-step (several are joined by ``,``); ``nodes`` lists them.
+    node: str
+    nodes: list[str]
+    created_at: datetime
+    cost_credits_so_far: int
+
+
+class CheckpointListResponse(BaseModel):
+    checkpoints: list[CheckpointOut]
+
+
 class RunLinks(BaseModel):
     self: str
     events: str
@@ -101,6 +120,9 @@ class RunOut(BaseModel):
     billing_account_id: str
     status: RunStatus
     pause_reason: str | None
+    #: While ``awaiting_input`` / ``awaiting_approval``: what the graph asked (its ``interrupt()``
+    #: values; for an approval ``{"kind": "runledger.approval", "tool_id", "args", "call_id"}``).
+    pending_input: list[Any] | None = None
     run_kind: RunKind
     trigger_source: str
     trigger_ref: str | None

@@ -131,6 +131,9 @@ class GraphRun(Base):
     output: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'pending'"))
     pause_reason: Mapped[str | None] = mapped_column(Text)
+    #: While paused for input: the values of the graph's pending ``interrupt()`` calls (for an
+    #: approval, the tool call waiting for it).
+    pending_input: Mapped[list[Any] | None] = mapped_column(JSONB)
     error_code: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     cost_credits: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))

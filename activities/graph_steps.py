@@ -1,0 +1,130 @@
+"""Running a graph one durable super-step at a time (COMPLETED_STEPS_NEVER_RERUN).
+
+Every execution runs with the Postgres checkpointer on the run's LangGraph thread. LangGraph saves a
+checkpoint after each super-step; this driver decides where an execution starts:
+
+- the thread's newest checkpoint was written by this run → continue from it (``None`` input): a
+  retried or resumed execute activity runs only the steps after the last completed one, so their
+  nodes' side effects and model calls do not happen again;
+- otherwise (a new thread, or a thread whose earlier runs share its state through ``state_key``) →
+  start with the run's input, on top of the thread's state.
+
+A resume after ``interrupt()`` sends ``Command(resume=value)``. After each super-step a ``step``
+event (nodes, checkpoint id, the run's cost so far) is appended as a fact of the run. The outcome is
+the graph's output (its output channels, as ``ainvoke`` returns them) or the pending interrupts.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.pregel import Pregel
+from langgraph.types import Command
+
+from db import events, ledger
+from db.checkpoints import CheckpointStore
+from db.session import Database
+
+#: Receives a finished super-step: step number, checkpoint id, the nodes that ran in it.
+StepSink = Callable[[int, str, list[str]], Awaitable[None]]
+
+_NOT_NODES = frozenset({"__start__", "__interrupt__"})
+
+
+@dataclass(frozen=True)
+class GraphOutcome:
+    #: The graph's output when it finished; None while it waits on an interrupt.
+    output: Any
+    #: The values of the pending ``interrupt()`` calls (empty when the graph finished).
+    interrupts: list[Any] = field(default_factory=list)
+    #: Where this execution started: ``input`` (the run's input) or ``checkpoint`` (continued).
+    started_from: str = "input"
+
+
+_stores: weakref.WeakKeyDictionary[Database, CheckpointStore] = weakref.WeakKeyDictionary()
+
+
+async def checkpoints_for(database: Database) -> CheckpointStore:
+    """The process's checkpoint store on ``database``: opened (and its schema checked) on first
+    use, closed when the database is disposed."""
+    store = _stores.get(database)
+    if store is None:
+        opened = CheckpointStore(database.url)
+        await opened.open()
+        store = _stores.setdefault(database, opened)
+        if store is opened:
+            database.closers.append(store.close)
+        else:  # another execution opened one meanwhile
+            await opened.close()
+    return store
+
+
+def step_sink(database: Database, run_id: str) -> StepSink:
+    """Appends the run's ``step`` events, each in its own transaction, with the cost so far."""
+
+    async def emit(step: int, checkpoint_id: str, nodes: list[str]) -> None:
+        async with database.transaction() as session:
+            _, credits = await ledger.run_charge_totals(session, run_id=run_id)
+            data = {
+                "step": step,
+                "checkpoint_id": checkpoint_id,
+                "nodes": nodes,
+                "cost_credits_so_far": credits,
+            }
+            await events.append(session, run_id=run_id, events=[("step", data)])
+
+    return emit
+
+
+async def run_steps(
+    graph: Pregel[Any, Any, Any, Any],
+    *,
+    saver: BaseCheckpointSaver[Any],
+    run_input: dict[str, Any],
+    config: RunnableConfig,
+    run_id: str,
+    on_step: StepSink,
+    resume: Any = None,
+    resuming: bool = False,
+) -> GraphOutcome:
+    """Run (or continue) ``graph`` on ``config``'s thread with ``saver``; see the module docstring.
+    ``config["configurable"]["run_id"]`` must be ``run_id``: LangGraph copies it into every
+    checkpoint's metadata, which is how a later attempt knows the checkpoint is this run's."""
+    durable = graph.copy(update={"checkpointer": saver})
+    snapshot = await durable.aget_state(config)
+    ours = bool(snapshot.metadata) and (snapshot.metadata or {}).get("run_id") == run_id
+    payload: Any
+    if resuming:
+        payload = Command(resume=resume)
+    elif ours:
+        payload = None
+    else:
+        payload = run_input
+    output: Any = None
+    nodes: list[str] = []
+    async for mode, chunk in durable.astream(
+        payload,
+        config,
+        stream_mode=["values", "updates", "checkpoints"],
+        output_keys=durable.output_channels,
+    ):
+        data: Any = chunk
+        if mode == "values":
+            output = data
+        elif mode == "updates":
+            nodes.extend(name for name in data if name not in _NOT_NODES)
+        elif mode == "checkpoints" and data["metadata"].get("source") == "loop" and nodes:
+            checkpoint_id = str(data["config"]["configurable"]["checkpoint_id"])
+            await on_step(int(data["metadata"]["step"]), checkpoint_id, nodes)
+            nodes = []
+    after = await durable.aget_state(config)
+    pending = [i.value for i in after.interrupts]
+    started = "checkpoint" if ours or resuming else "input"
+    if pending:
+        return GraphOutcome(output=None, interrupts=pending, started_from=started)
+    return GraphOutcome(output=output, started_from=started)
