@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.catalog import published_graph
-from api.errors import NotFound, ServiceUnavailable, Unprocessable
+from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from api.run_starts import start_replay
 from db import accounts, runs
 from db.accounts import Principal
@@ -28,7 +28,10 @@ from db.session import Database
 from runledger.config import Settings
 from runledger.contracts.catalog import estimate_run_credits
 from runledger.contracts.errors import ErrorCode
-from runledger.contracts.runs import TERMINAL_STATUSES
+from runledger.contracts.runs import RESUME_SIGNAL, TERMINAL_STATUSES, PauseReason, RunStatus
+
+#: The pauses a value resumes (a pause for credits ends with a top-up, not a value).
+INPUT_PAUSES = frozenset({PauseReason.AWAITING_INPUT, PauseReason.AWAITING_APPROVAL})
 
 
 @dataclass(frozen=True)
@@ -131,3 +134,30 @@ async def replay(*, database: Database, temporal: Client, settings: Settings, or
     return await start_replay(
         database=database, temporal=temporal, settings=settings, principal=principal, original=original
     )
+
+
+async def resume(temporal: Client, run: GraphRun, value: Any) -> None:
+    """Send the value a run paused by ``interrupt()`` (``awaiting_input``) or by a tool approval
+    (``awaiting_approval``, value ``{"approved": bool, "reason"?: str}``) continues with; 409
+    ``run_not_paused`` for any other run. The workflow, not this call, moves the run back to
+    ``running``."""
+    if run.status != RunStatus.PAUSED or run.pause_reason not in INPUT_PAUSES:
+        raise Conflict(
+            f"run {run.run_id} is {run.status}"
+            + (f" ({run.pause_reason})" if run.pause_reason else "")
+            + ", not waiting for input",
+            code=ErrorCode.RUN_NOT_PAUSED,
+        )
+    if value is None:
+        # LangGraph reads Command(resume=None) as no resume at all.
+        raise Unprocessable("value must not be null: it is what the graph's interrupt() returns")
+    if run.pause_reason == PauseReason.AWAITING_APPROVAL and not (
+        isinstance(value, dict) and isinstance(value.get("approved"), bool)
+    ):
+        raise Unprocessable(
+            'an approval is resumed with {"value": {"approved": true|false, "reason": "..."}}'
+        )
+    try:
+        await temporal.get_workflow_handle(run.workflow_id).signal(RESUME_SIGNAL, {"value": value})
+    except RPCError as exc:
+        raise ServiceUnavailable(f"Temporal is unavailable: {exc.message}") from exc

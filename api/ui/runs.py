@@ -6,13 +6,14 @@ the admin) is passed to each, so another tenant's run is a 404 page.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Form, Header, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sse_starlette import EventSourceResponse
 
@@ -194,6 +195,9 @@ async def detail(run_id: str, viewer: ViewerDep, state: StateDep, notice: str | 
         last_seq=stored[-1].seq if stored else 0,
         replays=replays,
         finished=run.status in TERMINAL_STATUSES,
+        awaiting=run.pause_reason
+        if run.status == RunStatus.PAUSED and run.pause_reason in run_service.INPUT_PAUSES
+        else None,
         notice=notice,
     )
 
@@ -226,6 +230,30 @@ async def replay(run_id: str, viewer: FormViewerDep, state: StateDep) -> Respons
         database=state.database, temporal=state.temporal, settings=state.settings, original=original
     )
     return RedirectResponse(f"/ui/runs/{new.run_id}?notice=replay_started", status_code=303)
+
+
+@router.post("/runs/{run_id}/resume")
+async def resume(
+    run_id: str,
+    viewer: FormViewerDep,
+    state: StateDep,
+    value: Annotated[str, Form()] = "",
+    approved: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """The value a paused run continues with: an approval's decision (``approved``, ``reason``),
+    or the answer to its ``interrupt()`` (``value``: JSON, or else taken as plain text)."""
+    run = await run_service.scoped_run(state.database, viewer.billing_account_id, run_id)
+    answer: Any
+    if approved:
+        answer = {"approved": approved == "true", **({"reason": reason} if reason else {})}
+    else:
+        try:
+            answer = json.loads(value)
+        except ValueError:
+            answer = value
+    await run_service.resume(state.temporal, run, answer)
+    return RedirectResponse(f"/ui/runs/{run.run_id}?notice=resumed", status_code=303)
 
 
 @router.post("/runs/{run_id}/cancel")

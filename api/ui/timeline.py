@@ -42,10 +42,13 @@ def row(seq: int, event: str, data: dict[str, Any]) -> dict[str, Any]:
         label = f"tool result {data.get('tool_id')}: {'ok' if ok else data.get('error_code', 'failed')}"
         detail = _short(data.get("result") if ok else data.get("message", ""))
     elif event == "step":
-        label = f"step {data.get('node', '')}"
-        detail = _short({k: v for k, v in data.items() if k != "node"})
+        nodes = data.get("nodes") or [data.get("node", "")]
+        label = f"step {data.get('step', '')}: {', '.join(str(n) for n in nodes)}"
+        detail = f"{data.get('cost_credits_so_far', 0):,} credits so far · checkpoint {data.get('checkpoint_id', '')}"
     elif event == "interrupt":
-        kind, label, detail = "pause", "paused: waiting for input", _short(data.get("value", data))
+        kind = "pause"
+        label = f"paused: {data.get('pause_reason', 'awaiting_input')}"
+        detail = _short(data.get("values", data))
     elif event == "done":
         label, detail = "done", f"{data.get('cost_credits', 0):,} credits"
     elif event == "error":
