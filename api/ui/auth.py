@@ -158,6 +158,9 @@ async def login(
                 next=_safe_next(next),
                 error="That key is not a valid API key or the admin token.",
             )
+        previous = request.cookies.get(SESSION_COOKIE)
+        if previous:  # a new sign-in replaces the browser's old session, never keeps both
+            await ui_sessions.end(session, token_hash=_sha256(previous))
         token = secrets.token_urlsafe(32)
         await ui_sessions.create(
             session,

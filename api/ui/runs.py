@@ -10,7 +10,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Header, Query, Request
@@ -32,6 +32,7 @@ from runledger.contracts.runs import TERMINAL_STATUSES, RunKind, RunStatus
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 PAGE_SIZE = 50
+MAX_PAGE = 100
 #: The explorer's query parameters (those of ``GET /api/v1/runs`` plus the dashboard's own).
 FILTER_PARAMS = (
     "status",
@@ -43,6 +44,7 @@ FILTER_PARAMS = (
     "cost_min",
     "cost_max",
     "billing_account_id",
+    "limit",
 )
 
 
@@ -118,9 +120,8 @@ def parse_query(viewer: Viewer, params: dict[str, str]) -> RunQuery:
     account = viewer.billing_account_id
     if viewer.is_admin and "billing_account_id" in values:
         account = _uuid("billing_account_id", values["billing_account_id"])
-    order = params.get("sort") or "created_desc"
-    _choice("sort", order, list(RUN_ORDERS))
-    return RunQuery(filters=filters, billing_account_id=account, order=order, values=values)  # type: ignore[arg-type]
+    order = cast(RunOrder, _choice("sort", params.get("sort") or "created_desc", list(RUN_ORDERS)))
+    return RunQuery(filters=filters, billing_account_id=account, order=order, values=values)
 
 
 def describe(query: RunQuery) -> str:
@@ -134,11 +135,14 @@ async def explorer(
     request: Request, viewer: ViewerDep, state: StateDep, cursor: str | None = None
 ) -> Response:
     query = parse_query(viewer, dict(request.query_params))
+    limit = _int("limit", query.values["limit"]) if "limit" in query.values else PAGE_SIZE
+    if not 1 <= limit <= MAX_PAGE:
+        raise Unprocessable(f"limit: 1 to {MAX_PAGE}")
     result = await run_service.list_page(
         state.database,
         billing_account_id=query.billing_account_id,
         filters=query.filters,
-        limit=PAGE_SIZE,
+        limit=limit,
         cursor=cursor or None,
         order=query.order,
     )

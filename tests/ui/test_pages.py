@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -228,6 +230,20 @@ async def test_filters_counts_cost_range_and_cursor_pages(
     assert not any(i in costly.text for i in ids)
     cheap = await browser_like.get("/ui/runs?cost_min=1&sort=cost_desc")
     assert all(i in cheap.text for i in ids)
+    # Cursor pages, newest first and by cost, keep the filter and visit every run once.
+    for sort in ("created_desc", "cost_asc"):
+        seen: list[str] = []
+        url: str | None = f"/ui/runs?limit=2&sort={sort}&graph_id=langgraph:poet"
+        while url is not None:
+            listed = await browser_like.get(url)
+            assert listed.status_code == 200, listed.text
+            seen += [i for i in ids if f'data-run-id="{i}"' in listed.text]
+            found = re.search(r'href="([^"]+)" id="next-page"', listed.text)
+            url = html.unescape(found.group(1)) if found else None
+            if url is not None:
+                assert "graph_id=langgraph%3Apoet" in url
+                assert f"sort={sort}" in url
+        assert sorted(seen) == sorted(ids)
     bad = await browser_like.get("/ui/runs?cost_min=lots")
     assert bad.status_code == 422
     assert "cost_min" in bad.text
