@@ -60,8 +60,17 @@ async def context(browser: Browser, live_url: str) -> AsyncIterator[BrowserConte
 
 
 @pytest.fixture
-async def page(context: BrowserContext) -> Page:
-    return await context.new_page()
+async def page(context: BrowserContext) -> AsyncIterator[Page]:
+    """A tab whose console is watched: a Content-Security-Policy violation (an inline script or
+    style, a foreign origin) fails the test that caused it."""
+    opened = await context.new_page()
+    refused: list[str] = []
+    opened.on(
+        "console",
+        lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None,
+    )
+    yield opened
+    assert not refused, refused
 
 
 async def sign_in(page: Page, key: str) -> None:
