@@ -2,14 +2,17 @@
 
 The operation id is minted with the proposal and carried by the confirm form; :func:`claim` moves a
 ``proposed`` operation to ``running`` in one conditional UPDATE, so of two clicks (two tabs, a
-double submit) exactly one executes it and the other finds it claimed.
+double submit) exactly one executes it and the other finds it claimed. Each run is claimed the same
+way (:func:`claim_item`: ``pending`` → ``working``) before it is acted on, so an operation that a
+restarted API process left half done can be continued without acting on any run twice; a run left
+``working`` by the dead process is :func:`abandon`-ed as ``failed`` (its action may have happened).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import BulkOperation, BulkOperationItem
@@ -76,6 +79,23 @@ async def claim(session: AsyncSession, *, operation_id: str) -> bool:
     return claimed is not None
 
 
+async def claim_item(session: AsyncSession, *, operation_id: str, position: int) -> bool:
+    """``pending`` → ``working``; False when another executor took the run first."""
+    claimed = (
+        await session.execute(
+            update(BulkOperationItem)
+            .where(
+                BulkOperationItem.operation_id == operation_id,
+                BulkOperationItem.position == position,
+                BulkOperationItem.outcome == "pending",
+            )
+            .values(outcome="working", updated_at=func.now())
+            .returning(BulkOperationItem.position)
+        )
+    ).scalar_one_or_none()
+    return claimed is not None
+
+
 async def record_outcome(
     session: AsyncSession,
     *,
@@ -88,13 +108,56 @@ async def record_outcome(
     await session.execute(
         update(BulkOperationItem)
         .where(BulkOperationItem.operation_id == operation_id, BulkOperationItem.position == position)
-        .values(outcome=outcome, new_run_id=new_run_id, message=message)
+        .values(outcome=outcome, new_run_id=new_run_id, message=message, updated_at=func.now())
     )
 
 
 async def finish(session: AsyncSession, *, operation_id: str) -> None:
+    """``done`` once no run is left pending or being worked on."""
+    open_items = exists().where(
+        BulkOperationItem.operation_id == operation_id, BulkOperationItem.outcome.in_(("pending", "working"))
+    )
     await session.execute(
         update(BulkOperation)
-        .where(BulkOperation.id == operation_id)
+        .where(BulkOperation.id == operation_id, BulkOperation.status == "running", ~open_items)
         .values(status="done", finished_at=func.now())
+    )
+
+
+async def stalled(session: AsyncSession, *, operation_id: str, quiet_seconds: int) -> bool:
+    """A ``running`` operation with runs left whose last step (its start, or any run's claim or
+    outcome) is older than ``quiet_seconds``: its executor is gone."""
+    last_item = (
+        select(func.max(BulkOperationItem.updated_at))
+        .where(BulkOperationItem.operation_id == operation_id)
+        .scalar_subquery()
+    )
+    quiet_since = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, quiet_seconds)
+    open_items = exists().where(
+        BulkOperationItem.operation_id == operation_id, BulkOperationItem.outcome.in_(("pending", "working"))
+    )
+    found = (
+        await session.execute(
+            select(BulkOperation.id).where(
+                BulkOperation.id == operation_id,
+                BulkOperation.status == "running",
+                func.greatest(BulkOperation.started_at, func.coalesce(last_item, BulkOperation.started_at))
+                < quiet_since,
+                open_items,
+            )
+        )
+    ).scalar_one_or_none()
+    return found is not None
+
+
+async def abandon(session: AsyncSession, *, operation_id: str) -> None:
+    """Runs a vanished executor left ``working``: their action may or may not have happened."""
+    await session.execute(
+        update(BulkOperationItem)
+        .where(BulkOperationItem.operation_id == operation_id, BulkOperationItem.outcome == "working")
+        .values(
+            outcome="failed",
+            message="interrupted (the API process stopped): check this run before acting again",
+            updated_at=func.now(),
+        )
     )

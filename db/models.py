@@ -511,7 +511,9 @@ class BulkOperationItem(Base):
 
     __tablename__ = "bulk_operation_items"
     __table_args__ = (
-        CheckConstraint("outcome IN ('pending','cancelled','replayed','unchanged','failed')", name="outcome"),
+        CheckConstraint(
+            "outcome IN ('pending','working','cancelled','replayed','unchanged','failed')", name="outcome"
+        ),
     )
 
     operation_id: Mapped[str] = mapped_column(
@@ -522,3 +524,6 @@ class BulkOperationItem(Base):
     outcome: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'pending'"))
     new_run_id: Mapped[str | None] = mapped_column(Uuid(as_uuid=False))
     message: Mapped[str | None] = mapped_column(Text)
+    #: When the item was last claimed or decided: a run's action is claimed (``working``) before
+    #: it is taken, so two executors never act on one run.
+    updated_at: Mapped[datetime | None] = mapped_column(TZ)

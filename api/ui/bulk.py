@@ -8,6 +8,10 @@
    a background task: one run at a time, each outcome committed as it happens. A second click, a
    reload or another tab finds it claimed and lands on the same progress view.
 3. ``GET /ui/bulk/{id}`` is that view: the outcome of every run, refreshing itself while it runs.
+4. An operation whose executor vanished (the API process restarted) shows as stalled after
+   :data:`STALL_SECONDS` without a step; ``POST /ui/bulk/{id}/continue`` marks the run that was
+   being acted on ``failed`` (it may or may not have happened) and goes on with the rest. Every run
+   is claimed before it is acted on (``db.bulk.claim_item``), so no run is acted on twice.
 
 Each run goes through ``api.run_service`` (the JSON API's cancel and replay); a run that cannot be
 acted on is recorded ``failed`` with its error, and the loop goes on.
@@ -43,6 +47,8 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 
 #: The most runs one operation acts on: the loop is bounded, and so is the confirmation.
 MAX_RUNS = 200
+#: An operation without a step for this long has lost its executor.
+STALL_SECONDS = 30
 ACTIONS = ("cancel", "replay")
 #: Operations being worked on by this process (a strong reference keeps each task alive).
 _running: set[asyncio.Task[None]] = set()
@@ -144,10 +150,26 @@ async def run(operation_id: str, viewer: FormViewerDep, state: StateDep) -> Resp
     async with state.database.transaction() as session:
         claimed = await bulk.claim(session, operation_id=operation.id)
     if claimed:
-        task = asyncio.create_task(execute(state, operation))
-        _running.add(task)
-        task.add_done_callback(_running.discard)
+        _start(state, operation)
     return RedirectResponse(f"/ui/bulk/{operation.id}", status_code=303)
+
+
+@router.post("/bulk/{operation_id}/continue")
+async def continue_stalled(operation_id: str, viewer: FormViewerDep, state: StateDep) -> Response:
+    operation = await _scoped(state, viewer, operation_id)
+    async with state.database.transaction() as session:
+        stalled = await bulk.stalled(session, operation_id=operation.id, quiet_seconds=STALL_SECONDS)
+        if stalled:
+            await bulk.abandon(session, operation_id=operation.id)
+    if stalled:
+        _start(state, operation)
+    return RedirectResponse(f"/ui/bulk/{operation.id}", status_code=303)
+
+
+def _start(state: AppState, operation: BulkOperation) -> None:
+    task = asyncio.create_task(execute(state, operation))
+    _running.add(task)
+    task.add_done_callback(_running.discard)
 
 
 @router.get("/bulk/{operation_id}")
@@ -155,10 +177,11 @@ async def progress(operation_id: str, viewer: ViewerDep, state: StateDep) -> Res
     operation = await _scoped(state, viewer, operation_id)
     async with state.database.transaction() as session:
         items = await bulk.items(session, operation_id=operation.id)
+        stalled = await bulk.stalled(session, operation_id=operation.id, quiet_seconds=STALL_SECONDS)
     tally: dict[str, int] = {}
     for item in items:
         tally[item.outcome] = tally.get(item.outcome, 0) + 1
-    return page("bulk.html", viewer=viewer, operation=operation, items=items, tally=tally)
+    return page("bulk.html", viewer=viewer, operation=operation, items=items, tally=tally, stalled=stalled)
 
 
 async def execute(state: AppState, operation: BulkOperation) -> None:
@@ -168,6 +191,9 @@ async def execute(state: AppState, operation: BulkOperation) -> None:
     for item in items:
         if item.outcome != "pending":
             continue
+        async with state.database.transaction() as session:
+            if not await bulk.claim_item(session, operation_id=operation.id, position=item.position):
+                continue  # another executor has it
         outcome, new_run_id, message = await _act(state, operation, item.run_id)
         async with state.database.transaction() as session:
             await bulk.record_outcome(

@@ -406,3 +406,60 @@ async def test_billing_page_shows_balance_holds_ledger_and_server_drawn_charts(
     ledger = billing.text.split('id="ledger"')[1]
     assert "<td>topup</td>" in ledger
     assert f'<td class="num">-{run["cost_credits"]:,}</td>' in ledger  # the run's debit
+
+
+async def test_a_bulk_operation_whose_process_vanished_is_continued_without_acting_twice(
+    browser_like: httpx.AsyncClient, api: httpx.AsyncClient, database: Database
+) -> None:
+    tenant = await create_user(api, credits=5_000_000, name="bulk-stalled")
+    picked = [(await start_run(api, tenant)).json()["run_id"] for _ in range(2)]
+    for run_id in picked:
+        await wait_for_run(api, tenant, run_id)
+    await sign_in(browser_like, tenant.api_key)
+    listing = await browser_like.get("/ui/runs")
+    confirm = await browser_like.post(
+        "/ui/bulk", data={"csrf_token": csrf_of(listing.text), "mode": "replay:selected", "run_id": picked}
+    )
+    operation_id = confirm.text.split('action="/ui/bulk/')[1].split("/run")[0]
+    # What a process killed mid-operation leaves: claimed a minute ago, its first run being worked on.
+    await scalar(
+        database,
+        "UPDATE bulk_operations SET status = 'running', started_at = now() - interval '1 minute' "
+        "WHERE id = :op RETURNING 1",
+        op=operation_id,
+    )
+    await scalar(
+        database,
+        "UPDATE bulk_operation_items SET outcome = 'working', updated_at = now() - interval '1 minute' "
+        "WHERE operation_id = :op AND position = 0 RETURNING 1",
+        op=operation_id,
+    )
+    token = csrf_of(confirm.text)
+    # Confirming again does not start a second executor on a claimed operation.
+    await browser_like.post(f"/ui/bulk/{operation_id}/run", data={"csrf_token": token})
+    progress = await browser_like.get(f"/ui/bulk/{operation_id}")
+    assert 'id="bulk-stalled"' in progress.text
+    assert (
+        await browser_like.post(f"/ui/bulk/{operation_id}/continue", data={"csrf_token": token})
+    ).status_code == 303
+
+    async def items() -> list[dict[str, Any]]:
+        return await rows(
+            database,
+            "SELECT i.run_id::text AS run_id, i.outcome, i.message, o.status FROM bulk_operation_items i "
+            "JOIN bulk_operations o ON o.id = i.operation_id WHERE o.id = :op ORDER BY i.position",
+            op=operation_id,
+        )
+
+    done = await eventually(items, until=lambda r: all(x["status"] == "done" for x in r), within=60)
+    assert [x["outcome"] for x in done] == ["failed", "replayed"]
+    assert "interrupted" in done[0]["message"]
+    # Continuing a finished operation does nothing more.
+    await browser_like.post(f"/ui/bulk/{operation_id}/continue", data={"csrf_token": token})
+    replays = await rows(
+        database,
+        "SELECT replay_of::text AS replay_of FROM graph_runs WHERE billing_account_id = :a AND run_kind = 'replay'",
+        a=tenant.billing_account_id,
+    )
+    assert [r["replay_of"] for r in replays] == [done[1]["run_id"]]
+    assert {x["run_id"] for x in done} == set(picked)

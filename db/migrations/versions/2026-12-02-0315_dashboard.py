@@ -59,8 +59,9 @@ def upgrade() -> None:
         sa.Column("outcome", sa.Text(), server_default=sa.text("'pending'"), nullable=False),
         sa.Column("new_run_id", sa.Uuid(as_uuid=False), nullable=True),
         sa.Column("message", sa.Text(), nullable=True),
+        sa.Column("updated_at", TZ, nullable=True),
         sa.CheckConstraint(
-            "outcome IN ('pending','cancelled','replayed','unchanged','failed')",
+            "outcome IN ('pending','working','cancelled','replayed','unchanged','failed')",
             name=op.f("ck_bulk_operation_items_outcome"),
         ),
         sa.ForeignKeyConstraint(
