@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.events import tool_event_sink
 from activities.finalize import finalize_run
-from activities.graph_steps import checkpoints_for, run_steps, step_sink
+from activities.graph_steps import CheckpointNotFoundError, checkpoints_for, run_steps, step_sink
 from activities.metering import CreditsExhaustedError, GrantDeniedError, LedgerMeter, RunNotRunningError
 from db import events, grants, ledger, reservations, runs
 from db.session import Database
@@ -171,6 +171,12 @@ class RunActivities:
             loaded = None if run is None else self._registry.get(run.graph_id)
             if run is not None and run.status == RunStatus.RUNNING and loaded is not None:
                 await runs.set_graph_version(session, run_id=run.run_id, graph_version=loaded.spec.version)
+            fork: tuple[str, str] | None = None
+            if run is not None and run.replay_of is not None and run.replay_from_checkpoint is not None:
+                original = await runs.get_run(session, run_id=run.replay_of)
+                if original is not None:
+                    source = thread_id(original.billing_account_id, original.run_id, original.state_key)
+                    fork = (source, run.replay_from_checkpoint)
         if run is None or run.status != RunStatus.RUNNING:
             status = None if run is None else run.status
             raise ApplicationError(
@@ -229,6 +235,7 @@ class RunActivities:
                         on_step=step_sink(self._db, run.run_id),
                         resuming=inp.resuming,
                         resume=inp.resume_value,
+                        fork=fork,
                     )
                 # The graph's final state, JSON-safe (LangChain messages as their dicts).
                 output = json_output(outcome.output)
@@ -241,6 +248,8 @@ class RunActivities:
             raise ApplicationError(
                 str(exc), exc.needed, type=ErrorCode.CREDITS_EXHAUSTED, non_retryable=True
             ) from exc
+        except CheckpointNotFoundError as exc:
+            raise ApplicationError(str(exc), type=ErrorCode.CHECKPOINT_NOT_FOUND, non_retryable=True) from exc
         except UnpricedModelError as exc:
             raise ApplicationError(str(exc), type=ErrorCode.MODEL_NOT_PRICED, non_retryable=True) from exc
         except ModelGatewayError as exc:

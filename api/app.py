@@ -10,10 +10,13 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api import ui
+from api.boundary import install_boundary
 from api.deps import AppState
 from api.errors import install_error_handlers
+from api.openapi import document_errors
 from api.routes import (
     admin,
+    api_keys,
     billing,
     events,
     grants,
@@ -63,11 +66,13 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app, html_error_page=ui.render.error_page)
+    install_boundary(app, max_body_bytes=settings.max_body_bytes)
     for router in (
         health.router,
         metrics.router,
         admin.router,
         me.router,
+        api_keys.router,
         runs.router,
         run_steps.router,
         events.router,
@@ -80,4 +85,5 @@ def create_app(
     ):
         app.include_router(router)
     ui.install(app)
+    document_errors(app)
     return app

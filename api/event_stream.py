@@ -17,7 +17,7 @@ from typing import Any
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import AppState
-from api.errors import Unprocessable
+from api.params import event_seq
 from db import events, runs
 from db.models import GraphRun
 from runledger.contracts.runs import TERMINAL_STATUSES
@@ -29,15 +29,11 @@ TERMINAL_EVENTS = frozenset({"done", "error"})
 
 
 def resume_point(last_event_id: str | None, after: int | None) -> int:
+    """Where a stream resumes: after ``Last-Event-ID`` if sent (422 unless an event id), else
+    after ``?after=``, else from the start."""
     if last_event_id is None:
         return after or 0
-    try:
-        value = int(last_event_id)
-    except ValueError:
-        raise Unprocessable("Last-Event-ID must be an event id (a non-negative integer)") from None
-    if value < 0:
-        raise Unprocessable("Last-Event-ID must be an event id (a non-negative integer)")
-    return value
+    return event_seq(last_event_id, name="Last-Event-ID")
 
 
 #: Reshapes an event's data for a reader (the dashboard's timeline rows); the event name, id and

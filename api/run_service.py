@@ -8,25 +8,24 @@ scope is answered exactly like a run that does not exist (404, existence not rev
 
 from __future__ import annotations
 
-import uuid
+import re
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.catalog import published_graph
 from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
-from api.run_starts import start_replay
+from api.params import CANONICAL_UUID, KeyKind, keyset
+from api.run_starts import ReplayPlan, start_replay
+from api.schemas import ReplayRequest
 from db import accounts, runs
 from db.accounts import Principal
 from db.models import GraphRun
-from db.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from db.pagination import encode_cursor
 from db.runs import RunFilters, RunOrder
 from db.session import Database
 from runledger.config import Settings
-from runledger.contracts.catalog import estimate_run_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.runs import RESUME_SIGNAL, TERMINAL_STATUSES, PauseReason, RunStatus
 
@@ -42,14 +41,8 @@ class RunPage:
 
 def parse_cursor(cursor: str | None, order: RunOrder = "created_desc") -> tuple[Any, str] | None:
     """The ``(key, run_id)`` a cursor of :func:`list_page` names (422 ``invalid_cursor`` if bad)."""
-    if cursor is None:
-        return None
-    try:
-        key, run_id = decode_cursor(cursor, arity=2)
-        value: Any = datetime.fromisoformat(str(key)) if order.startswith("created") else int(key)
-        return value, str(uuid.UUID(str(run_id)))
-    except (InvalidCursorError, ValueError, TypeError) as exc:
-        raise Unprocessable("cursor is not valid", code=ErrorCode.INVALID_CURSOR) from exc
+    kinds: tuple[KeyKind, KeyKind] = ("timestamp", "uuid") if order.startswith("created") else ("int", "uuid")
+    return cast("tuple[Any, str] | None", keyset(cursor, kinds))
 
 
 def _cursor_of(run: GraphRun, order: RunOrder) -> str:
@@ -85,11 +78,11 @@ def run_not_found(run_id: str) -> NotFound:
 
 
 async def scoped_run(database: Database, billing_account_id: str | None, run_id: str) -> GraphRun:
-    """The run if it is in scope, else 404 — for another tenant's run too."""
-    try:
-        uuid.UUID(run_id)
-    except ValueError:
-        raise run_not_found(run_id) from None
+    """The run if it is in scope, else 404 — for another tenant's run too. A JSON route's
+    ``run_id`` is already canonical (:data:`~api.params.ObjectId`); a page's is checked here."""
+    if not re.fullmatch(CANONICAL_UUID, run_id):
+        raise run_not_found(run_id)
+    run_id = run_id.lower()
     async with database.transaction() as session:
         run = await runs.get_run(session, run_id=run_id, billing_account_id=billing_account_id)
     if run is None:
@@ -114,17 +107,31 @@ async def cancel(temporal: Client, run: GraphRun) -> bool:
     return True
 
 
-async def replay_estimate(database: Database, settings: Settings, original: GraphRun) -> int:
-    """The credits a replay of ``original`` would hold: the run-start preflight's own pricing (404
-    ``graph_not_found`` when its graph is no longer published)."""
-    async with database.transaction() as session:
-        spec = await published_graph(session, original.graph_id)
-    return estimate_run_credits(spec, dict(original.input), settings.preflight_credits_per_call)
+async def replay_estimate(
+    *, database: Database, temporal: Client, settings: Settings, original: GraphRun, body: ReplayRequest
+) -> ReplayPlan:
+    """What a replay would hold: the dry run of ``POST /runs/{id}/replay`` (the run-start
+    preflight's pricing), recording nothing."""
+    plan = await _replay(database, temporal, settings, original, body.model_copy(update={"dry_run": True}))
+    if not isinstance(plan, ReplayPlan):  # a dry run records nothing; fail loudly if it ever did
+        raise RuntimeError("a replay dry run started a run")
+    return plan
 
 
-async def replay(*, database: Database, temporal: Client, settings: Settings, original: GraphRun) -> GraphRun:
-    """Replay a run on behalf of its account's owner (the admin acts for the account it replays;
-    the replay bills the original's account either way)."""
+async def replay(
+    *, database: Database, temporal: Client, settings: Settings, original: GraphRun, body: ReplayRequest
+) -> GraphRun:
+    """Replay a run (``POST /runs/{id}/replay``'s start), billed to the original's account."""
+    run = await _replay(database, temporal, settings, original, body.model_copy(update={"dry_run": False}))
+    if isinstance(run, ReplayPlan):
+        raise RuntimeError("a replay start returned a plan")
+    return run
+
+
+async def _replay(
+    database: Database, temporal: Client, settings: Settings, original: GraphRun, body: ReplayRequest
+) -> GraphRun | ReplayPlan:
+    """On behalf of the account's owner: the admin acts for the account whose run it replays."""
     async with database.transaction() as session:
         principal = await accounts.principal_for_account(
             session, billing_account_id=original.billing_account_id
@@ -132,7 +139,12 @@ async def replay(*, database: Database, temporal: Client, settings: Settings, or
     if principal is None:  # the FK makes this impossible; fail loudly if it ever is not
         raise RuntimeError(f"run {original.run_id} has no account owner")
     return await start_replay(
-        database=database, temporal=temporal, settings=settings, principal=principal, original=original
+        database=database,
+        temporal=temporal,
+        settings=settings,
+        principal=principal,
+        original=original,
+        body=body,
     )
 
 

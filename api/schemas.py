@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.params import Timestamp
 from runledger.contracts.runs import RunKind, RunStatus
 from runledger.contracts.schedules import Overlap
 
@@ -71,6 +72,22 @@ class GraphOut(BaseModel):
 class StartRunRequest(Strict):
     input: dict[str, Any]
     state_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class ReplayRequest(Strict):
+    #: Start at this checkpoint of the original (``GET /runs/{id}/checkpoints``): its state is copied,
+    #: the steps before it are not run or paid again. Absent: start over from the input.
+    from_checkpoint_id: str | None = Field(default=None, min_length=1, max_length=200)
+    #: Start over with this input instead of the original's (not with ``from_checkpoint_id``).
+    input: dict[str, Any] | None = None
+    #: Answer the estimate (200) and start nothing.
+    dry_run: bool = False
+
+
+class ReplayEstimate(BaseModel):
+    estimated_credits: int
+    #: Model calls of the original before the checkpoint, reused rather than made again.
+    reused_calls: int
 
 
 class ResumeRequest(Strict):
@@ -182,7 +199,7 @@ class LedgerListResponse(BaseModel):
 
 class CreateGrantRequest(Strict):
     scopes: list[str] = Field(min_length=1, max_length=50)
-    expires_at: datetime | None = None
+    expires_at: Timestamp | None = None
     max_credits: int | None = Field(default=None, ge=0, le=10**15)
 
 
@@ -306,3 +323,26 @@ class WebhookRunOut(BaseModel):
 class WebhookDeliveryResponse(BaseModel):
     delivery_id: str
     runs: list[WebhookRunOut]
+
+
+class CreateApiKeyRequest(Strict):
+    #: A label to tell keys apart (``runledger keys list``).
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class ApiKeyOut(BaseModel):
+    key_id: str
+    name: str | None
+    #: The key's first characters, to recognise it; never enough to use it.
+    key_prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    #: The key itself: shown once, here; only its hash is stored.
+    api_key: str
+
+
+class ApiKeyListResponse(BaseModel):
+    api_keys: list[ApiKeyOut]

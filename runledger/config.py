@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     sweep_after_seconds: int = Field(
         default=120, ge=0, validation_alias=_env("RUNLEDGER_SWEEP_AFTER_SECONDS")
     )
+    #: The largest request body the API reads (JSON endpoints; 413 ``payload_too_large`` above it,
+    #: refused before the body is parsed). The webhook receiver keeps its own 1 MiB limit.
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1_024, le=1_073_741_824, validation_alias=_env("RUNLEDGER_MAX_BODY_BYTES")
+    )
     #: Credits granted to the demo user of the dev stack (10,000,000 credits = 1 USD).
     demo_credits: int = Field(default=10_000_000, ge=0, validation_alias=_env("RUNLEDGER_DEMO_CREDITS"))
     #: Worker capacity (Temporal slots). Activities are the graph executions in flight: each waits on

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header
 from sse_starlette import EventSourceResponse
 
 from api.deps import StateDep, UserDep
 from api.event_stream import resume_point, run_event_response
+from api.params import EventSeq, ObjectId
 from api.run_service import own_run
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -17,11 +18,11 @@ router = APIRouter(prefix="/api/v1", tags=["runs"])
 
 @router.get("/runs/{run_id}/events", response_class=EventSourceResponse)
 async def run_events(
-    run_id: str,
+    run_id: ObjectId,
     principal: UserDep,
     state: StateDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: EventSeq | None = None,
 ) -> EventSourceResponse:
     run = await own_run(state.database, principal, run_id)
     return run_event_response(state, run, resume_point(last_event_id, after))

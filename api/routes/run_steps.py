@@ -13,6 +13,8 @@ from fastapi import APIRouter, status
 
 from api import run_service
 from api.deps import StateDep, UserDep
+from api.openapi import errors
+from api.params import ObjectId
 from api.presenters import run_out
 from api.run_service import own_run
 from api.schemas import CheckpointListResponse, CheckpointOut, ResumeRequest, RunOut
@@ -22,7 +24,7 @@ router = APIRouter(prefix="/api/v1", tags=["runs"])
 
 
 @router.get("/runs/{run_id}/checkpoints", response_model=CheckpointListResponse)
-async def run_checkpoints(run_id: str, principal: UserDep, state: StateDep) -> CheckpointListResponse:
+async def run_checkpoints(run_id: ObjectId, principal: UserDep, state: StateDep) -> CheckpointListResponse:
     run = await own_run(state.database, principal, run_id)
     async with state.database.transaction() as session:
         steps = await events.of_kind(session, run_id=run.run_id, event="step")
@@ -45,9 +47,9 @@ async def run_checkpoints(run_id: str, principal: UserDep, state: StateDep) -> C
     "/runs/{run_id}/resume",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RunOut,
-    responses={409: {"description": "the run is not paused for input (run_not_paused)"}},
+    responses=errors(409, 503),
 )
-async def resume_run(run_id: str, body: ResumeRequest, principal: UserDep, state: StateDep) -> RunOut:
+async def resume_run(run_id: ObjectId, body: ResumeRequest, principal: UserDep, state: StateDep) -> RunOut:
     run = await own_run(state.database, principal, run_id)
     await run_service.resume(state.temporal, run, body.value)
     return run_out(state.settings, run)

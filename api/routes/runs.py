@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Header, Query, Response, status
 
 from api import run_service
 from api.deps import StateDep, UserDep
+from api.openapi import errors
+from api.params import Limit, ObjectId, Timestamp, keyset
 from api.presenters import receipt_out, run_links, run_out
 from api.run_service import own_run
-from api.run_starts import start_api_run, start_replay
+from api.run_starts import ReplayPlan, start_api_run, start_replay
 from api.schemas import (
     ReceiptListResponse,
+    ReplayEstimate,
+    ReplayRequest,
     ReservationOut,
     RunListResponse,
     RunOut,
@@ -22,6 +26,7 @@ from api.schemas import (
     StartRunResponse,
 )
 from db import ledger, reservations, runs
+from db.pagination import encode_cursor
 from runledger.contracts.runs import RunKind, RunStatus
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -32,7 +37,8 @@ router = APIRouter(prefix="/api/v1", tags=["runs"])
     status_code=status.HTTP_202_ACCEPTED,
     response_model=StartRunResponse,
     responses={
-        200: {"model": StartRunResponse, "description": "the run an earlier request with this key started"}
+        200: {"model": StartRunResponse, "description": "the run an earlier request with this key started"},
+        **errors(402, 503),
     },
 )
 async def start_run(
@@ -70,9 +76,9 @@ async def list_runs(
     graph_id: str | None = None,
     schedule_id: uuid.UUID | None = None,
     run_kind: RunKind | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    created_after: Timestamp | None = None,
+    created_before: Timestamp | None = None,
+    limit: Limit = 20,
     cursor: str | None = None,
 ) -> RunListResponse:
     filters = runs.RunFilters(
@@ -94,7 +100,7 @@ async def list_runs(
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
-async def get_run(run_id: str, principal: UserDep, state: StateDep) -> RunOut:
+async def get_run(run_id: ObjectId, principal: UserDep, state: StateDep) -> RunOut:
     detail = run_out(state.settings, await own_run(state.database, principal, run_id))
     async with state.database.transaction() as session:
         hold = await reservations.for_run(session, run_id=run_id)
@@ -106,18 +112,44 @@ async def get_run(run_id: str, principal: UserDep, state: StateDep) -> RunOut:
 
 
 @router.get("/runs/{run_id}/charges", response_model=ReceiptListResponse)
-async def run_charges(run_id: str, principal: UserDep, state: StateDep) -> ReceiptListResponse:
+async def run_charges(
+    run_id: ObjectId, principal: UserDep, state: StateDep, limit: Limit = 50, cursor: str | None = None
+) -> ReceiptListResponse:
+    """The run's receipts, newest first, cursor-paginated like ``/billing/receipts``."""
     run = await own_run(state.database, principal, run_id)
+    before = cast("tuple[datetime, str] | None", keyset(cursor, ("timestamp", "uuid")))
     async with state.database.transaction() as session:
-        receipts = await ledger.list_receipts(
-            session, billing_account_id=principal.billing_account_id, run_id=run.run_id, limit=1000
+        rows = await ledger.list_receipts(
+            session,
+            billing_account_id=principal.billing_account_id,
+            run_id=run.run_id,
+            limit=limit + 1,
+            before=before,
         )
-    return ReceiptListResponse(receipts=[receipt_out(r) for r in receipts], next_cursor=None)
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = encode_cursor([page[-1].created_at.isoformat(), page[-1].id]) if more else None
+    return ReceiptListResponse(receipts=[receipt_out(r) for r in page], next_cursor=next_cursor)
 
 
-@router.post("/runs/{run_id}/replay", status_code=status.HTTP_202_ACCEPTED, response_model=StartRunResponse)
-async def replay_run(run_id: str, principal: UserDep, state: StateDep) -> StartRunResponse:
-    """A new run with the same graph and input; ``replay_of`` points at the original."""
+@router.post(
+    "/runs/{run_id}/replay",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=StartRunResponse | ReplayEstimate,
+    responses={
+        200: {"model": ReplayEstimate, "description": "dry_run: the estimate; nothing started"},
+        **errors(402, 409, 422, 503),
+    },
+)
+async def replay_run(
+    run_id: ObjectId,
+    principal: UserDep,
+    state: StateDep,
+    response: Response,
+    body: ReplayRequest | None = None,
+) -> StartRunResponse | ReplayEstimate:
+    """A new run of the same graph; ``replay_of`` points at the original, which never changes.
+    ``from_checkpoint_id`` starts it at one of the original's steps (not paid again); ``dry_run``
+    answers the estimate with the run-start preflight's pricing."""
     original = await own_run(state.database, principal, run_id)
     run = await start_replay(
         database=state.database,
@@ -125,7 +157,11 @@ async def replay_run(run_id: str, principal: UserDep, state: StateDep) -> StartR
         settings=state.settings,
         principal=principal,
         original=original,
+        body=body,
     )
+    if isinstance(run, ReplayPlan):
+        response.status_code = status.HTTP_200_OK
+        return ReplayEstimate(estimated_credits=run.estimated_credits, reused_calls=run.reused_calls)
     return StartRunResponse(
         run_id=run.run_id,
         workflow_id=run.workflow_id,
@@ -134,8 +170,13 @@ async def replay_run(run_id: str, principal: UserDep, state: StateDep) -> StartR
     )
 
 
-@router.post("/runs/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut)
-async def cancel_run(run_id: str, principal: UserDep, state: StateDep) -> RunOut:
+@router.post(
+    "/runs/{run_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunOut,
+    responses=errors(503),
+)
+async def cancel_run(run_id: ObjectId, principal: UserDep, state: StateDep) -> RunOut:
     """Ask Temporal to cancel the run; the workflow records ``cancelled`` itself. A finished run is
     returned as it is."""
     run = await own_run(state.database, principal, run_id)

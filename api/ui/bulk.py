@@ -29,16 +29,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api import run_service
-from api.catalog import published_graphs
 from api.deps import AppState, StateDep
 from api.errors import AppError, NotFound, Unprocessable
+from api.schemas import ReplayRequest
 from api.ui.auth import FormViewerDep, Viewer, ViewerDep
 from api.ui.render import page
 from api.ui.runs import describe, parse_query
 from db import bulk, runs
 from db.models import BulkOperation, GraphRun
 from db.runs import RunFilters
-from runledger.contracts.catalog import estimate_run_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.runs import TERMINAL_STATUSES
 
@@ -89,14 +88,24 @@ async def _resolve(
 
 
 async def _estimate(state: AppState, action: str, found: list[GraphRun]) -> int:
+    """The sum of each replay's dry run (the run-start preflight); a run that cannot be replayed
+    (its graph is no longer published) adds nothing and fails when its turn comes."""
     if action != "replay":
         return 0
-    async with state.database.transaction() as session:
-        specs = await published_graphs(session, {r.graph_id for r in found})
-    per_call = state.settings.preflight_credits_per_call
-    return sum(
-        estimate_run_credits(specs[r.graph_id], dict(r.input), per_call) for r in found if r.graph_id in specs
-    )
+    total = 0
+    for run in found:
+        try:
+            plan = await run_service.replay_estimate(
+                database=state.database,
+                temporal=state.temporal,
+                settings=state.settings,
+                original=run,
+                body=ReplayRequest(),
+            )
+        except AppError:
+            continue
+        total += plan.estimated_credits
+    return total
 
 
 @router.post("/bulk")
@@ -215,7 +224,11 @@ async def _act(state: AppState, operation: BulkOperation, run_id: str) -> tuple[
             asked = await run_service.cancel(state.temporal, current)
             return ("cancelled", None, None) if asked else ("unchanged", None, f"already {current.status}")
         new = await run_service.replay(
-            database=state.database, temporal=state.temporal, settings=state.settings, original=current
+            database=state.database,
+            temporal=state.temporal,
+            settings=state.settings,
+            original=current,
+            body=ReplayRequest(),
         )
         return "replayed", new.run_id, None
     except AppError as exc:

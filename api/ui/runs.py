@@ -22,6 +22,7 @@ from api.deps import AppState, StateDep
 from api.errors import Unprocessable
 from api.event_stream import resume_point, run_event_response
 from api.presenters import run_links
+from api.schemas import ReplayRequest
 from api.ui import timeline
 from api.ui.auth import FormViewerDep, Viewer, ViewerDep
 from api.ui.render import page
@@ -219,19 +220,51 @@ async def live_events(
     return run_event_response(state, run, resume_point(last_event_id, after), present=timeline.row)
 
 
+def _replay_body(from_checkpoint_id: str | None) -> ReplayRequest:
+    return ReplayRequest(from_checkpoint_id=from_checkpoint_id or None)
+
+
 @router.get("/runs/{run_id}/replay")
-async def replay_confirm(run_id: str, viewer: ViewerDep, state: StateDep) -> Response:
+async def replay_confirm(
+    run_id: str, viewer: ViewerDep, state: StateDep, from_checkpoint_id: str | None = None
+) -> Response:
+    """The replay's estimate first — the dry run of ``POST /runs/{id}/replay`` — from the start or
+    from one of the run's checkpoints (its steps before it are not paid again)."""
     run = await run_service.scoped_run(state.database, viewer.billing_account_id, run_id)
-    estimate = await run_service.replay_estimate(state.database, state.settings, run)
+    plan = await run_service.replay_estimate(
+        database=state.database,
+        temporal=state.temporal,
+        settings=state.settings,
+        original=run,
+        body=_replay_body(from_checkpoint_id),
+    )
+    async with state.database.transaction() as session:
+        steps = await events.of_kind(session, run_id=run.run_id, event="step")
     available = await _available(state, run.billing_account_id)
-    return page("replay.html", viewer=viewer, run=run, estimate=estimate, available=available)
+    return page(
+        "replay.html",
+        viewer=viewer,
+        run=run,
+        plan=plan,
+        steps=[e.data for e in steps],
+        available=available,
+    )
 
 
 @router.post("/runs/{run_id}/replay")
-async def replay(run_id: str, viewer: FormViewerDep, state: StateDep) -> Response:
+async def replay(
+    run_id: str,
+    viewer: FormViewerDep,
+    state: StateDep,
+    from_checkpoint_id: Annotated[str, Form()] = "",
+) -> Response:
     original = await run_service.scoped_run(state.database, viewer.billing_account_id, run_id)
     new = await run_service.replay(
-        database=state.database, temporal=state.temporal, settings=state.settings, original=original
+        database=state.database,
+        temporal=state.temporal,
+        settings=state.settings,
+        original=original,
+        body=_replay_body(from_checkpoint_id),
     )
     return RedirectResponse(f"/ui/runs/{new.run_id}?notice=replay_started", status_code=303)
 

@@ -1,4 +1,5 @@
-"""LangGraph checkpoint tables and graph_runs.pending_input (a run paused by ``interrupt()``).
+"""LangGraph checkpoint tables; graph_runs.pending_input (a run paused by ``interrupt()``) and
+graph_runs.replay_from_checkpoint (a replay that starts at a checkpoint of its original).
 
 The checkpoint tables (langgraph-checkpoint-postgres) are made here rather than by the saver's
 own ``setup()`` so they exist before any worker starts and are never created at request time.
@@ -43,9 +44,11 @@ def upgrade() -> None:
     op.add_column(
         "graph_runs", sa.Column("pending_input", postgresql.JSONB(astext_type=sa.Text()), nullable=True)
     )
+    op.add_column("graph_runs", sa.Column("replay_from_checkpoint", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("graph_runs", "replay_from_checkpoint")
     op.drop_column("graph_runs", "pending_input")
     for table in ("checkpoint_writes", "checkpoint_blobs", "checkpoints", "checkpoint_migrations"):
         op.drop_table(table)
