@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import StateDep, UserDep
-from api.params import EventSeq, ObjectId, event_seq
+from api.params import LAST_EVENT_ID, EventSeq, ObjectId, event_seq
 from api.routes.runs import own_run
 from db import events, runs
 from runledger.contracts.runs import TERMINAL_STATUSES
@@ -30,7 +30,8 @@ TERMINAL_EVENTS = frozenset({"done", "error"})
 
 
 def _resume_point(last_event_id: str | None, after: int | None) -> int:
-    if last_event_id is None:
+    if last_event_id is None or not last_event_id.strip():
+        # An empty Last-Event-ID is "no last id" (the EventSource spec), not an error.
         return after or 0
     return event_seq(last_event_id, name="Last-Event-ID")
 
@@ -40,7 +41,8 @@ async def run_events(
     run_id: ObjectId,
     principal: UserDep,
     state: StateDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    # Not nullable: an absent header is the empty string (no last id).
+    last_event_id: Annotated[str, Header(alias="Last-Event-ID", pattern=LAST_EVENT_ID)] = "",
     after: EventSeq | None = None,
 ) -> EventSourceResponse:
     run = await own_run(state.database, principal, run_id)
