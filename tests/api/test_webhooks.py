@@ -479,9 +479,11 @@ async def test_delete_trigger_stops_deliveries_keeps_runs_and_is_owner_only(
     assert run["status"] == "success", run
 
     other = await create_user(api, name="other")
-    for trigger_id in (first["trigger_id"], str(uuid.uuid4()), "not-a-uuid"):
+    for trigger_id in (first["trigger_id"], str(uuid.uuid4())):
         resp = await api.delete(f"/api/v1/webhook-triggers/{trigger_id}", headers=other.headers)
         assert_error(resp, 404, "webhook_trigger_not_found", trigger_id)
+    # A path id that is no canonical UUID is refused by the boundary, before any lookup.
+    assert (await api.delete("/api/v1/webhook-triggers/not-a-uuid", headers=other.headers)).status_code == 422
     assert {t["trigger_id"] for t in await list_triggers(api, user)} == {
         first["trigger_id"],
         second["trigger_id"],
