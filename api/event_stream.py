@@ -31,7 +31,8 @@ TERMINAL_EVENTS = frozenset({"done", "error"})
 def resume_point(last_event_id: str | None, after: int | None) -> int:
     """Where a stream resumes: after ``Last-Event-ID`` if sent (422 unless an event id), else
     after ``?after=``, else from the start."""
-    if last_event_id is None:
+    if last_event_id is None or not last_event_id.strip():
+        # An empty Last-Event-ID is "no last id" (the EventSource spec), not an error.
         return after or 0
     return event_seq(last_event_id, name="Last-Event-ID")
 

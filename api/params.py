@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import Path, Query
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from api.boundary import INT_MAX
 from api.errors import Unprocessable
@@ -36,15 +36,29 @@ def storable_datetime(value: datetime) -> datetime:
     return value
 
 
+def iso_datetime(value: object) -> object:
+    """Only an ISO-8601 date-time, as the OpenAPI ``format: date-time`` says: pydantic would also
+    read a number (``0.5``) as Unix seconds."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        raise ValueError("must be an ISO-8601 date-time, e.g. 2030-01-01T00:00:00Z")
+    return value
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
 ObjectId = Annotated[
     str,
     Path(pattern=CANONICAL_UUID, description="a canonical UUID (8-4-4-4-12 hex digits)"),
     AfterValidator(str.lower),
 ]
-Timestamp = Annotated[datetime, AfterValidator(storable_datetime)]
+Timestamp = Annotated[datetime, BeforeValidator(iso_datetime), AfterValidator(storable_datetime)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 #: A run event's sequence number, as ``?after=`` (``Last-Event-ID`` is read by :func:`event_seq`).
 EventSeq = Annotated[int, Query(ge=0, le=INT_MAX)]
+
+
+#: ``Last-Event-ID`` as the schema declares it: empty (no last id) or an event id below 10^18.
+LAST_EVENT_ID = r"^[0-9]{0,18}$"
 
 
 def event_seq(value: str, *, name: str) -> int:

@@ -30,7 +30,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.catalog import published_graph, validate_input
-from api.errors import Conflict, PaymentRequired, ServiceUnavailable, Unprocessable
+from api.errors import Conflict, NotFound, PaymentRequired, ServiceUnavailable, Unprocessable
 from api.schemas import ReplayRequest, StartRunRequest
 from db import events, prices, reservations, runs
 from db.accounts import Principal
@@ -149,8 +149,6 @@ async def plan_replay(
         validate_input(spec, payload)
         needed = estimate_run_credits(spec, payload, await _price(session, settings, spec), settings.markup)
         return ReplayPlan(payload, None, needed, 0)
-    if body.input is not None:
-        raise Unprocessable("a replay from a checkpoint continues the original's state: it takes no input")
     step = next(
         (
             e.data
@@ -160,7 +158,7 @@ async def plan_replay(
         None,
     )
     if step is None:
-        raise Unprocessable(
+        raise NotFound(
             f"checkpoint {body.from_checkpoint_id} is not one of run {original.run_id}'s steps",
             code=ErrorCode.CHECKPOINT_NOT_FOUND,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from api.params import Timestamp
 from runledger.contracts.runs import RunKind, RunStatus
@@ -75,13 +75,24 @@ class StartRunRequest(Strict):
 
 
 class ReplayRequest(Strict):
+    # A replay from a checkpoint continues the original's state: the schema says it takes no input.
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"not": {"required": ["from_checkpoint_id", "input"]}}
+    )
+
     #: Start at this checkpoint of the original (``GET /runs/{id}/checkpoints``): its state is copied,
     #: the steps before it are not run or paid again. Absent: start over from the input.
     from_checkpoint_id: str | None = Field(default=None, min_length=1, max_length=200)
     #: Start over with this input instead of the original's (not with ``from_checkpoint_id``).
     input: dict[str, Any] | None = None
     #: Answer the estimate (200) and start nothing.
-    dry_run: bool = False
+    dry_run: StrictBool = False
+
+    @model_validator(mode="after")
+    def _checkpoint_or_input(self) -> ReplayRequest:
+        if {"from_checkpoint_id", "input"} <= self.model_fields_set:
+            raise ValueError("a replay from a checkpoint continues the original's state: it takes no input")
+        return self
 
 
 class ReplayEstimate(BaseModel):

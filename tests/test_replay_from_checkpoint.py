@@ -98,7 +98,7 @@ async def test_a_replay_names_a_checkpoint_of_its_original(
     original = await wait_for_run(api, user, started.json()["run_id"], within=60)
     runs_before = await count_runs(database, user.billing_account_id)
     unknown = await _replay(api, user, original["run_id"], {"from_checkpoint_id": "1f0-not-a-step"})
-    assert unknown.status_code == 422
+    assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "checkpoint_not_found"
     (step,) = (await api.get(f"/api/v1/runs/{original['run_id']}/checkpoints", headers=user.headers)).json()[
         "checkpoints"

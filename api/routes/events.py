@@ -10,7 +10,7 @@ from sse_starlette import EventSourceResponse
 
 from api.deps import StateDep, UserDep
 from api.event_stream import resume_point, run_event_response
-from api.params import EventSeq, ObjectId
+from api.params import LAST_EVENT_ID, EventSeq, ObjectId
 from api.run_service import own_run
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -21,7 +21,8 @@ async def run_events(
     run_id: ObjectId,
     principal: UserDep,
     state: StateDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    # Not nullable: an absent header is the empty string (no last id).
+    last_event_id: Annotated[str, Header(alias="Last-Event-ID", pattern=LAST_EVENT_ID)] = "",
     after: EventSeq | None = None,
 ) -> EventSourceResponse:
     run = await own_run(state.database, principal, run_id)

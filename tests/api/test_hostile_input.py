@@ -282,6 +282,30 @@ async def test_dates_past_year_9999_in_utc_are_422(api: httpx.AsyncClient, user:
             assert_refused(await api.get("/api/v1/runs", params={name: far}, headers=user.headers), 422)
 
 
+async def test_numbers_are_no_date_times(api: httpx.AsyncClient, user: Tenant) -> None:
+    """Found by Schemathesis: pydantic reads ``0.5`` as Unix seconds; the schema says date-time."""
+    for number in ("0.5", "12", "1e5"):
+        assert_refused(
+            await api.get("/api/v1/runs", params={"created_before": number}, headers=user.headers), 422
+        )
+    grant = await api.post(
+        "/api/v1/grants", json={"scopes": ["graph:execute:*"], "expires_at": 4102444800}, headers=user.headers
+    )
+    assert_refused(grant, 422)
+
+
+async def test_an_empty_last_event_id_replays_from_the_start(api: httpx.AsyncClient, user: Tenant) -> None:
+    """Found by Schemathesis: an empty ``Last-Event-ID`` is the EventSource spec's "no last id"."""
+    run_id = (await start_run(api, user)).json()["run_id"]
+    await wait_for_run(api, user, run_id)
+    async with api.stream(
+        "GET", f"/api/v1/runs/{run_id}/events", headers={**user.headers, "Last-Event-ID": ""}
+    ) as resp:
+        assert resp.status_code == 200
+        body = (await resp.aread()).decode()
+    assert "event: done" in body
+
+
 async def test_nul_in_query_and_path_is_422(api: httpx.AsyncClient, user: Tenant) -> None:
     assert_refused(await api.get("/api/v1/runs", params={"graph_id": NUL}, headers=user.headers), 422)
     assert_refused(await start_run(api, user, graph_id="langgraph:poet%00"), 422)
