@@ -463,3 +463,40 @@ async def test_a_bulk_operation_whose_process_vanished_is_continued_without_acti
     )
     assert [r["replay_of"] for r in replays] == [done[1]["run_id"]]
     assert {x["run_id"] for x in done} == set(picked)
+
+
+async def test_replay_from_a_checkpoint_prices_only_what_remains(
+    browser_like: httpx.AsyncClient, api: httpx.AsyncClient, user: Tenant
+) -> None:
+    original = (await start_run(api, user, "langgraph:brief", {"input": {"topic": "tides"}})).json()["run_id"]
+    assert (await wait_for_run(api, user, original, within=60))["status"] == "success"
+    checkpoints = (await api.get(f"/api/v1/runs/{original}/checkpoints", headers=user.headers)).json()[
+        "checkpoints"
+    ]
+    middle = checkpoints[len(checkpoints) // 2]["checkpoint_id"]
+    await sign_in(browser_like, user.api_key)
+    whole = await browser_like.get(f"/ui/runs/{original}/replay")
+    assert f"from_checkpoint_id={middle}" in whole.text  # each step is offered
+    partial = await browser_like.get(f"/ui/runs/{original}/replay?from_checkpoint_id={middle}")
+    dry = (
+        await api.post(
+            f"/api/v1/runs/{original}/replay",
+            json={"from_checkpoint_id": middle, "dry_run": True},
+            headers=user.headers,
+        )
+    ).json()
+    assert f'id="replay-estimate">{dry["estimated_credits"]:,}<' in partial.text  # the API's own dry run
+    full = (
+        await api.post(f"/api/v1/runs/{original}/replay", json={"dry_run": True}, headers=user.headers)
+    ).json()
+    assert dry["estimated_credits"] < full["estimated_credits"]
+    assert f'id="replay-estimate">{full["estimated_credits"]:,}<' in whole.text
+    started = await browser_like.post(
+        f"/ui/runs/{original}/replay",
+        data={"csrf_token": csrf_of(partial.text), "from_checkpoint_id": middle},
+    )
+    assert started.status_code == 303
+    new_id = started.headers["location"].split("/ui/runs/")[1].split("?")[0]
+    replayed = await wait_for_run(api, user, new_id, within=60)
+    assert replayed["replay_of"] == original
+    assert replayed["status"] == "success"
