@@ -173,7 +173,10 @@ class ReceiptOut(BaseModel):
     id: str
     run_id: str
     attempt: int
+    #: runledger's id of the model call (the same across the call's attempts).
     usage_unit_id: str
+    #: The provider's own response id (null on receipts written before call ids were runledger's).
+    provider_response_id: str | None = None
     source_system: str
     source_reference: str
     graph_id: str

@@ -169,8 +169,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         finally:
             await database.dispose()
         print(
-            f"runledger reconcile: report {result.report_id}: {result.flagged_calls} stale pending model call(s) "
-            f"flagged, {result.accounts_with_drift} of {result.accounts_checked} account(s) with balance drift"
+            f"runledger reconcile: report {result.report_id}: {result.settled_calls} unsettled model call(s) "
+            f"charged, {result.flagged_calls} model call(s) flagged (reasons in the report), "
+            f"{result.accounts_with_drift} of {result.accounts_checked} account(s) with balance drift"
         )
         return 1 if result.accounts_with_drift else 0
 
@@ -998,8 +999,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
     reconcile = sub.add_parser(
         "reconcile",
-        help="flag stale pending model calls and report balance drift (exit 1 on drift)",
-        description="flag stale pending model calls and report balance drift (exit 1 on drift)",
+        help="charge unsettled model calls, flag what cannot be settled, report balance drift (exit 1 on drift)",
+        description="charge unsettled model calls, flag what cannot be settled, report balance drift (exit 1 on drift)",
     )
     reconcile.add_argument(
         "--after-seconds",

@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     model_timeout_seconds: float = Field(
         default=60.0, validation_alias=_env("RUNLEDGER_MODEL_TIMEOUT_SECONDS")
     )
-    #: Preflight estimate of one model call, in credits; a run needs max_model_calls x this.
+    #: What a grant must have left when a schedule slot or webhook delivery is recorded. Runs are
+    #: held, and each call reserved, at LiteLLM's prices (contracts.money.max_call_credits).
     preflight_credits_per_call: int = Field(
         default=2_000, ge=0, validation_alias=_env("RUNLEDGER_PREFLIGHT_CREDITS_PER_CALL")
     )

@@ -14,7 +14,6 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
-from runledger.config import Settings
 from tests.fakes.openai_server import FakeProvider
 from tests.helpers import ADMIN_TOKEN, Tenant, create_user, eventually, start_run, wait_for_run
 from tests.ui.conftest import SCREENSHOTS, chromium_path
@@ -174,18 +173,18 @@ async def test_a_running_runs_detail_page_goes_live_to_success_without_a_reload(
 
 
 async def test_replay_shows_the_estimate_and_creates_a_linked_run(
-    page: Page, api: httpx.AsyncClient, user: Tenant, settings: Settings
+    page: Page, api: httpx.AsyncClient, user: Tenant
 ) -> None:
     original = (await start_run(api, user)).json()["run_id"]
     await wait_for_run(api, user, original)
-    graphs = (await api.get("/api/v1/graphs", headers=user.headers)).json()
-    poet = next(g for g in graphs if g["graph_id"] == "langgraph:poet")
+    dry = await api.post(f"/api/v1/runs/{original}/replay", json={"dry_run": True}, headers=user.headers)
+    estimate = dry.json()["estimated_credits"]
+    assert estimate > 0
     await sign_in(page, user.api_key)
     await page.goto(f"/ui/runs/{original}")
     await page.click("#replay-run")
-    await expect(page.locator("#replay-estimate")).to_have_text(
-        f"{poet['max_model_calls'] * settings.preflight_credits_per_call:,}"
-    )
+    # The page's estimate is the API's dry run of the replay: the run-start preflight's pricing.
+    await expect(page.locator("#replay-estimate")).to_have_text(f"{estimate:,}")
     await page.click("#confirm-replay")
     await expect(page.locator("#notice")).to_contain_text("Replay started")
     await expect(page.locator("#replay-of")).to_have_text(original[:8])

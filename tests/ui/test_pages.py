@@ -258,9 +258,9 @@ async def test_replay_page_shows_the_preflight_estimate_then_starts_a_linked_run
     await wait_for_run(api, user, original)
     await sign_in(browser_like, user.api_key)
     confirm = await browser_like.get(f"/ui/runs/{original}/replay")
-    graphs = (await api.get("/api/v1/graphs", headers=user.headers)).json()
-    poet = next(g for g in graphs if g["graph_id"] == "langgraph:poet")
-    expected = poet["max_model_calls"] * settings.preflight_credits_per_call
+    dry = await api.post(f"/api/v1/runs/{original}/replay", json={"dry_run": True}, headers=user.headers)
+    expected = dry.json()["estimated_credits"]
+    assert expected > 0
     assert f'id="replay-estimate">{expected:,}<' in confirm.text
     done = await browser_like.post(f"/ui/runs/{original}/replay", data={"csrf_token": csrf_of(confirm.text)})
     assert done.status_code == 303
@@ -283,15 +283,11 @@ async def test_bulk_replay_of_a_selection_confirms_count_and_estimate_and_runs_o
     confirm = await browser_like.post("/ui/bulk", data=form)
     assert confirm.status_code == 200, confirm.text
     assert 'id="bulk-count">2<' in confirm.text
-    poet = next(
-        g
-        for g in (await api.get("/api/v1/graphs", headers=tenant.headers)).json()
-        if g["graph_id"] == "langgraph:poet"
-    )
-    assert (
-        f'id="bulk-estimate">{2 * poet["max_model_calls"] * settings.preflight_credits_per_call:,}<'
-        in confirm.text
-    )
+    each = [
+        (await api.post(f"/api/v1/runs/{r}/replay", json={"dry_run": True}, headers=tenant.headers)).json()
+        for r in picked
+    ]
+    assert f'id="bulk-estimate">{sum(e["estimated_credits"] for e in each):,}<' in confirm.text
     action = confirm.text.split('action="/ui/bulk/')[1].split('"')[0]
     token = csrf_of(confirm.text)
     first, second = await asyncio.gather(

@@ -1,7 +1,7 @@
 """dashboard: ui_sessions (hashed session tokens, server-side expiry), bulk_operations and their items
 
 Revision ID: 0010_dashboard
-Revises: 0009_api_keys
+Revises: 0011_call_ids
 Create Date: 2026-12-02 03:15:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0010_dashboard"
-down_revision: str | None = "0009_api_keys"
+down_revision: str | None = "0011_call_ids"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
