@@ -160,11 +160,15 @@ async def test_a_running_runs_detail_page_goes_live_to_success_without_a_reload(
     await sign_in(page, user.api_key)
     await page.goto(f"/ui/runs/{run_id}")
     await expect(page.locator("#run-status")).to_have_text("running")
+    await expect(page.locator("#run-cost")).to_have_text("0")
     await page.evaluate("window.__notReloaded = true")
     await shot(page, "run-detail-running")
     gate.set()
     await expect(page.locator("#run-status")).to_have_text("success", timeout=WAIT_MS)
     assert await page.evaluate("window.__notReloaded === true")  # the same document: no reload
+    charged = (await api.get(f"/api/v1/runs/{run_id}", headers=user.headers)).json()["cost_credits"]
+    assert charged > 0
+    await expect(page.locator("#run-cost")).to_have_text(f"{charged:,}")  # the cost followed live
     await expect(page.locator("#timeline tr.ev-model_call")).to_have_count(1)
     await expect(page.locator("#timeline tr.ev-done")).to_have_count(1)
     await page.reload()

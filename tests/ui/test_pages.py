@@ -353,6 +353,21 @@ async def test_schedule_pages_next_five_times_in_zone_pause_resume_and_isolation
         f"/ui/schedules/{schedule_id}/enabled", data={"csrf_token": csrf_of(detail.text), "enabled": "true"}
     )
     assert (await api.get(f"/api/v1/schedules/{schedule_id}", headers=user.headers)).json()["paused"] is False
+    # Run now: the schedule's run appears, and the page lists it among the last runs.
+    ran = await browser_like.post(
+        f"/ui/schedules/{schedule_id}/trigger", data={"csrf_token": csrf_of(detail.text)}
+    )
+    assert ran.status_code == 303
+
+    async def schedule_runs() -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = (
+            await api.get(f"/api/v1/runs?schedule_id={schedule_id}", headers=user.headers)
+        ).json()["runs"]
+        return listed
+
+    (slot_run,) = await eventually(schedule_runs, until=lambda r: len(r) == 1, within=60)
+    assert slot_run["run_kind"] == "system_scheduled"
+    assert slot_run["run_id"][:8] in (await browser_like.get(f"/ui/schedules/{schedule_id}")).text
     other = await create_user(api, name="schedule-nosy")
     await browser_like.post("/ui/logout", data={"csrf_token": csrf_of(detail.text)})
     await sign_in(browser_like, other.api_key)
