@@ -188,6 +188,7 @@ async def detail(run_id: str, viewer: ViewerDep, state: StateDep, notice: str | 
             limit=20,
         )
     rows = timeline.rows(stored)
+    cost = run.cost_credits if run.status in TERMINAL_STATUSES else timeline.cost_so_far(stored)
     return page(
         "run.html",
         viewer=viewer,
@@ -197,6 +198,7 @@ async def detail(run_id: str, viewer: ViewerDep, state: StateDep, notice: str | 
         receipts=receipts,
         entries=entries,
         rows=rows,
+        cost=cost,
         last_seq=stored[-1].seq if stored else 0,
         replays=replays,
         finished=run.status in TERMINAL_STATUSES,

@@ -57,7 +57,20 @@ def row(seq: int, event: str, data: dict[str, Any]) -> dict[str, Any]:
     else:
         detail = _short(data)
     status = data.get("status") if event in ("status", "done", "error") else None
-    return {"seq": seq, "kind": kind, "label": label, "detail": detail, "status": status}
+    # What the event charged (a model call) or the run's final cost (its end): the page's cost.
+    credits = data.get("credits") if event == "usage" else data.get("cost_credits")
+    return {"seq": seq, "kind": kind, "label": label, "detail": detail, "status": status, "credits": credits}
+
+
+def cost_so_far(events: Iterable[RunEvent]) -> int:
+    """The credits a run's stored events report: its final cost if it ended, else its calls' sum."""
+    total = 0
+    for event in events:
+        if event.event in ("done", "error") and event.data.get("cost_credits") is not None:
+            return int(event.data["cost_credits"])
+        if event.event == "usage":
+            total += int(event.data.get("credits") or 0)
+    return total
 
 
 def rows(events: Iterable[RunEvent]) -> list[dict[str, Any]]:

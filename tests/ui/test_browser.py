@@ -14,7 +14,6 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
-from runledger.config import Settings
 from tests.fakes.openai_server import FakeProvider
 from tests.helpers import ADMIN_TOKEN, Tenant, create_user, eventually, start_run, wait_for_run
 from tests.ui.conftest import SCREENSHOTS, chromium_path
@@ -161,11 +160,15 @@ async def test_a_running_runs_detail_page_goes_live_to_success_without_a_reload(
     await sign_in(page, user.api_key)
     await page.goto(f"/ui/runs/{run_id}")
     await expect(page.locator("#run-status")).to_have_text("running")
+    await expect(page.locator("#run-cost")).to_have_text("0")
     await page.evaluate("window.__notReloaded = true")
     await shot(page, "run-detail-running")
     gate.set()
     await expect(page.locator("#run-status")).to_have_text("success", timeout=WAIT_MS)
     assert await page.evaluate("window.__notReloaded === true")  # the same document: no reload
+    charged = (await api.get(f"/api/v1/runs/{run_id}", headers=user.headers)).json()["cost_credits"]
+    assert charged > 0
+    await expect(page.locator("#run-cost")).to_have_text(f"{charged:,}")  # the cost followed live
     await expect(page.locator("#timeline tr.ev-model_call")).to_have_count(1)
     await expect(page.locator("#timeline tr.ev-done")).to_have_count(1)
     await page.reload()
@@ -174,18 +177,18 @@ async def test_a_running_runs_detail_page_goes_live_to_success_without_a_reload(
 
 
 async def test_replay_shows_the_estimate_and_creates_a_linked_run(
-    page: Page, api: httpx.AsyncClient, user: Tenant, settings: Settings
+    page: Page, api: httpx.AsyncClient, user: Tenant
 ) -> None:
     original = (await start_run(api, user)).json()["run_id"]
     await wait_for_run(api, user, original)
-    # The page shows the API's own dry-run estimate (the run-start preflight's pricing).
     dry = await api.post(f"/api/v1/runs/{original}/replay", json={"dry_run": True}, headers=user.headers)
-    expected = dry.json()["estimated_credits"]
-    assert expected > 0
+    estimate = dry.json()["estimated_credits"]
+    assert estimate > 0
     await sign_in(page, user.api_key)
     await page.goto(f"/ui/runs/{original}")
     await page.click("#replay-run")
-    await expect(page.locator("#replay-estimate")).to_have_text(f"{expected:,}")
+    # The page's estimate is the API's dry run of the replay: the run-start preflight's pricing.
+    await expect(page.locator("#replay-estimate")).to_have_text(f"{estimate:,}")
     await page.click("#confirm-replay")
     await expect(page.locator("#notice")).to_contain_text("Replay started")
     await expect(page.locator("#replay-of")).to_have_text(original[:8])

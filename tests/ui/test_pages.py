@@ -284,12 +284,10 @@ async def test_bulk_replay_of_a_selection_confirms_count_and_estimate_and_runs_o
     assert confirm.status_code == 200, confirm.text
     assert 'id="bulk-count">2<' in confirm.text
     each = [
-        (
-            await api.post(f"/api/v1/runs/{run_id}/replay", json={"dry_run": True}, headers=tenant.headers)
-        ).json()["estimated_credits"]
-        for run_id in picked
+        (await api.post(f"/api/v1/runs/{r}/replay", json={"dry_run": True}, headers=tenant.headers)).json()
+        for r in picked
     ]
-    assert f'id="bulk-estimate">{sum(each):,}<' in confirm.text
+    assert f'id="bulk-estimate">{sum(e["estimated_credits"] for e in each):,}<' in confirm.text
     action = confirm.text.split('action="/ui/bulk/')[1].split('"')[0]
     token = csrf_of(confirm.text)
     first, second = await asyncio.gather(
@@ -355,6 +353,21 @@ async def test_schedule_pages_next_five_times_in_zone_pause_resume_and_isolation
         f"/ui/schedules/{schedule_id}/enabled", data={"csrf_token": csrf_of(detail.text), "enabled": "true"}
     )
     assert (await api.get(f"/api/v1/schedules/{schedule_id}", headers=user.headers)).json()["paused"] is False
+    # Run now: the schedule's run appears, and the page lists it among the last runs.
+    ran = await browser_like.post(
+        f"/ui/schedules/{schedule_id}/trigger", data={"csrf_token": csrf_of(detail.text)}
+    )
+    assert ran.status_code == 303
+
+    async def schedule_runs() -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = (
+            await api.get(f"/api/v1/runs?schedule_id={schedule_id}", headers=user.headers)
+        ).json()["runs"]
+        return listed
+
+    (slot_run,) = await eventually(schedule_runs, until=lambda r: len(r) == 1, within=60)
+    assert slot_run["run_kind"] == "system_scheduled"
+    assert slot_run["run_id"][:8] in (await browser_like.get(f"/ui/schedules/{schedule_id}")).text
     other = await create_user(api, name="schedule-nosy")
     await browser_like.post("/ui/logout", data={"csrf_token": csrf_of(detail.text)})
     await sign_in(browser_like, other.api_key)
@@ -461,3 +474,40 @@ async def test_a_bulk_operation_whose_process_vanished_is_continued_without_acti
     )
     assert [r["replay_of"] for r in replays] == [done[1]["run_id"]]
     assert {x["run_id"] for x in done} == set(picked)
+
+
+async def test_replay_from_a_checkpoint_prices_only_what_remains(
+    browser_like: httpx.AsyncClient, api: httpx.AsyncClient, user: Tenant
+) -> None:
+    original = (await start_run(api, user, "langgraph:brief", {"input": {"topic": "tides"}})).json()["run_id"]
+    assert (await wait_for_run(api, user, original, within=60))["status"] == "success"
+    checkpoints = (await api.get(f"/api/v1/runs/{original}/checkpoints", headers=user.headers)).json()[
+        "checkpoints"
+    ]
+    middle = checkpoints[len(checkpoints) // 2]["checkpoint_id"]
+    await sign_in(browser_like, user.api_key)
+    whole = await browser_like.get(f"/ui/runs/{original}/replay")
+    assert f"from_checkpoint_id={middle}" in whole.text  # each step is offered
+    partial = await browser_like.get(f"/ui/runs/{original}/replay?from_checkpoint_id={middle}")
+    dry = (
+        await api.post(
+            f"/api/v1/runs/{original}/replay",
+            json={"from_checkpoint_id": middle, "dry_run": True},
+            headers=user.headers,
+        )
+    ).json()
+    assert f'id="replay-estimate">{dry["estimated_credits"]:,}<' in partial.text  # the API's own dry run
+    full = (
+        await api.post(f"/api/v1/runs/{original}/replay", json={"dry_run": True}, headers=user.headers)
+    ).json()
+    assert dry["estimated_credits"] < full["estimated_credits"]
+    assert f'id="replay-estimate">{full["estimated_credits"]:,}<' in whole.text
+    started = await browser_like.post(
+        f"/ui/runs/{original}/replay",
+        data={"csrf_token": csrf_of(partial.text), "from_checkpoint_id": middle},
+    )
+    assert started.status_code == 303
+    new_id = started.headers["location"].split("/ui/runs/")[1].split("?")[0]
+    replayed = await wait_for_run(api, user, new_id, within=60)
+    assert replayed["replay_of"] == original
+    assert replayed["status"] == "success"

@@ -36,6 +36,15 @@ function setStatus(value) {
   badge.className = "status s-" + value;
 }
 
+function addCost(row, final) {
+  // Live cost: each model call adds what it charged; the run's end states its final cost.
+  const cost = document.getElementById("run-cost");
+  if (!cost || row.credits === null || row.credits === undefined) return;
+  const value = final ? row.credits : Number(cost.dataset.credits) + row.credits;
+  cost.dataset.credits = value;
+  cost.textContent = value.toLocaleString("en-US");
+}
+
 function followTimeline() {
   const table = document.getElementById("timeline");
   if (!table || table.dataset.finished === "true" || !window.EventSource) return;
@@ -48,6 +57,8 @@ function followTimeline() {
       const row = JSON.parse(message.data);
       appendRow(tbody, row);
       if (row.status) setStatus(row.status);
+      if (name === "usage") addCost(row, false);
+      if (name === "done" || name === "error") addCost(row, true);
       if (name === "done" || name === "error") {
         source.close();
         if (note) note.textContent = "finished — reload for receipts and output";
