@@ -25,7 +25,9 @@ from api.routes import (
     ui_stream,
     webhooks,
 )
+from api.webhook_audit import RefusalBudget
 from db.notify import RunEventListener
+from db.secrets import SecretBox
 from db.session import Database
 from runledger.config import Settings
 from runledger.telemetry import temporal_plugins
@@ -46,7 +48,16 @@ def create_app(
         )
         listener = RunEventListener(db.url)
         listener.start()
-        app.state.runledger = AppState(settings=settings, database=db, temporal=client, events=listener)
+        app.state.runledger = AppState(
+            settings=settings,
+            database=db,
+            temporal=client,
+            events=listener,
+            secrets=SecretBox.from_setting(settings.secret_keys.get_secret_value())
+            if settings.secret_keys
+            else None,
+            webhook_refusals=RefusalBudget(settings.webhook_refused_log_per_minute),
+        )
         try:
             yield
         finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,9 +12,11 @@ from temporalio.client import Client
 
 from api.errors import Forbidden, Unauthorized
 from api.keys import hash_api_key
+from api.webhook_audit import RefusalBudget
 from db import accounts
 from db.accounts import Principal
 from db.notify import RunEventListener
+from db.secrets import SecretBox
 from db.session import Database
 from runledger.config import Settings
 
@@ -25,6 +27,10 @@ class AppState:
     database: Database
     temporal: Client
     events: RunEventListener
+    #: Opens and seals stored secrets; None when RUNLEDGER_SECRET_KEYS is not set (then the routes
+    #: that need a secret answer 503 ``secret_keys_missing``).
+    secrets: SecretBox | None = None
+    webhook_refusals: RefusalBudget = field(default_factory=lambda: RefusalBudget(120))
 
 
 def get_state(request: Request) -> AppState:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from runledger.contracts.runs import RunKind, RunStatus
 from runledger.contracts.schedules import Overlap
+from runledger.contracts.webhooks import Kind
 
 
 class Strict(BaseModel):
@@ -250,11 +251,21 @@ class CreateWebhookTriggerRequest(Strict):
     #: Graph input field -> RFC 6901 JSON pointer into the delivery's JSON payload.
     input_mapping: dict[str, str] = Field(default_factory=dict)
     grant_id: str | None = None
+    #: The sender's signing scheme (``contracts.webhooks``).
+    kind: Kind = "standard"
+    #: The sender's own secret (Stripe's ``whsec_...``, the one typed into GitHub); generated when absent.
+    secret: str | None = Field(default=None, max_length=255)
+    #: Event names that start a run; others are recorded ``filtered``. Absent: every event.
+    events: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=100
+    )
 
 
 class WebhookTriggerOut(BaseModel):
     trigger_id: str
     source: str
+    kind: Kind
+    events: list[str] | None
     graph_id: str
     input: dict[str, Any]
     input_mapping: dict[str, str]
@@ -283,4 +294,29 @@ class WebhookRunOut(BaseModel):
 
 class WebhookDeliveryResponse(BaseModel):
     delivery_id: str
+    #: The event as recorded (GitHub ``X-GitHub-Event``, Stripe ``type``, the payload's ``type``).
+    event: str | None = None
     runs: list[WebhookRunOut]
+    #: Triggers that matched the signature but not the event (or a GitHub ping): no run.
+    filtered_trigger_ids: list[str] = Field(default_factory=list)
+
+
+class WebhookDeliveryOut(BaseModel):
+    #: The audit row's id (the cursor orders by it).
+    id: int
+    #: The sender's delivery key (SPEC §2); null when the delivery carried none.
+    delivery_id: str | None
+    source: str
+    trigger_id: str | None
+    event: str | None
+    received_at: datetime
+    outcome: str
+    http_status: int
+    run_ids: list[str]
+    body_bytes: int
+    body_sha256: str | None
+
+
+class WebhookDeliveryListResponse(BaseModel):
+    webhook_deliveries: list[WebhookDeliveryOut]
+    next_cursor: str | None

@@ -335,12 +335,14 @@ class Schedule(Base):
 
 class WebhookTrigger(Base):
     """A graph run for every signed delivery to ``POST /api/v1/webhooks/{source}``, billed under its
-    grant. The signing secret is stored as given: verifying an HMAC needs it. Deleting the trigger
-    keeps the row (``deleted_at``) so its runs keep their provenance."""
+    grant. ``kind`` is the sender's signing scheme (``contracts.webhooks``). Verifying an HMAC needs the
+    secret itself, so it is stored encrypted (``db.secrets``, SECRETS_ENCRYPTED_AT_REST), never plain.
+    Deleting the trigger keeps the row (``deleted_at``) so its runs keep their provenance."""
 
     __tablename__ = "webhook_triggers"
     __table_args__ = (
         CheckConstraint("source ~ '^[a-z0-9][a-z0-9_-]{0,62}$'", name="source"),
+        CheckConstraint("kind IN ('github','stripe','standard')", name="kind"),
         Index("ix_webhook_triggers_active_source", "source", postgresql_where=text("deleted_at IS NULL")),
         Index("ix_webhook_triggers_owner_created", "owner_user_id", "created_at"),
     )
@@ -360,9 +362,45 @@ class WebhookTrigger(Base):
     input: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     #: Graph input field -> RFC 6901 JSON pointer into the delivery's payload.
     input_mapping: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False)
-    secret: Mapped[str] = mapped_column(Text, nullable=False)
+    kind: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'standard'"))
+    #: Event names that start a run (GitHub ``X-GitHub-Event`` or ``event.action``, Stripe ``type``,
+    #: Standard Webhooks payload ``type``); NULL: every event.
+    events: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    #: The signing secret as a Fernet token (``db.secrets``).
+    secret_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = _created_at()
     deleted_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class WebhookDelivery(Base):
+    """The trigger audit log: one row per delivery and matched trigger (accepted, duplicate,
+    filtered, refused after the signature), or one row without a trigger for a delivery refused
+    before any trigger was matched. Never the secret, never the body: only its size and sha256."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(
+            "outcome IN ('accepted','duplicate','filtered','invalid_signature','stale_timestamp',"
+            "'payload_too_large','invalid_payload','grant_refused')",
+            name="outcome",
+        ),
+        Index("ix_webhook_deliveries_source_id", "source", "id"),
+        Index("ix_webhook_deliveries_trigger_id", "trigger_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source: Mapped[str] = mapped_column(Text, nullable=False)
+    trigger_id: Mapped[str | None] = mapped_column(ForeignKey("webhook_triggers.id", ondelete="RESTRICT"))
+    #: The sender's delivery key (SPEC §2), when the delivery carried one.
+    delivery_key: Mapped[str | None] = mapped_column(Text)
+    event: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(Text, nullable=False)
+    http_status: Mapped[int] = mapped_column(Integer, nullable=False)
+    run_ids: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    body_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: Hex sha256 of the body; NULL when it was refused before it was read.
+    body_sha256: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
 
 
 class CreditReservation(Base):

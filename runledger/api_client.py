@@ -312,6 +312,9 @@ class ApiClient:
     def create_webhook_trigger(self, body: JsonObject) -> JsonObject:
         return self._object("POST", "/api/v1/webhook-triggers", body=body)
 
+    def list_webhook_deliveries(self, params: Mapping[str, str | int]) -> JsonObject:
+        return self._object("GET", "/api/v1/webhook-deliveries", params=params)
+
     def delete_webhook_trigger(self, trigger_id: str) -> None:
         self.request("DELETE", f"/api/v1/webhook-triggers/{_segment(trigger_id)}")
 

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     temporal_ui_url: str | None = Field(default=None, validation_alias=_env("RUNLEDGER_TEMPORAL_UI_URL"))
 
     admin_token: SecretStr | None = Field(default=None, validation_alias=_env("RUNLEDGER_ADMIN_TOKEN"))
+    #: Fernet keys that encrypt stored secrets (webhook secrets, connection credentials), comma-
+    #: separated, newest first (``db.secrets``); generated into the data dir by the dev stack.
+    secret_keys: SecretStr | None = Field(default=None, validation_alias=_env("RUNLEDGER_SECRET_KEYS"))
+    #: Refused webhook deliveries recorded in the audit log per source per minute, per API process
+    #: (beyond it a refusal is only counted in a metric); accepted ones are always recorded.
+    webhook_refused_log_per_minute: int = Field(
+        default=120, ge=0, validation_alias=_env("RUNLEDGER_WEBHOOK_REFUSED_LOG_PER_MINUTE")
+    )
 
     markup: Decimal = Field(default=Decimal("2.0"), validation_alias=_env("RUNLEDGER_MARKUP"))
     default_model: str = Field(default=OFFLINE_MODEL, validation_alias=_env("RUNLEDGER_DEFAULT_MODEL"))

@@ -334,7 +334,9 @@ async def test_webhook_trigger_lifecycle_through_the_cli(api: httpx.AsyncClient,
     )
     assert again_json.json() == {
         "delivery_id": delivery_id,
+        "event": None,
         "runs": [{"trigger_id": trigger_id, "run_id": run_id, "status": "success", "created": False}],
+        "filtered_trigger_ids": [],
     }
     assert "was received before" in again_table.out
     assert run_id in again_table.out
@@ -350,6 +352,24 @@ async def test_webhook_trigger_lifecycle_through_the_cli(api: httpx.AsyncClient,
     assert fresh_run["run_id"] != run_id
     assert (await wait_for_run(api, cli.user, fresh_run["run_id"]))["status"] == "success"
 
+    # The audit log: newest first, the refused one (no trigger verified it) among them.
+    audit_json, audit_table = await asyncio.gather(
+        cli.ok("webhooks", "deliveries", "--source", source, "--json"),
+        cli.ok("webhooks", "deliveries", "--source", source),
+    )
+    rows = audit_json.json()["webhook_deliveries"]
+    assert sorted(r["outcome"] for r in rows) == [
+        "accepted",
+        "accepted",
+        "duplicate",
+        "duplicate",
+        "invalid_signature",
+    ]
+    assert rows[0]["run_ids"] == [fresh_run["run_id"]]
+    assert "invalid_signature" in audit_table.out
+    assert fresh_run["run_id"] in audit_table.out
+    assert secret not in audit_json.out + audit_table.out
+
     deleted = await cli.ok("webhooks", "delete", trigger_id, "--json")
     assert deleted.json() == {"trigger_id": trigger_id, "deleted": True}
     listed_after, table_after, gone = await asyncio.gather(
@@ -360,7 +380,7 @@ async def test_webhook_trigger_lifecycle_through_the_cli(api: httpx.AsyncClient,
     assert listed_after.json() == {"webhook_triggers": []}
     assert "no webhook triggers" in table_after.out
     assert gone.code == 1, gone
-    assert gone.err.startswith("error: webhook_source_not_found: "), gone
+    assert gone.err.startswith("error: invalid_signature: "), gone  # as if the source never existed
 
 
 async def test_errors_print_the_api_code_and_exit_1(cli: Cli, tmp_path: Path) -> None:

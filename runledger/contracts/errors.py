@@ -30,6 +30,10 @@ class ErrorCode(StrEnum):
     INVALID_SIGNATURE = "invalid_signature"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     INVALID_PAYLOAD = "invalid_payload"
+    #: A source already has the most live triggers it may have (contracts.webhooks).
+    WEBHOOK_SOURCE_FULL = "webhook_source_full"
+    #: RUNLEDGER_SECRET_KEYS is not configured, so no secret can be stored or read.
+    SECRET_KEYS_MISSING = "secret_keys_missing"
     #: A request that waits for its run's answer (``/v1/chat/completions``) gave up; the run goes on.
     RUN_WAIT_TIMEOUT = "run_wait_timeout"
     # Execution-time codes, stored on graph_runs.error_code.
