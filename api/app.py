@@ -14,6 +14,7 @@ from api.errors import install_error_handlers
 from api.routes import (
     admin,
     billing,
+    connections,
     events,
     grants,
     health,
@@ -85,6 +86,7 @@ def create_app(
         ui_stream.router,
         openai_compat.router,
         webhooks.router,
+        connections.router,
     ):
         app.include_router(router)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -163,6 +163,8 @@ class CreateGrantRequest(Strict):
     scopes: list[str] = Field(min_length=1, max_length=50)
     expires_at: datetime | None = None
     max_credits: int | None = Field(default=None, ge=0, le=10**15)
+    #: Tool provider -> connection id: the credentials this grant's runs' tools act with.
+    connections: dict[str, str] = Field(default_factory=dict, max_length=20)
 
 
 class GrantOut(BaseModel):
@@ -173,6 +175,7 @@ class GrantOut(BaseModel):
     revoked_at: datetime | None
     max_credits: int | None
     spent_credits: int
+    connections: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
 
 
@@ -320,3 +323,47 @@ class WebhookDeliveryOut(BaseModel):
 class WebhookDeliveryListResponse(BaseModel):
     webhook_deliveries: list[WebhookDeliveryOut]
     next_cursor: str | None
+
+
+class OAuth2Credentials(Strict):
+    access_token: str = Field(min_length=1, max_length=8192)
+    refresh_token: str | None = Field(default=None, min_length=1, max_length=8192)
+    #: When the access token expires; absent: only a 401 from the service makes the worker refresh.
+    expires_at: datetime | None = None
+    token_url: str = Field(min_length=1, max_length=2000)
+    client_id: str = Field(min_length=1, max_length=500)
+    client_secret: str = Field(min_length=1, max_length=8192)
+    scope: str | None = Field(default=None, max_length=2000)
+
+
+class CreateConnectionRequest(Strict):
+    #: The provider a tool declares, e.g. ``github``.
+    provider: str = Field(pattern=r"^[a-z0-9_]{1,40}$")
+    kind: Literal["api_key", "oauth2"]
+    name: str | None = Field(default=None, max_length=200)
+    #: The service's API base URL (GitHub Enterprise, a test server); absent: the provider's default.
+    api_base: str | None = Field(default=None, max_length=2000)
+    #: ``kind=api_key``: the static token.
+    api_key: str | None = Field(default=None, min_length=1, max_length=8192)
+    #: ``kind=oauth2``.
+    oauth2: OAuth2Credentials | None = None
+
+
+class ConnectionOut(BaseModel):
+    """Never a secret: tokens and client secrets are write-only."""
+
+    connection_id: str
+    provider: str
+    kind: str
+    name: str | None
+    status: str
+    api_base: str | None
+    token_url: str | None
+    client_id: str | None
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConnectionListResponse(BaseModel):
+    connections: list[ConnectionOut]

@@ -293,6 +293,8 @@ class ExecutionGrant(Base):
     max_credits: Mapped[int | None] = mapped_column(BigInteger)
     #: Credits charged under this grant, updated by the ledger writer in each charge's transaction.
     spent_credits: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    #: Tool provider -> connection id: the credentials the tools of this grant's runs act with.
+    connections: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'"))
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -370,6 +372,33 @@ class WebhookTrigger(Base):
     secret_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = _created_at()
     deleted_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class Connection(Base):
+    """A credential a tool uses to act on an external service for its owner (``api_key``: a static
+    token; ``oauth2``: access and refresh tokens, refreshed by the worker). The secrets are one
+    Fernet token (``db.secrets``) of a JSON object; ``settings`` holds only what is not secret."""
+
+    __tablename__ = "connections"
+    __table_args__ = (
+        CheckConstraint("kind IN ('api_key','oauth2')", name="kind"),
+        CheckConstraint("status IN ('active','needs_reauth','revoked')", name="status"),
+        CheckConstraint("provider ~ '^[a-z0-9_]{1,40}$'", name="provider"),
+        Index("ix_connections_owner_created", "owner_user_id", "created_at"),
+    )
+
+    id: Mapped[str] = _uuid_pk()
+    owner_user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), nullable=False)
+    provider: Mapped[str] = mapped_column(Text, nullable=False)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    name: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'active'"))
+    #: Not secret: ``api_base``, and for oauth2 ``token_url``, ``client_id``, ``scope``, ``expires_at``.
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    credentials_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(TZ)
 
 
 class WebhookDelivery(Base):

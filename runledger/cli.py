@@ -196,16 +196,20 @@ def cmd_rotate_secrets(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc)) from exc
 
     async def run() -> int:
-        from db import webhooks
+        from db import connections, webhooks
         from db.session import Database
 
         database = Database(settings.require_database_url())
         try:
             async with database.transaction() as session:
-                count = await webhooks.rotate_secrets(session, box=box)
+                hooks = await webhooks.rotate_secrets(session, box=box)
+                creds = await connections.rotate_secrets(session, box=box)
         finally:
             await database.dispose()
-        print(f"runledger rotate-secrets: {count} webhook secret(s) re-encrypted under the newest key")
+        print(
+            f"runledger rotate-secrets: {hooks} webhook secret(s) and {creds} connection credential(s) "
+            "re-encrypted under the newest key"
+        )
         return 0
 
     return asyncio.run(run())

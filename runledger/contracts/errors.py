@@ -34,6 +34,7 @@ class ErrorCode(StrEnum):
     WEBHOOK_SOURCE_FULL = "webhook_source_full"
     #: RUNLEDGER_SECRET_KEYS is not configured, so no secret can be stored or read.
     SECRET_KEYS_MISSING = "secret_keys_missing"
+    CONNECTION_NOT_FOUND = "connection_not_found"
     #: A request that waits for its run's answer (``/v1/chat/completions``) gave up; the run goes on.
     RUN_WAIT_TIMEOUT = "run_wait_timeout"
     # Execution-time codes, stored on graph_runs.error_code.

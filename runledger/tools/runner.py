@@ -16,6 +16,12 @@ from typing import Any, Protocol
 import jsonschema
 
 from runledger.contracts.tools import TOOL_CATALOG, ToolErrorCode, ToolSpec
+from runledger.tools.connected import (
+    ConnectionMissing,
+    ConnectionNeedsReauth,
+    CredentialResolver,
+    bind_credentials,
+)
 from runledger.tools.core import REGISTRY, ToolFn, ToolInputError
 
 #: Receives ``(event, data)`` for ``tool_call_start`` and ``tool_call_result``.
@@ -81,7 +87,10 @@ class ToolRunner:
         trace: ToolTrace = _untraced,
         catalog: Mapping[str, ToolSpec] = TOOL_CATALOG,
         registry: Mapping[str, ToolFn] = REGISTRY,
+        credentials: CredentialResolver | None = None,
     ) -> None:
+        #: Resolves the run's connections for a tool that declares a ``provider`` (tools.connected).
+        self._credentials = credentials
         self._policy = policy
         self._emit = emit
         self._trace = trace
@@ -107,11 +116,15 @@ class ToolRunner:
             {"call_id": call_id, "tool_id": tool_id, "effect": spec.effect.value, "args": args},
         )
         try:
-            with self._trace(tool_id, args) as observed:
+            with self._trace(tool_id, args) as observed, bind_credentials(self._credentials):
                 value = await impl(args)
                 observed.record(value)
         except ToolInputError as exc:
             return await self._failed(call_id, tool_id, args, ToolErrorCode.INVALID_INPUT, str(exc))
+        except ConnectionMissing as exc:
+            return await self._failed(call_id, tool_id, args, ToolErrorCode.CONNECTION_MISSING, str(exc))
+        except ConnectionNeedsReauth as exc:
+            return await self._failed(call_id, tool_id, args, ToolErrorCode.CONNECTION_NEEDS_REAUTH, str(exc))
         except Exception as exc:
             return await self._failed(
                 call_id, tool_id, args, ToolErrorCode.EXECUTION_FAILED, f"{type(exc).__name__}: {exc}"
