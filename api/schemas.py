@@ -72,6 +72,8 @@ class GraphOut(BaseModel):
 class StartRunRequest(Strict):
     input: dict[str, Any]
     state_key: str | None = Field(default=None, min_length=1, max_length=200)
+    #: Announce the run's end here, signed (``contracts.notify``; the host must be allow-listed).
+    notify_url: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
 class RunLinks(BaseModel):
@@ -262,6 +264,8 @@ class CreateWebhookTriggerRequest(Strict):
     events: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
         default=None, min_length=1, max_length=100
     )
+    #: Announce every run's end here, signed (``contracts.notify``; the host must be allow-listed).
+    notify_url: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
 class WebhookTriggerOut(BaseModel):
@@ -275,6 +279,7 @@ class WebhookTriggerOut(BaseModel):
     grant_id: str
     #: Where the sender posts its deliveries.
     url: str
+    notify_url: str | None = None
     created_at: datetime
 
 
@@ -367,3 +372,21 @@ class ConnectionOut(BaseModel):
 
 class ConnectionListResponse(BaseModel):
     connections: list[ConnectionOut]
+
+
+class NotifySecretOut(BaseModel):
+    #: The Standard Webhooks secret that signs this account's run-completion notifications.
+    secret: str
+
+
+class RunNotificationOut(BaseModel):
+    attempt: int
+    url: str
+    http_status: int | None
+    error: str | None
+    delivered: bool
+    sent_at: datetime
+
+
+class RunNotificationListResponse(BaseModel):
+    notifications: list[RunNotificationOut]

@@ -336,6 +336,7 @@ async def _record_run(
         requested_by=trigger.owner_user_id,
         grant_id=trigger.grant_id,
         webhook_trigger_id=trigger.id,
+        notify_url=trigger.notify_url,
         input=run_input,
         status=RunStatus.PENDING if denied is None else RunStatus.SKIPPED,
         error_code=None if denied is None else denied.code,

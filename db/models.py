@@ -123,6 +123,8 @@ class GraphRun(Base):
     webhook_trigger_id: Mapped[str | None] = mapped_column(
         ForeignKey("webhook_triggers.id", ondelete="RESTRICT")
     )
+    #: Where the run's end is announced, signed (``contracts.notify``); None: nowhere.
+    notify_url: Mapped[str | None] = mapped_column(Text)
     state_key: Mapped[str | None] = mapped_column(Text)
     #: The catalog version of the graph the run's (latest) execution ran, set when it starts.
     graph_version: Mapped[str | None] = mapped_column(Text)
@@ -370,6 +372,8 @@ class WebhookTrigger(Base):
     events: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     #: The signing secret as a Fernet token (``db.secrets``).
     secret_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
+    #: Every run of this trigger is announced here when it ends (``contracts.notify``).
+    notify_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     deleted_at: Mapped[datetime | None] = mapped_column(TZ)
 
@@ -399,6 +403,22 @@ class Connection(Base):
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class RunNotification(Base):
+    """One attempt to POST a run's signed completion notification (``contracts.notify``)."""
+
+    __tablename__ = "run_notifications"
+    __table_args__ = (Index("ix_run_notifications_run_id", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="CASCADE"), nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    delivered: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    sent_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
 
 
 class WebhookDelivery(Base):

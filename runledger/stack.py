@@ -107,6 +107,7 @@ class Stack:
         self.temporal_address = settings.temporal_address
         self.admin_token = ""
         self.secret_keys = ""
+        self.notify_signing_key = ""
         #: Chosen in _check_ports: the configured port, or a free one.
         self.worker_metrics_port = settings.worker_metrics_port
         self.demo: DemoState | None = None
@@ -153,11 +154,15 @@ class Stack:
         if self.temporal_address is None:
             self.temporal_address = self._start_temporal()
         from db.migrate import upgrade
-        from runledger.demo import secret_keys
+        from runledger.demo import notify_signing_key, secret_keys
 
         configured_keys = self.settings.secret_keys
         self.secret_keys = secret_keys(
             self.data_dir, configured_keys.get_secret_value() if configured_keys else None
+        )
+        configured_notify = self.settings.notify_signing_key
+        self.notify_signing_key = notify_signing_key(
+            self.data_dir, configured_notify.get_secret_value() if configured_notify else None
         )
         print("runledger up: migrating the database", flush=True)
         try:
@@ -277,6 +282,7 @@ class Stack:
             TEMPORAL_TASK_QUEUE=s.temporal_task_queue,
             RUNLEDGER_ADMIN_TOKEN=self.admin_token,
             RUNLEDGER_SECRET_KEYS=self.secret_keys,
+            RUNLEDGER_NOTIFY_SIGNING_KEY=self.notify_signing_key,
             RUNLEDGER_API_HOST=s.api_host,
             RUNLEDGER_API_PORT=str(s.api_port),
             RUNLEDGER_TEMPORAL_UI_PORT=str(s.temporal_ui_port),

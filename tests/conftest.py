@@ -106,6 +106,8 @@ def settings(database_url: str, temporal_env: WorkflowEnvironment, fake_provider
         temporal_task_queue=f"test-{uuid.uuid4()}",
         admin_token=SecretStr(ADMIN_TOKEN),
         secret_keys=SecretStr(SECRET_KEYS),
+        notify_signing_key=SecretStr("test-notify-signing-key"),
+        notify_allowed_hosts="127.0.0.1,*.notify.test",
         default_model=FAKE_MODEL,
         model_api_base=fake_provider.url,
         model_api_key=SecretStr("sk-fake"),

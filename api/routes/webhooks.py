@@ -17,9 +17,14 @@ from fastapi import APIRouter, Query, Request, Response, status
 from api.catalog import published_graph, validate_input
 from api.deps import StateDep, UserDep
 from api.errors import Conflict, NotFound, Unprocessable
+from api.notify_urls import check_notify_url
 from api.routes.grants import grant_for_trigger
+from api.routes.runs import own_run
 from api.schemas import (
     CreateWebhookTriggerRequest,
+    NotifySecretOut,
+    RunNotificationListResponse,
+    RunNotificationOut,
     WebhookDeliveryListResponse,
     WebhookDeliveryOut,
     WebhookDeliveryResponse,
@@ -28,11 +33,12 @@ from api.schemas import (
     WebhookTriggerOut,
 )
 from api.webhook_receiver import receive, secret_box
-from db import grants, webhooks
+from db import grants, notifications, webhooks
 from db.accounts import Principal
 from db.models import WebhookDelivery, WebhookTrigger
 from db.pagination import InvalidCursorError, decode_cursor, encode_cursor
 from db.session import Database
+from runledger.contracts import notify as nt
 from runledger.contracts import webhooks as wh
 from runledger.contracts.errors import ErrorCode
 
@@ -50,6 +56,7 @@ def _trigger_fields(row: WebhookTrigger) -> dict[str, Any]:
         "input_mapping": row.input_mapping,
         "grant_id": row.grant_id,
         "url": f"/api/v1/webhooks/{row.source}",
+        "notify_url": row.notify_url,
         "created_at": row.created_at,
     }
 
@@ -86,6 +93,8 @@ async def create_trigger(
     if not body.input_mapping:
         # Every delivery gets exactly this input: a bad one would fail every delivery.
         validate_input(spec, body.input)
+    if body.notify_url is not None:
+        check_notify_url(state.settings, body.notify_url)
     secret = body.secret if body.secret is not None else wh.new_secret(body.kind)
     problem = wh.secret_problem(body.kind, secret)
     if problem:
@@ -113,6 +122,7 @@ async def create_trigger(
                 input_mapping=body.input_mapping,
                 kind=body.kind,
                 events=body.events,
+                notify_url=body.notify_url,
                 secret_encrypted=sealed,
             ),
         )
@@ -228,3 +238,33 @@ async def receive_delivery(
     http_status, answer = await receive(state, source, request)
     response.status_code = http_status
     return answer
+
+
+@router.get("/me/notify-secret", response_model=NotifySecretOut)
+async def notify_secret(principal: UserDep, state: StateDep) -> NotifySecretOut:
+    """The Standard Webhooks secret a receiver verifies this account's run notifications with."""
+    key = state.settings.notify_signing_key
+    if key is None:
+        raise NotFound("run notifications are not configured", code=ErrorCode.NOTIFY_URL_NOT_ALLOWED)
+    return NotifySecretOut(secret=nt.account_secret(key.get_secret_value(), principal.billing_account_id))
+
+
+@router.get("/runs/{run_id}/notifications", response_model=RunNotificationListResponse)
+async def run_notifications(run_id: str, principal: UserDep, state: StateDep) -> RunNotificationListResponse:
+    """Every attempt to deliver the run's completion notification, oldest first."""
+    run = await own_run(state.database, principal, run_id)
+    async with state.database.transaction() as session:
+        rows = await notifications.list_for_run(session, run_id=run.run_id)
+    return RunNotificationListResponse(
+        notifications=[
+            RunNotificationOut(
+                attempt=r.attempt,
+                url=r.url,
+                http_status=r.http_status,
+                error=r.error,
+                delivered=r.delivered,
+                sent_at=r.sent_at,
+            )
+            for r in rows
+        ]
+    )

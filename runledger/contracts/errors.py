@@ -35,6 +35,8 @@ class ErrorCode(StrEnum):
     #: RUNLEDGER_SECRET_KEYS is not configured, so no secret can be stored or read.
     SECRET_KEYS_MISSING = "secret_keys_missing"
     CONNECTION_NOT_FOUND = "connection_not_found"
+    #: A notify_url whose host is not allow-listed (or notifications are not configured).
+    NOTIFY_URL_NOT_ALLOWED = "notify_url_not_allowed"
     #: A request that waits for its run's answer (``/v1/chat/completions``) gave up; the run goes on.
     RUN_WAIT_TIMEOUT = "run_wait_timeout"
     # Execution-time codes, stored on graph_runs.error_code.

@@ -1,4 +1,6 @@
-"""connections: encrypted credentials for tools; execution_grants.connections maps providers to them
+"""connections: encrypted credentials for tools; execution_grants.connections maps providers to them;
+notify_url on runs and webhook triggers, and run_notifications (each attempt of a signed run-completion
+notification)
 
 Revision ID: 0008b_connections
 Revises: 0008_webhook_deliveries
@@ -61,8 +63,36 @@ def upgrade() -> None:
         ),
     )
 
+    op.add_column("graph_runs", sa.Column("notify_url", sa.Text(), nullable=True))
+    op.add_column("webhook_triggers", sa.Column("notify_url", sa.Text(), nullable=True))
+    op.create_table(
+        "run_notifications",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("run_id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("http_status", sa.Integer(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("delivered", sa.Boolean(), nullable=False),
+        sa.Column(
+            "sent_at", postgresql.TIMESTAMP(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["graph_runs.run_id"],
+            name=op.f("fk_run_notifications_run_id_graph_runs"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_run_notifications")),
+    )
+    op.create_index("ix_run_notifications_run_id", "run_notifications", ["run_id", "id"], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_index("ix_run_notifications_run_id", table_name="run_notifications")
+    op.drop_table("run_notifications")
+    op.drop_column("webhook_triggers", "notify_url")
+    op.drop_column("graph_runs", "notify_url")
     op.drop_column("execution_grants", "connections")
     op.drop_index("ix_connections_owner_created", table_name="connections")
     op.drop_table("connections")
