@@ -8,15 +8,16 @@ everything else (database or provider trouble) raises plainly and Temporal retri
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from pydantic_core import to_jsonable_python
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.connections import GrantCredentials
 from activities.events import tool_event_sink
 from activities.finalize import finalize_run
+from activities.graph_steps import CheckpointNotFoundError, checkpoints_for, run_steps, step_sink
 from activities.metering import CreditsExhaustedError, GrantDeniedError, LedgerMeter, RunNotRunningError
 from db import events, grants, ledger, reservations, runs
 from db.secrets import SecretBox
@@ -28,6 +29,7 @@ from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
 from runledger.contracts.grants import check_grant
 from runledger.contracts.runs import (
+    ON_THREAD_STATUSES,
     TERMINAL_STATUSES,
     AuthorizeInput,
     AuthorizeResult,
@@ -35,10 +37,14 @@ from runledger.contracts.runs import (
     ExecuteResult,
     FinalizeInput,
     FinalizeResult,
+    InputPauseInput,
+    InputPauseResult,
     PauseInput,
+    PauseReason,
     PauseResult,
     ResumeInput,
     RunStatus,
+    pause_reason_of,
 )
 from runledger.llm import LiteLLMGateway, UnpricedModelError, bind
 from runledger.llm.gateway import ModelGatewayError
@@ -49,6 +55,7 @@ RUN_NOT_VISIBLE = "run_not_visible"
 #: With the DB retry policy's backoff (0.2 s doubling, capped at 10 s) this waits about two minutes.
 RUN_NOT_VISIBLE_ATTEMPTS = 18
 HEARTBEAT_EVERY_SECONDS = 5.0
+TRANSIENT_ERROR = "transient_error"
 
 
 async def _heartbeat_while_running() -> None:
@@ -59,10 +66,17 @@ async def _heartbeat_while_running() -> None:
         await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
 
 
-def _run_config(run_id: str, graph_id: str, state_key: str | None) -> RunnableConfig:
-    """The RunnableConfig of a run's execution (and of a factory's call): its LangGraph thread is
-    the run's ``state_key``, else the run (SPEC §2)."""
-    return {"configurable": {"thread_id": state_key or run_id, "run_id": run_id, "graph_id": graph_id}}
+def thread_id(billing_account_id: str, run_id: str, state_key: str | None) -> str:
+    """A run's LangGraph thread (SPEC §2): its ``state_key``, else the run. A ``state_key`` is
+    scoped to its billing account (``{account}:{state_key}``), so two tenants' keys of the same
+    text are two threads."""
+    return f"{billing_account_id}:{state_key}" if state_key else run_id
+
+
+def _run_config(run_id: str, graph_id: str, thread: str) -> RunnableConfig:
+    """The RunnableConfig of a run's execution (and of a factory's call). ``run_id`` in it is copied
+    by LangGraph into each checkpoint's metadata (see ``activities.graph_steps``)."""
+    return {"configurable": {"thread_id": thread, "run_id": run_id, "graph_id": graph_id}}
 
 
 class RunActivities:
@@ -136,6 +150,20 @@ class RunActivities:
                         error_code=ErrorCode.INSUFFICIENT_CREDITS,
                         error_message=f"{hold.available} credits are available; the run's estimate is {needed}",
                     )
+                if run.state_key is not None:
+                    other = await runs.run_on_thread(
+                        session,
+                        billing_account_id=run.billing_account_id,
+                        state_key=run.state_key,
+                        except_run_id=run.run_id,
+                        statuses=ON_THREAD_STATUSES,
+                    )
+                    if other is not None:  # a scheduled or webhook slot while its thread is busy
+                        return AuthorizeResult(
+                            allowed=False,
+                            error_code=ErrorCode.THREAD_BUSY,
+                            error_message=f"run {other} of this state_key has not finished",
+                        )
                 if await runs.transition(session, run_id=inp.run_id, to=RunStatus.RUNNING):
                     await events.append(session, run_id=inp.run_id, events=[status_event(RunStatus.RUNNING)])
         return AuthorizeResult(allowed=True)
@@ -148,6 +176,12 @@ class RunActivities:
             loaded = None if run is None else self._registry.get(run.graph_id)
             if run is not None and run.status == RunStatus.RUNNING and loaded is not None:
                 await runs.set_graph_version(session, run_id=run.run_id, graph_version=loaded.spec.version)
+            fork: tuple[str, str] | None = None
+            if run is not None and run.replay_of is not None and run.replay_from_checkpoint is not None:
+                original = await runs.get_run(session, run_id=run.replay_of)
+                if original is not None:
+                    source = thread_id(original.billing_account_id, original.run_id, original.state_key)
+                    fork = (source, run.replay_from_checkpoint)
         if run is None or run.status != RunStatus.RUNNING:
             status = None if run is None else run.status
             raise ApplicationError(
@@ -177,6 +211,7 @@ class RunActivities:
             policy=tools.AllowList(frozenset(loaded.spec.tool_ids)),
             # A tool that needs a connection gets it from the run's grant when it executes.
             credentials=GrantCredentials(self._db, self._secrets, run.grant_id),
+            approval=frozenset(loaded.spec.approval_tools),
             emit=tool_event_sink(self._db, run.run_id),
             trace=lambda tool_id, args: self._tracer.tool_call(
                 traced_run, attempt=attempt, name=tool_id, input=args
@@ -194,11 +229,23 @@ class RunActivities:
                 tools.bind(tool_runner),
             ):
                 # A factory is called here, per run, with the run's config (LangGraph Platform's rule).
-                config = _run_config(run.run_id, run.graph_id, run.state_key)
+                thread = thread_id(run.billing_account_id, run.run_id, run.state_key)
+                config = _run_config(run.run_id, run.graph_id, thread)
+                store = await checkpoints_for(self._db)
                 async with loaded.open(config) as graph:
-                    state: Any = await graph.ainvoke(dict(run.input), config)
+                    outcome = await run_steps(
+                        graph,
+                        saver=store.saver,
+                        run_input=dict(run.input),
+                        config=config,
+                        run_id=run.run_id,
+                        on_step=step_sink(self._db, run.run_id),
+                        resuming=inp.resuming,
+                        resume=inp.resume_value,
+                        fork=fork,
+                    )
                 # The graph's final state, JSON-safe (LangChain messages as their dicts).
-                output = json_output(state)
+                output = json_output(outcome.output)
                 execution.record(output)
         except GrantDeniedError as exc:
             raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
@@ -208,11 +255,17 @@ class RunActivities:
             raise ApplicationError(
                 str(exc), exc.needed, type=ErrorCode.CREDITS_EXHAUSTED, non_retryable=True
             ) from exc
+        except CheckpointNotFoundError as exc:
+            raise ApplicationError(str(exc), type=ErrorCode.CHECKPOINT_NOT_FOUND, non_retryable=True) from exc
         except UnpricedModelError as exc:
             raise ApplicationError(str(exc), type=ErrorCode.MODEL_NOT_PRICED, non_retryable=True) from exc
         except ModelGatewayError as exc:
             # Transient by default: Temporal retries it; settled calls are not repeated.
             raise ApplicationError(str(exc), type=ErrorCode.MODEL_PROVIDER_ERROR) from exc
+        except (ConnectionError, TimeoutError) as exc:
+            # The network failed under the graph (a node's HTTP call, a dropped connection): retried
+            # by Temporal, and the retry continues after the last completed step.
+            raise ApplicationError(f"{type(exc).__name__}: {exc}", type=TRANSIENT_ERROR) from exc
         except Exception as exc:
             # A bug or bad state in graph code: retrying runs the same code again, so stop here.
             raise ApplicationError(
@@ -222,10 +275,41 @@ class RunActivities:
             heartbeat.cancel()
         async with self._db.transaction() as session:
             calls, credits = await ledger.run_charge_totals(session, run_id=run.run_id)
+            if outcome.interrupts:
+                # Paused inside the graph: the workflow records the pause and waits for a resume.
+                return ExecuteResult(
+                    model_calls=calls,
+                    charged_credits=credits,
+                    interrupts=to_jsonable_python(outcome.interrupts, fallback=str),
+                )
             await runs.set_output(
                 session, run_id=run.run_id, output=output, model_calls=calls, cost_credits=credits
             )
         return ExecuteResult(model_calls=calls, charged_credits=credits)
+
+    @activity.defn(name="pause_for_input")
+    async def pause_for_input(self, inp: InputPauseInput) -> InputPauseResult:
+        """A graph stopped at ``interrupt()``: the run is ``paused`` (``awaiting_approval`` for a
+        tool waiting for approval, else ``awaiting_input``) with what it asked, and an ``interrupt``
+        event carries the values. The hold stays; the wait itself is the workflow's."""
+        reason = pause_reason_of(inp.interrupts[0]) if inp.interrupts else PauseReason.AWAITING_INPUT
+        async with self._db.transaction() as session:
+            moved = await runs.transition(
+                session,
+                run_id=inp.run_id,
+                to=RunStatus.PAUSED,
+                values={"pause_reason": reason, "pending_input": inp.interrupts},
+            )
+            if moved:
+                await events.append(
+                    session,
+                    run_id=inp.run_id,
+                    events=[
+                        ("interrupt", {"pause_reason": reason, "values": inp.interrupts}),
+                        status_event(RunStatus.PAUSED, pause_reason=reason),
+                    ],
+                )
+        return InputPauseResult(pause_reason=reason)
 
     @activity.defn(name="pause_run")
     async def pause(self, inp: PauseInput) -> PauseResult:

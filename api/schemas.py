@@ -76,6 +76,41 @@ class StartRunRequest(Strict):
     notify_url: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
+class ReplayRequest(Strict):
+    #: Start at this checkpoint of the original (``GET /runs/{id}/checkpoints``): its state is copied,
+    #: the steps before it are not run or paid again. Absent: start over from the input.
+    from_checkpoint_id: str | None = Field(default=None, min_length=1, max_length=200)
+    #: Start over with this input instead of the original's (not with ``from_checkpoint_id``).
+    input: dict[str, Any] | None = None
+    #: Answer the estimate (200) and start nothing.
+    dry_run: bool = False
+
+
+class ReplayEstimate(BaseModel):
+    estimated_credits: int
+    #: Model calls of the original before the checkpoint, reused rather than made again.
+    reused_calls: int
+
+
+class ResumeRequest(Strict):
+    #: What the graph's ``interrupt()`` returns; for an approval ``{"approved": bool, "reason"?: str}``.
+    value: Any
+
+
+class CheckpointOut(BaseModel):
+    checkpoint_id: str
+    step: int
+    #: The node that ran in this super-step (several are joined by ``,``); ``nodes`` lists them.
+    node: str
+    nodes: list[str]
+    created_at: datetime
+    cost_credits_so_far: int
+
+
+class CheckpointListResponse(BaseModel):
+    checkpoints: list[CheckpointOut]
+
+
 class RunLinks(BaseModel):
     self: str
     events: str
@@ -104,6 +139,9 @@ class RunOut(BaseModel):
     billing_account_id: str
     status: RunStatus
     pause_reason: str | None
+    #: While ``awaiting_input`` / ``awaiting_approval``: what the graph asked (its ``interrupt()``
+    #: values; for an approval ``{"kind": "runledger.approval", "tool_id", "args", "call_id"}``).
+    pending_input: list[Any] | None = None
     run_kind: RunKind
     trigger_source: str
     trigger_ref: str | None

@@ -115,6 +115,17 @@ async def read_after(
     return list((await session.execute(stmt)).scalars())
 
 
+async def of_kind(session: AsyncSession, *, run_id: str, event: str, limit: int = 1000) -> list[RunEvent]:
+    """A run's events of one kind (e.g. its ``step`` events), in sequence order."""
+    stmt = (
+        select(RunEvent)
+        .where(RunEvent.run_id == run_id, RunEvent.event == event)
+        .order_by(RunEvent.seq)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
 async def prune(session: AsyncSession, *, older_than_days: int) -> int:
     """Delete the events of runs that finished more than ``older_than_days`` ago (the run rows,
     receipts and ledger stay: events are a view of the run, not its record)."""

@@ -117,6 +117,8 @@ class GraphRun(Base):
     schedule_id: Mapped[str | None] = mapped_column(ForeignKey("schedules.id", ondelete="RESTRICT"))
     scheduled_for: Mapped[datetime | None] = mapped_column(TZ)
     replay_of: Mapped[str | None] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="RESTRICT"))
+    #: A replay that starts at this checkpoint of ``replay_of`` (its steps before it are copied).
+    replay_from_checkpoint: Mapped[str | None] = mapped_column(Text)
     #: The execution grant a scheduled or webhook run executes and bills under (BILLING_VIA_GRANT).
     grant_id: Mapped[str | None] = mapped_column(ForeignKey("execution_grants.id", ondelete="RESTRICT"))
     #: The webhook trigger that started a ``system_webhook`` run (its delivery id is ``trigger_ref``).
@@ -133,6 +135,9 @@ class GraphRun(Base):
     output: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'pending'"))
     pause_reason: Mapped[str | None] = mapped_column(Text)
+    #: While paused for input: the values of the graph's pending ``interrupt()`` calls (for an
+    #: approval, the tool call waiting for it).
+    pending_input: Mapped[list[Any] | None] = mapped_column(JSONB)
     error_code: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     cost_credits: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))

@@ -185,6 +185,8 @@ async def transition(
     if to == "running":
         extra.setdefault("started_at", func.coalesce(GraphRun.started_at, func.now()))
         extra.setdefault("pause_reason", None)
+    if to != "paused":
+        extra.setdefault("pending_input", None)
     if to in TERMINAL:
         extra.setdefault("completed_at", func.now())
     result = await session.execute(
@@ -222,6 +224,30 @@ async def paused_for_credits(session: AsyncSession, *, billing_account_id: str) 
         GraphRun.pause_reason == "insufficient_credits",
     )
     return list((await session.execute(stmt)).scalars())
+
+
+async def run_on_thread(
+    session: AsyncSession,
+    *,
+    billing_account_id: str,
+    state_key: str,
+    except_run_id: str,
+    statuses: frozenset[str],
+) -> str | None:
+    """Another run of this account's ``state_key`` thread in one of ``statuses`` (its id), if any.
+    Callers hold the account's row lock (``reservations.reserve``), so two starts on one thread
+    cannot both see it free."""
+    stmt = (
+        select(GraphRun.run_id)
+        .where(
+            GraphRun.billing_account_id == billing_account_id,
+            GraphRun.state_key == state_key,
+            GraphRun.run_id != except_run_id,
+            GraphRun.status.in_(sorted(statuses)),
+        )
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def status_of(session: AsyncSession, *, run_id: str) -> str | None:

@@ -340,6 +340,15 @@ class ApiClient:
     def run_charges(self, run_id: str) -> JsonObject:
         return self._object("GET", f"/api/v1/runs/{_segment(run_id)}/charges")
 
+    def run_checkpoints(self, run_id: str) -> JsonObject:
+        return self._object("GET", f"/api/v1/runs/{_segment(run_id)}/checkpoints")
+
+    def resume_run(self, run_id: str, value: Any) -> JsonObject:
+        return self._object("POST", f"/api/v1/runs/{_segment(run_id)}/resume", body={"value": value})
+
+    def replay_run(self, run_id: str, body: JsonObject) -> JsonObject:
+        return self._object("POST", f"/api/v1/runs/{_segment(run_id)}/replay", body=body)
+
     def run_events(
         self,
         run_id: str,

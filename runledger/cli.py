@@ -390,12 +390,9 @@ def _remote(handler: RemoteHandler, *, authenticated: bool = True) -> Callable[[
 
 def _show(args: argparse.Namespace, data: object, view: Callable[[], object]) -> None:
     """``--json``: the API's JSON as it came; otherwise the rich view ``view()`` builds."""
-    from runledger.cli_tables import emit_json, make_console
+    from runledger.cli_tables import show
 
-    if args.as_json:
-        emit_json(data)
-    else:
-        make_console().print(view())
+    show(args.as_json, data, view)
 
 
 def _say(args: argparse.Namespace, data: object, text: str) -> None:
@@ -1049,6 +1046,9 @@ def _add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="EVENT_ID",
         help="start after this event id (default: from the first)",
     )
+    from runledger.cli_runs import add_step_commands
+
+    add_step_commands(runs, leaf)
 
 
 def build_parser() -> argparse.ArgumentParser:

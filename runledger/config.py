@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     credit_wait_seconds: int = Field(
         default=86_400, ge=1, validation_alias=_env("RUNLEDGER_CREDIT_WAIT_SECONDS")
     )
+    #: How long a run paused by ``interrupt()`` or a tool approval waits for ``POST /runs/{id}/resume``
+    #: before it ends ``error`` / ``input_timeout``.
+    input_wait_seconds: int = Field(
+        default=86_400, ge=1, validation_alias=_env("RUNLEDGER_INPUT_WAIT_SECONDS")
+    )
     #: Pending model calls older than this are flagged by reconciliation.
     #: Events of runs that finished more than this many days ago are pruned by reconciliation.
     event_retention_days: int = Field(

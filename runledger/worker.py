@@ -139,6 +139,7 @@ def build_worker(
             acts.authorize,
             acts.execute,
             acts.pause,
+            acts.pause_for_input,
             acts.resume,
             acts.finalize,
             slots.record_slot,

@@ -196,6 +196,17 @@ async def api_url(settings: Settings, database: Database, client: Client) -> Asy
 
 
 @pytest.fixture
+def paced_provider(fake_provider: FakeProvider) -> Iterator[FakeProvider]:
+    """The fake provider streaming like a real model (80 ms between chunks), for tests that check
+    a client sees text arrive in pieces."""
+    fake_provider.log.chunk_delay = 0.08
+    try:
+        yield fake_provider
+    finally:
+        fake_provider.log.chunk_delay = 0.0
+
+
+@pytest.fixture
 async def user(api: httpx.AsyncClient) -> Tenant:
     return await create_user(api, credits=5_000_000)
 

@@ -242,7 +242,7 @@ async def test_NO_SILENT_UNBILLED_CALLS_kill_9_worker_mid_run(
     assert report.flagged_calls >= 1
     calls = await rows(database, "SELECT call_key, status FROM model_calls WHERE run_id = :r", r=run_id)
     assert sorted(c["status"] for c in calls) == ["flagged", "settled", "settled", "settled"]
-    assert [c["call_key"] for c in calls if c["status"] == "flagged"] == ["draft:0"]
+    assert [c["call_key"] for c in calls if c["status"] == "flagged"] == ["draft:2.0"]
     assert (
         await scalar(
             database, "SELECT count(*) FROM model_calls WHERE status = 'pending' AND run_id = :r", r=run_id

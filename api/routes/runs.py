@@ -12,9 +12,11 @@ from temporalio.service import RPCError
 from api.deps import StateDep, UserDep
 from api.errors import NotFound, ServiceUnavailable, Unprocessable
 from api.presenters import receipt_out, run_links, run_out
-from api.run_starts import start_api_run, start_replay
+from api.run_starts import ReplayPlan, start_api_run, start_replay
 from api.schemas import (
     ReceiptListResponse,
+    ReplayEstimate,
+    ReplayRequest,
     ReservationOut,
     RunListResponse,
     RunOut,
@@ -147,9 +149,18 @@ async def run_charges(run_id: str, principal: UserDep, state: StateDep) -> Recei
     return ReceiptListResponse(receipts=[receipt_out(r) for r in receipts], next_cursor=None)
 
 
-@router.post("/runs/{run_id}/replay", status_code=status.HTTP_202_ACCEPTED, response_model=StartRunResponse)
-async def replay_run(run_id: str, principal: UserDep, state: StateDep) -> StartRunResponse:
-    """A new run with the same graph and input; ``replay_of`` points at the original."""
+@router.post(
+    "/runs/{run_id}/replay",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=StartRunResponse | ReplayEstimate,
+    responses={200: {"model": ReplayEstimate, "description": "dry_run: the estimate; nothing started"}},
+)
+async def replay_run(
+    run_id: str, principal: UserDep, state: StateDep, response: Response, body: ReplayRequest | None = None
+) -> StartRunResponse | ReplayEstimate:
+    """A new run of the same graph; ``replay_of`` points at the original, which never changes.
+    ``from_checkpoint_id`` starts it at one of the original's steps (not paid again); ``dry_run``
+    answers the estimate with the run-start preflight's pricing."""
     original = await own_run(state.database, principal, run_id)
     run = await start_replay(
         database=state.database,
@@ -157,7 +168,11 @@ async def replay_run(run_id: str, principal: UserDep, state: StateDep) -> StartR
         settings=state.settings,
         principal=principal,
         original=original,
+        body=body,
     )
+    if isinstance(run, ReplayPlan):
+        response.status_code = status.HTTP_200_OK
+        return ReplayEstimate(estimated_credits=run.estimated_credits, reused_calls=run.reused_calls)
     return StartRunResponse(
         run_id=run.run_id,
         workflow_id=run.workflow_id,

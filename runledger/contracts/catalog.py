@@ -50,6 +50,19 @@ def accepts_messages(spec: GraphSpec) -> bool:
 INPUT_CHARS_PER_SHARE = 4_000
 
 
+def estimate_replay_credits(
+    spec: GraphSpec, payload: dict[str, Any], per_call_credits: int, *, reused_calls: int, remaining: bool
+) -> int:
+    """The hold of a replay that starts at a checkpoint: the preflight's pricing for the calls the
+    graph may still make after it (its declared calls less those the original made before it); zero
+    when nothing runs after that checkpoint."""
+    if not remaining:
+        return 0
+    left = max(0, spec.max_model_calls - reused_calls)
+    size = len(json.dumps(payload, separators=(",", ":"), sort_keys=True))
+    return left * per_call_credits * (1 + size // INPUT_CHARS_PER_SHARE)
+
+
 def estimate_run_credits(spec: GraphSpec, payload: dict[str, Any], per_call_credits: int) -> int:
     """The hold a run needs before it starts: every declared model call at the per-call estimate,
     scaled up for large inputs (each call carries the input in its prompt): one more share of the

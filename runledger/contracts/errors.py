@@ -45,6 +45,14 @@ class ErrorCode(StrEnum):
     MODEL_PROVIDER_ERROR = "model_provider_error"
     RUN_CANCELLED = "run_cancelled"
     CHARGE_CONFLICT = "charge_conflict"
+    #: A run of the same ``state_key`` thread is still going (one run of a thread at a time).
+    THREAD_BUSY = "thread_busy"
+    #: A run paused for input (``interrupt()`` or an approval) was not resumed in time.
+    INPUT_TIMEOUT = "input_timeout"
+    #: ``POST /runs/{id}/resume`` on a run that is not waiting for input.
+    RUN_NOT_PAUSED = "run_not_paused"
+    #: A replay names a checkpoint that is not one of its original's steps (or no longer exists).
+    CHECKPOINT_NOT_FOUND = "checkpoint_not_found"
     #: Raised by the execute activity when the next call is not covered; the workflow pauses.
     CREDITS_EXHAUSTED = "credits_exhausted"
     # Set by the run sweeper (HOLDS_ALWAYS_RELEASED) on a run whose workflow ended without

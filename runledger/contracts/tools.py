@@ -30,6 +30,8 @@ class ToolErrorCode(StrEnum):
     CONNECTION_MISSING = "connection_missing"
     #: The connection's credential was rejected and could not be refreshed.
     CONNECTION_NEEDS_REAUTH = "connection_needs_reauth"
+    #: The tool needs approval and the person resuming the run declined it: it never ran.
+    APPROVAL_DENIED = "tool_approval_denied"
 
 
 @dataclass(frozen=True)

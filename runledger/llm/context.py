@@ -40,9 +40,14 @@ class _Binding:
         self.counters: dict[str, int] = {}
 
     def next_key(self, scope: str) -> str:
+        """``{node}:{step}.{n}``: the n-th call of that node in that LangGraph super-step (``call:{n}``
+        outside a graph). Keyed by step, a run resumed after its last checkpoint does not reuse the
+        keys (and so the settled calls) of the steps it no longer runs; the node stays the part
+        before the last ``:``."""
         n = self.counters.get(scope, 0)
         self.counters[scope] = n + 1
-        return f"{scope}:{n}"
+        node, _, step = scope.partition("@")
+        return f"{node}:{step}.{n}" if step else f"{node}:{n}"
 
 
 _binding: ContextVar[_Binding | None] = ContextVar("runledger_model_binding", default=None)
@@ -58,14 +63,18 @@ def bind(invoke: Invoke, *, default_model: str, meter: Meter | None = None) -> I
 
 
 def current_call_scope() -> str:
-    """The LangGraph node running this call, which makes call keys stable across retries."""
+    """``{node}@{step}``: the LangGraph node and super-step running this call, which makes call keys
+    stable across retries (``call`` outside a graph)."""
     try:
         from langgraph.config import get_config
 
-        node = get_config().get("metadata", {}).get("langgraph_node")
+        metadata = get_config().get("metadata", {})
     except RuntimeError:  # called outside a LangGraph run
-        node = None
-    return str(node) if node else "call"
+        return "call"
+    node, step = metadata.get("langgraph_node"), metadata.get("langgraph_step")
+    if not node:
+        return "call"
+    return f"{node}@{step}" if step is not None else str(node)
 
 
 async def complete(
@@ -78,8 +87,9 @@ async def complete(
     request = ModelRequest(
         model=model or binding.default_model, messages=tuple(messages), max_tokens=max_tokens
     )
-    node = current_call_scope()
-    key = binding.next_key(node)
+    scope = current_call_scope()
+    key = binding.next_key(scope)
+    node = scope.partition("@")[0]
     # Every log line of the call (the meter's model_call line included) names its graph node.
     with structlog.contextvars.bound_contextvars(node=node, call_key=key):
         response = await binding.meter.call(key, request, binding.invoke)

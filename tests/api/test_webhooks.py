@@ -39,6 +39,7 @@ TRIGGER_FIELDS = {
     "input_mapping",
     "grant_id",
     "url",
+    "notify_url",
     "created_at",
 }
 

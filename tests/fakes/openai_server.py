@@ -31,6 +31,9 @@ class ProviderLog:
     #: Calls whose client went away before the answer was ready (a killed worker): never delivered.
     aborted: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Seconds between streamed chunks: a test of live streaming paces the answer like a real model
+    #: (the worker coalesces a call's deltas per 50 ms window, so an instant stream is one event).
+    chunk_delay: float = 0.0
 
     def count(self) -> int:
         with self.lock:
@@ -79,7 +82,8 @@ def build_app(log: ProviderLog) -> FastAPI:
         created = int(time.time())
         if body.get("stream"):
             return StreamingResponse(
-                _stream(call_id, body.get("model", ""), text, usage, created), media_type="text/event-stream"
+                _stream(call_id, body.get("model", ""), text, usage, created, log.chunk_delay),
+                media_type="text/event-stream",
             )
         return {
             "id": call_id,
@@ -96,14 +100,14 @@ def build_app(log: ProviderLog) -> FastAPI:
 
 
 async def _stream(
-    call_id: str, model: str, text: str, usage: dict[str, int], created: int
+    call_id: str, model: str, text: str, usage: dict[str, int], created: int, delay: float
 ) -> AsyncIterator[str]:
     base = {"id": call_id, "object": "chat.completion.chunk", "created": created, "model": model}
     for i, word in enumerate(text.split(" ")):
         piece = word if i == 0 else " " + word
         chunk = {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
         yield f"data: {json.dumps(chunk)}\n\n"
-        await asyncio.sleep(0)
+        await asyncio.sleep(delay)
     yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
     yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
     yield "data: [DONE]\n\n"
