@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     TEMPORAL_UNAVAILABLE = "temporal_unavailable"
     INTERNAL_ERROR = "internal_error"
     # Webhooks (POST /api/v1/webhooks/{source} and the triggers behind it).
+    #: No longer answered: an unknown source gets 401 invalid_signature, like a bad signature.
     WEBHOOK_SOURCE_NOT_FOUND = "webhook_source_not_found"
     WEBHOOK_TRIGGER_NOT_FOUND = "webhook_trigger_not_found"
     INVALID_SIGNATURE = "invalid_signature"

@@ -434,3 +434,56 @@ async def test_SECRETS_ENCRYPTED_AT_REST_no_table_holds_a_secret_and_rotation_re
     )[0]["secret_encrypted"]
     assert SecretBox([newest]).decrypt(token) == given["secret"]
     await wait_for_run(api, user, resp.json()["runs"][0]["run_id"])
+
+
+async def test_rotate_secrets_command_reencrypts_every_stored_secret(
+    api: httpx.AsyncClient, user: Tenant, database: Database, database_url: str
+) -> None:
+    import asyncio
+    import os
+    import sys
+
+    source = new_source("rot")
+    created = await create_trigger(api, user, source=source, input={"topic": "x"})
+    older = SECRET_KEYS.split(",")[1]
+    async with database.transaction() as session:
+        from sqlalchemy import text
+
+        # As if written before the newest key was added.
+        await session.execute(
+            text("UPDATE webhook_triggers SET secret_encrypted = :v WHERE id = :id"),
+            {"v": SecretBox([older]).encrypt(created["secret"]), "id": created["trigger_id"]},
+        )
+    env = {**os.environ, "DATABASE_URL": database_url, "RUNLEDGER_SECRET_KEYS": SECRET_KEYS}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "runledger.cli",
+        "rotate-secrets",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert "re-encrypted under the newest key" in out.decode()
+    token = (
+        await rows(
+            database, "SELECT secret_encrypted FROM webhook_triggers WHERE id = :id", id=created["trigger_id"]
+        )
+    )[0]["secret_encrypted"]
+    assert SecretBox([SECRET_KEYS.split(",")[0]]).decrypt(token) == created["secret"]
+
+    no_keys = {k: v for k, v in env.items() if k != "RUNLEDGER_SECRET_KEYS"}
+    refused = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "runledger.cli",
+        "rotate-secrets",
+        env=no_keys,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(refused.communicate(), timeout=120)
+    assert refused.returncode == 2
+    assert "RUNLEDGER_SECRET_KEYS is not set" in err.decode()
