@@ -679,6 +679,39 @@ def _webhooks_deliveries(client: ApiClient, args: argparse.Namespace) -> None:
     _show(args, answer, view)
 
 
+def _connections_list(client: ApiClient, args: argparse.Namespace) -> None:
+    from runledger.cli_tables import connections_table
+
+    answer = client.list_connections()
+    _show(args, answer, lambda: connections_table(answer["connections"]))
+
+
+def _connections_create(client: ApiClient, args: argparse.Namespace) -> None:
+    """The body is a file (``@FILE``, ``@-`` stdin) or JSON text, so a token need not be an argument."""
+    try:
+        body = json.loads(args.data)
+    except ValueError as exc:
+        raise ConfigError(f"--data is not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise ConfigError("--data must be a JSON object")
+    answer = client.create_connection(body)
+    _say(
+        args,
+        answer,
+        f"created {answer['kind']} connection {answer['connection_id']} for {answer['provider']} "
+        "(its secrets are stored encrypted and never shown)",
+    )
+
+
+def _connections_delete(client: ApiClient, args: argparse.Namespace) -> None:
+    client.delete_connection(args.connection_id)
+    _say(
+        args,
+        {"connection_id": args.connection_id, "revoked": True},
+        f"revoked connection {args.connection_id}",
+    )
+
+
 def _webhooks_delete(client: ApiClient, args: argparse.Namespace) -> None:
     client.delete_webhook_trigger(args.trigger_id)
     _say(
@@ -1022,6 +1055,28 @@ def _add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="sign as this kind of sender, like the trigger's kind (default standard: Standard Webhooks)",
     )
     send.add_argument("--event", default=None, help="GitHub only: the X-GitHub-Event header (default push)")
+
+    conns = group(
+        "connections", "credentials tools use for external services (stored encrypted), through the API"
+    )
+    leaf(conns, "list", "list your connections (never a secret)", _connections_list)
+    conn_create = leaf(
+        conns,
+        "create",
+        "create a connection from a JSON body, e.g. "
+        '{"provider": "github", "kind": "api_key", "api_key": "..."}',
+        _connections_create,
+    )
+    conn_create.add_argument(
+        "--data",
+        required=True,
+        type=lambda v: _payload(v).decode(),
+        metavar="JSON|@FILE",
+        help="the connection as JSON, or @FILE (@- stdin) so the token stays out of your shell history",
+    )
+    leaf(conns, "delete", "revoke a connection", _connections_delete).add_argument(
+        "connection_id", metavar="CONNECTION_ID"
+    )
 
     runs = group("runs", "graph runs and their charges, through the API")
     runs_list = leaf(runs, "list", "list your runs, newest first", _runs_list)

@@ -377,6 +377,28 @@ def webhook_deliveries_table(deliveries: Sequence[Row]) -> RenderableType:
     return table
 
 
+def connections_table(connections: Sequence[Row]) -> RenderableType:
+    if not connections:
+        return note("no connections (create one with `runledger connections create`)")
+    table = _table()
+    _id_column(table, "CONNECTION ID")
+    table.add_column("PROVIDER", no_wrap=True)
+    table.add_column("KIND", no_wrap=True)
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("NAME", overflow="fold")
+    table.add_column("CREATED", no_wrap=True)
+    for c in connections:
+        table.add_row(
+            plain(c["connection_id"]),
+            plain(c["provider"]),
+            plain(c["kind"]),
+            Text(c["status"], style="green" if c["status"] == "active" else "red"),
+            plain(c["name"] or "-"),
+            plain(when(c["created_at"])),
+        )
+    return table
+
+
 def webhook_runs_table(runs: Sequence[Row]) -> RenderableType:
     """The runs of one delivery: those it started, or those an earlier delivery with its id started."""
     if not runs:

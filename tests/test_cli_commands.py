@@ -526,3 +526,22 @@ def test_cli_constants_match_the_contracts() -> None:
     """The CLI keeps copies so it need not import temporalio or the database layer."""
     assert tuple(o.value for o in Overlap) == OVERLAP_POLICIES
     assert demo.DEMO_FILE == DEMO_FILE
+
+
+async def test_connections_through_the_cli_never_print_a_secret(cli: Cli) -> None:
+    token = f"ghp_cli_{uuid.uuid4().hex}"
+    body = cli.data_dir / "connection.json"
+    body.write_text(json.dumps({"provider": "github", "kind": "api_key", "api_key": token, "name": "ci bot"}))
+    created = (await cli.ok("connections", "create", "--data", f"@{body}", "--json")).json()
+    assert (created["provider"], created["kind"], created["status"]) == ("github", "api_key", "active")
+    table, listed = await asyncio.gather(
+        cli.ok("connections", "list"), cli.ok("connections", "list", "--json")
+    )
+    assert [c["connection_id"] for c in listed.json()["connections"]] == [created["connection_id"]]
+    assert created["connection_id"] in table.out
+    assert "ci bot" in table.out
+    for out in (table.out, listed.out, json.dumps(created)):
+        assert token not in out
+    revoked = await cli.ok("connections", "delete", created["connection_id"], "--json")
+    assert revoked.json() == {"connection_id": created["connection_id"], "revoked": True}
+    assert (await cli.ok("connections", "list", "--json")).json() == {"connections": []}
