@@ -36,12 +36,16 @@ log = structlog.get_logger(__name__)
 
 
 def tool_event_sink(database: Database, run_id: str) -> ToolEventSink:
-    """Where a run's tool runner reports: each ``tool_call_start`` / ``tool_call_result`` is a fact
-    of the run and commits before the runner goes on (a failed write fails the call's activity)."""
+    """Where a run's tool runner reports: each ``tool_call_start`` / ``tool_call_result`` commits
+    before the runner goes on. A failed write is counted and logged, never raised: the tool call it
+    describes has happened (or been refused) either way, and must not fail or repeat for its event."""
 
     async def emit(event: str, data: dict[str, Any]) -> None:
-        async with database.transaction() as session:
-            await events.append(session, run_id=run_id, events=[(event, data)])
+        try:
+            async with database.transaction() as session:
+                await events.append(session, run_id=run_id, events=[(event, data)])
+        except Exception as exc:
+            on_publish_failure(run_id, exc)
 
     return emit
 

@@ -2,7 +2,7 @@
 finalize (the run row's terminal status).
 
 Failures that a retry cannot fix raise ``ApplicationError(type=<stable code>, non_retryable=True)``;
-everything else (database or provider trouble) raises plainly and Temporal retries it.
+database, network and provider trouble is retryable (``activities.failures``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.connections import GrantCredentials
 from activities.events import tool_event_sink
+from activities.failures import execution_failure
 from activities.finalize import finalize_run
-from activities.graph_steps import CheckpointNotFoundError, checkpoints_for, run_steps, step_sink
-from activities.metering import CreditsExhaustedError, GrantDeniedError, LedgerMeter, RunNotRunningError
+from activities.graph_steps import checkpoints_for, run_steps, step_sink
+from activities.metering import LedgerMeter
 from db import events, grants, ledger, reservations, runs
 from db.secrets import SecretBox
 from db.session import Database
@@ -46,8 +47,7 @@ from runledger.contracts.runs import (
     RunStatus,
     pause_reason_of,
 )
-from runledger.llm import LiteLLMGateway, UnpricedModelError, bind
-from runledger.llm.gateway import ModelGatewayError
+from runledger.llm import LiteLLMGateway, bind, model_price
 from runledger.projects import GraphRegistry, json_output
 from runledger.telemetry import RunRef, RunTracer
 
@@ -55,7 +55,6 @@ RUN_NOT_VISIBLE = "run_not_visible"
 #: With the DB retry policy's backoff (0.2 s doubling, capped at 10 s) this waits about two minutes.
 RUN_NOT_VISIBLE_ATTEMPTS = 18
 HEARTBEAT_EVERY_SECONDS = 5.0
-TRANSIENT_ERROR = "transient_error"
 
 
 async def _heartbeat_while_running() -> None:
@@ -125,21 +124,25 @@ class RunActivities:
                     return AuthorizeResult(
                         allowed=False, error_code=ErrorCode.GRAPH_NOT_FOUND, error_message=run.graph_id
                     )
+                needed = estimate_run_credits(
+                    loaded.spec,
+                    run.input,
+                    model_price(loaded.spec.model or self._settings.default_model),
+                    self._settings.markup,
+                )
                 if run.grant_id is not None:
                     grant = await grants.get_grant(session, grant_id=run.grant_id)
                     denied = check_grant(
                         None if grant is None else grants.view(grant),
                         graph_id=run.graph_id,
                         now=await grants.database_now(session),
-                        next_cost_credits=self._settings.preflight_credits_per_call,
+                        # Room for the first call at its maximum; every call is checked exactly.
+                        next_cost_credits=needed // max(loaded.spec.max_model_calls, 1),
                     )
                     if denied is not None:
                         return AuthorizeResult(
                             allowed=False, error_code=denied.code, error_message=denied.message
                         )
-                needed = estimate_run_credits(
-                    loaded.spec, run.input, self._settings.preflight_credits_per_call
-                )
                 # API runs were given their hold when they were started; this makes the others'.
                 hold = await reservations.reserve(
                     session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed
@@ -200,7 +203,7 @@ class RunActivities:
             attempt=attempt,
             markup=self._settings.markup,
             grant_id=run.grant_id,
-            call_estimate_credits=self._settings.preflight_credits_per_call,
+            bound=self._gateway.call_bound,
             tracer=self._tracer,
         )
         traced_run = RunRef(
@@ -228,6 +231,8 @@ class RunActivities:
                 ),
                 tools.bind(tool_runner),
             ):
+                # What earlier attempts owe is charged first, so their paid calls replay below.
+                await meter.settle_owed()
                 # A factory is called here, per run, with the run's config (LangGraph Platform's rule).
                 thread = thread_id(run.billing_account_id, run.run_id, run.state_key)
                 config = _run_config(run.run_id, run.graph_id, thread)
@@ -247,30 +252,8 @@ class RunActivities:
                 # The graph's final state, JSON-safe (LangChain messages as their dicts).
                 output = json_output(outcome.output)
                 execution.record(output)
-        except GrantDeniedError as exc:
-            raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
-        except RunNotRunningError as exc:
-            raise ApplicationError(str(exc), type="run_not_running", non_retryable=True) from exc
-        except CreditsExhaustedError as exc:
-            raise ApplicationError(
-                str(exc), exc.needed, type=ErrorCode.CREDITS_EXHAUSTED, non_retryable=True
-            ) from exc
-        except CheckpointNotFoundError as exc:
-            raise ApplicationError(str(exc), type=ErrorCode.CHECKPOINT_NOT_FOUND, non_retryable=True) from exc
-        except UnpricedModelError as exc:
-            raise ApplicationError(str(exc), type=ErrorCode.MODEL_NOT_PRICED, non_retryable=True) from exc
-        except ModelGatewayError as exc:
-            # Transient by default: Temporal retries it; settled calls are not repeated.
-            raise ApplicationError(str(exc), type=ErrorCode.MODEL_PROVIDER_ERROR) from exc
-        except (ConnectionError, TimeoutError) as exc:
-            # The network failed under the graph (a node's HTTP call, a dropped connection): retried
-            # by Temporal, and the retry continues after the last completed step.
-            raise ApplicationError(f"{type(exc).__name__}: {exc}", type=TRANSIENT_ERROR) from exc
         except Exception as exc:
-            # A bug or bad state in graph code: retrying runs the same code again, so stop here.
-            raise ApplicationError(
-                f"{type(exc).__name__}: {exc}", type=ErrorCode.GRAPH_FAILED, non_retryable=True
-            ) from exc
+            raise execution_failure(exc) from exc
         finally:
             heartbeat.cancel()
         async with self._db.transaction() as session:

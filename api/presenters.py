@@ -63,6 +63,7 @@ def receipt_out(receipt: ChargeReceipt) -> ReceiptOut:
         run_id=receipt.run_id,
         attempt=receipt.attempt,
         usage_unit_id=receipt.usage_unit_id,
+        provider_response_id=receipt.provider_response_id,
         source_system=receipt.source_system,
         source_reference=receipt.source_reference,
         graph_id=receipt.graph_id,

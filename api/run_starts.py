@@ -33,7 +33,7 @@ from api.catalog import published_graph, validate_input
 from api.errors import Conflict, PaymentRequired, ServiceUnavailable, Unprocessable
 from api.notify_urls import check_notify_url
 from api.schemas import ReplayRequest, StartRunRequest
-from db import events, reservations, runs
+from db import events, prices, reservations, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.session import Database
@@ -43,6 +43,7 @@ from runledger.contracts import ids
 from runledger.contracts.catalog import GraphSpec, estimate_replay_credits, estimate_run_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
+from runledger.contracts.money import ModelPrice
 from runledger.contracts.runs import ON_THREAD_STATUSES, RunKind, RunStatus, TriggerSource
 
 
@@ -153,7 +154,7 @@ async def plan_replay(
     if body.from_checkpoint_id is None:
         payload = dict(original.input) if body.input is None else body.input
         validate_input(spec, payload)
-        needed = estimate_run_credits(spec, payload, settings.preflight_credits_per_call)
+        needed = estimate_run_credits(spec, payload, await _price(session, settings, spec), settings.markup)
         return ReplayPlan(payload, None, needed, 0)
     if body.input is not None:
         raise Unprocessable("a replay from a checkpoint continues the original's state: it takes no input")
@@ -174,7 +175,8 @@ async def plan_replay(
     needed = estimate_replay_credits(
         spec,
         dict(original.input),
-        settings.preflight_credits_per_call,
+        await _price(session, settings, spec),
+        settings.markup,
         reused_calls=reused,
         remaining=bool(step.get("next")),
     )
@@ -227,13 +229,25 @@ async def start_replay(
     return run
 
 
+async def _price(session: AsyncSession, settings: Settings, spec: GraphSpec) -> ModelPrice:
+    """The LiteLLM price of the graph's model, as a worker published it (503 before any did)."""
+    model = spec.model or settings.default_model
+    price = await prices.price_of(session, model)
+    if price is None:
+        # A worker publishes the price of every model it serves when it starts.
+        raise ServiceUnavailable(
+            f"no worker has published a price for model {model!r} yet", code=ErrorCode.MODEL_NOT_PRICED
+        )
+    return price
+
+
 async def _hold_and_record(
     session: AsyncSession, settings: Settings, spec: GraphSpec, run: GraphRun, *, needed: int | None = None
 ) -> GraphRun:
     """Reserve the run's estimate (402 if it is not available) and record the run, in the caller's
     transaction, so a refusal leaves nothing."""
     if needed is None:
-        needed = estimate_run_credits(spec, run.input, settings.preflight_credits_per_call)
+        needed = estimate_run_credits(spec, run.input, await _price(session, settings, spec), settings.markup)
     hold = await reservations.reserve(
         session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed
     )

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.params import Timestamp
 from runledger.contracts.runs import RunKind, RunStatus
 from runledger.contracts.schedules import Overlap
 from runledger.contracts.webhooks import Kind
@@ -175,7 +176,10 @@ class ReceiptOut(BaseModel):
     id: str
     run_id: str
     attempt: int
+    #: runledger's id of the model call (the same across the call's attempts).
     usage_unit_id: str
+    #: The provider's own response id (null on receipts written before call ids were runledger's).
+    provider_response_id: str | None = None
     source_system: str
     source_reference: str
     graph_id: str
@@ -201,7 +205,7 @@ class LedgerListResponse(BaseModel):
 
 class CreateGrantRequest(Strict):
     scopes: list[str] = Field(min_length=1, max_length=50)
-    expires_at: datetime | None = None
+    expires_at: Timestamp | None = None
     max_credits: int | None = Field(default=None, ge=0, le=10**15)
     #: Tool provider -> connection id: the credentials this grant's runs' tools act with.
     connections: dict[str, str] = Field(default_factory=dict, max_length=20)
@@ -428,3 +432,26 @@ class RunNotificationOut(BaseModel):
 
 class RunNotificationListResponse(BaseModel):
     notifications: list[RunNotificationOut]
+
+
+class CreateApiKeyRequest(Strict):
+    #: A label to tell keys apart (``runledger keys list``).
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class ApiKeyOut(BaseModel):
+    key_id: str
+    name: str | None
+    #: The key's first characters, to recognise it; never enough to use it.
+    key_prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    #: The key itself: shown once, here; only its hash is stored.
+    api_key: str
+
+
+class ApiKeyListResponse(BaseModel):
+    api_keys: list[ApiKeyOut]

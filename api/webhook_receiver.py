@@ -28,7 +28,6 @@ GRANT_VALIDATED_TWICE; authorize is the second).
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +37,7 @@ import structlog
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.boundary import parse_json
 from api.catalog import published_graphs, validate_input
 from api.deps import AppState
 from api.errors import AppError, PayloadTooLarge, ServiceUnavailable, Unauthorized, Unprocessable
@@ -192,11 +192,10 @@ async def _accept(
     headers = {name.lower(): value for name, value in request.headers.items()}
     matched = _signed_by(box, triggers, headers, body)
     try:
-        payload = json.loads(body)
-    except ValueError:
-        raise _Refused(
-            "invalid_payload", Unprocessable("the body is not JSON", code=ErrorCode.INVALID_PAYLOAD), matched
-        ) from None
+        # Bounded like every JSON the API takes (depth, integer range, finite numbers).
+        payload = parse_json(body, code=ErrorCode.INVALID_PAYLOAD)
+    except Unprocessable as exc:
+        raise _Refused("invalid_payload", exc, matched) from None
     keys: dict[str, str] = {}
     names: dict[str, tuple[str, ...]] = {}
     for trigger in matched:

@@ -20,8 +20,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import GraphRun, RunEvent
+from runledger.contracts.scrub import scrub
 
 CHANNEL = "run_events"
+
+
+def _scrubbed(data: dict[str, Any]) -> dict[str, Any]:
+    message = data.get("message")
+    return {**data, "message": scrub.text(message)} if isinstance(message, str) else data
 
 
 async def append(
@@ -38,6 +44,8 @@ async def append(
         )
     ).scalar_one()
     first = last - len(events) + 1
+    # Error text (a tool's failure, a run's error) may quote a credential: scrubbed like telemetry.
+    events = [(name, _scrubbed(data)) for name, data in events]
     await session.execute(
         insert(RunEvent).values(
             [

@@ -304,6 +304,17 @@ class ApiClient:
     def revoke_grant(self, grant_id: str) -> None:
         self.request("DELETE", f"/api/v1/grants/{_segment(grant_id)}")
 
+    # -- API keys -------------------------------------------------------------------------------
+
+    def list_api_keys(self) -> JsonObject:
+        return self._object("GET", "/api/v1/me/api-keys")
+
+    def create_api_key(self, body: JsonObject) -> JsonObject:
+        return self._object("POST", "/api/v1/me/api-keys", body=body)
+
+    def revoke_api_key(self, key_id: str) -> None:
+        self.request("DELETE", f"/api/v1/me/api-keys/{_segment(key_id)}")
+
     # -- webhooks ---------------------------------------------------------------------------------
 
     def list_webhook_triggers(self) -> JsonObject:

@@ -169,8 +169,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         finally:
             await database.dispose()
         print(
-            f"runledger reconcile: report {result.report_id}: {result.flagged_calls} stale pending model call(s) "
-            f"flagged, {result.accounts_with_drift} of {result.accounts_checked} account(s) with balance drift"
+            f"runledger reconcile: report {result.report_id}: {result.settled_calls} unsettled model call(s) "
+            f"charged, {result.flagged_calls} model call(s) flagged (reasons in the report), "
+            f"{result.accounts_with_drift} of {result.accounts_checked} account(s) with balance drift"
         )
         return 1 if result.accounts_with_drift else 0
 
@@ -613,6 +614,29 @@ def _grants_revoke(client: ApiClient, args: argparse.Namespace) -> None:
     )
 
 
+def _keys_list(client: ApiClient, args: argparse.Namespace) -> None:
+    from runledger.cli_tables import api_keys_table
+
+    answer = client.list_api_keys()
+    _show(args, answer, lambda: api_keys_table(answer["api_keys"]))
+
+
+def _keys_create(client: ApiClient, args: argparse.Namespace) -> None:
+    from runledger.cli_tables import api_key_created
+
+    answer = client.create_api_key({} if args.name is None else {"name": args.name})
+    _show(args, answer, lambda: api_key_created(answer))
+
+
+def _keys_revoke(client: ApiClient, args: argparse.Namespace) -> None:
+    client.revoke_api_key(args.key_id)
+    _say(
+        args,
+        {"key_id": args.key_id, "revoked": True},
+        f"revoked API key {args.key_id}; it is refused from the next request on",
+    )
+
+
 def _webhooks_list(client: ApiClient, args: argparse.Namespace) -> None:
     from runledger.cli_tables import webhook_triggers_table
 
@@ -948,6 +972,15 @@ def _add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "grant_id", metavar="GRANT_ID"
     )
 
+    keys = group("keys", "your API keys (create, list, revoke), through the API")
+    leaf(keys, "list", "list your API keys (never the keys themselves)", _keys_list)
+    leaf(keys, "create", "create an API key (shown once)", _keys_create).add_argument(
+        "--name", default=None, help="a label to tell the key apart"
+    )
+    leaf(keys, "revoke", "revoke an API key (refused from the next request on)", _keys_revoke).add_argument(
+        "key_id", metavar="KEY_ID"
+    )
+
     webhooks = group(
         "webhooks", "webhook triggers (signed deliveries that start graph runs), through the API"
     )
@@ -1134,8 +1167,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
     reconcile = sub.add_parser(
         "reconcile",
-        help="flag stale pending model calls and report balance drift (exit 1 on drift)",
-        description="flag stale pending model calls and report balance drift (exit 1 on drift)",
+        help="charge unsettled model calls, flag what cannot be settled, report balance drift (exit 1 on drift)",
+        description="charge unsettled model calls, flag what cannot be settled, report balance drift (exit 1 on drift)",
     )
     reconcile.add_argument(
         "--after-seconds",

@@ -119,7 +119,7 @@ def settings(database_url: str, temporal_env: WorkflowEnvironment, fake_provider
 async def database(settings: Settings) -> AsyncIterator[Database]:
     db = Database(settings.require_database_url(), pool_size=20)
     # What every worker does at start; the API (and API-only tests) read the catalog from here.
-    await publish_catalog(db, load_registry())
+    await publish_catalog(db, load_registry(), settings.default_model)
     try:
         yield db
     finally:

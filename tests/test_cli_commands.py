@@ -446,7 +446,7 @@ async def test_errors_print_the_api_code_and_exit_1(cli: Cli, tmp_path: Path) ->
         ),
         cli("schedules", "list", RUNLEDGER_API_KEY="rl_not_a_key"),
         cli("schedules", "pause", str(uuid.uuid4())),
-        cli("runs", "show", "not-a-run"),
+        cli("runs", "show", str(uuid.uuid4())),
         cli("grants", "list", RUNLEDGER_API_URL=f"http://127.0.0.1:{free_port()}"),
         cli("runs", "list", RUNLEDGER_API_KEY="", RUNLEDGER_DATA_DIR=str(tmp_path / "empty")),
     )

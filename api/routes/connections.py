@@ -8,13 +8,13 @@ grant maps a tool's provider to the connection's id (``POST /api/v1/grants`` ``c
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, Response, status
 
 from api.deps import StateDep, UserDep
 from api.errors import NotFound, Unprocessable
+from api.params import ObjectId
 from api.schemas import ConnectionListResponse, ConnectionOut, CreateConnectionRequest
 from api.webhook_receiver import secret_box
 from db import connections
@@ -97,12 +97,8 @@ async def list_connections(principal: UserDep, state: StateDep) -> ConnectionLis
 
 
 @router.delete("/{connection_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def revoke_connection(connection_id: str, principal: UserDep, state: StateDep) -> Response:
+async def revoke_connection(connection_id: ObjectId, principal: UserDep, state: StateDep) -> Response:
     not_found = NotFound(f"connection {connection_id} not found", code=ErrorCode.CONNECTION_NOT_FOUND)
-    try:
-        uuid.UUID(connection_id)
-    except ValueError:
-        raise not_found from None
     async with state.database.transaction() as session:
         row = await connections.get_connection(
             session, connection_id=connection_id, owner_user_id=principal.user_id

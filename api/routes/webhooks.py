@@ -9,17 +9,19 @@ the sender's (given) or generated, shown once in the creation answer, and stored
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from api.boundary import raw_body
 from api.catalog import published_graph, validate_input
 from api.deps import StateDep, UserDep
 from api.errors import Conflict, NotFound, Unprocessable
 from api.notify_urls import check_notify_url
+from api.openapi import errors
+from api.params import CANONICAL_UUID, Limit, ObjectId, keyset
 from api.routes.grants import grant_for_trigger
-from api.routes.runs import own_run
+from api.run_service import own_run
 from api.schemas import (
     CreateWebhookTriggerRequest,
     NotifySecretOut,
@@ -36,7 +38,7 @@ from api.webhook_receiver import receive, secret_box
 from db import grants, notifications, webhooks
 from db.accounts import Principal
 from db.models import WebhookDelivery, WebhookTrigger
-from db.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from db.pagination import encode_cursor
 from db.session import Database
 from runledger.contracts import notify as nt
 from runledger.contracts import webhooks as wh
@@ -66,10 +68,6 @@ def _trigger_not_found(trigger_id: str) -> NotFound:
 
 
 async def _own_trigger(database: Database, principal: Principal, trigger_id: str) -> WebhookTrigger:
-    try:
-        uuid.UUID(trigger_id)
-    except ValueError:
-        raise _trigger_not_found(trigger_id) from None
     async with database.transaction() as session:
         row = await webhooks.get_trigger(session, trigger_id=trigger_id, owner_user_id=principal.user_id)
     if row is None:
@@ -77,7 +75,12 @@ async def _own_trigger(database: Database, principal: Principal, trigger_id: str
     return row
 
 
-@router.post("/webhook-triggers", status_code=status.HTTP_201_CREATED, response_model=WebhookTriggerCreated)
+@router.post(
+    "/webhook-triggers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookTriggerCreated,
+    responses=errors(404, 409),
+)
 async def create_trigger(
     body: CreateWebhookTriggerRequest, principal: UserDep, state: StateDep
 ) -> WebhookTriggerCreated:
@@ -139,12 +142,12 @@ async def list_triggers(principal: UserDep, state: StateDep) -> WebhookTriggerLi
 
 
 @router.get("/webhook-triggers/{trigger_id}", response_model=WebhookTriggerOut)
-async def get_trigger(trigger_id: str, principal: UserDep, state: StateDep) -> WebhookTriggerOut:
+async def get_trigger(trigger_id: ObjectId, principal: UserDep, state: StateDep) -> WebhookTriggerOut:
     return WebhookTriggerOut(**_trigger_fields(await _own_trigger(state.database, principal, trigger_id)))
 
 
 @router.delete("/webhook-triggers/{trigger_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_trigger(trigger_id: str, principal: UserDep, state: StateDep) -> Response:
+async def delete_trigger(trigger_id: ObjectId, principal: UserDep, state: StateDep) -> Response:
     row = await _own_trigger(state.database, principal, trigger_id)
     async with state.database.transaction() as session:
         await webhooks.mark_deleted(session, trigger_id=row.id)
@@ -185,26 +188,18 @@ Outcome = Literal[
 async def list_deliveries(
     principal: UserDep,
     state: StateDep,
-    source: str | None = None,
-    trigger_id: str | None = None,
+    source: Annotated[str | None, Query(max_length=63)] = None,
+    trigger_id: Annotated[str | None, Query(pattern=CANONICAL_UUID)] = None,
     outcome: Outcome | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    limit: Limit = 50,
     cursor: str | None = None,
 ) -> WebhookDeliveryListResponse:
     """The trigger audit log of the caller's sources, newest first (``db.webhooks.list_deliveries``
     says which rows are the caller's)."""
-    before: int | None = None
-    if cursor is not None:
-        try:
-            (value,) = decode_cursor(cursor, arity=1)
-            before = int(value)
-        except (InvalidCursorError, ValueError, TypeError) as exc:
-            raise Unprocessable("cursor is not valid", code=ErrorCode.INVALID_CURSOR) from exc
+    keys = keyset(cursor, ("int",))
+    before = None if keys is None else int(str(keys[0]))
     if trigger_id is not None:
-        try:
-            uuid.UUID(trigger_id)
-        except ValueError:
-            raise Unprocessable("trigger_id must be a UUID") from None
+        trigger_id = trigger_id.lower()
     async with state.database.transaction() as session:
         rows = await webhooks.list_deliveries(
             session,
@@ -229,9 +224,11 @@ async def list_deliveries(
             "model": WebhookDeliveryResponse,
             "description": "no new run: a re-delivery (the runs it "
             "started), a filtered event or a GitHub ping",
-        }
+        },
+        **errors(401, 503),
     },
 )
+@raw_body
 async def receive_delivery(
     source: str, request: Request, response: Response, state: StateDep
 ) -> WebhookDeliveryResponse:
@@ -250,7 +247,9 @@ async def notify_secret(principal: UserDep, state: StateDep) -> NotifySecretOut:
 
 
 @router.get("/runs/{run_id}/notifications", response_model=RunNotificationListResponse)
-async def run_notifications(run_id: str, principal: UserDep, state: StateDep) -> RunNotificationListResponse:
+async def run_notifications(
+    run_id: ObjectId, principal: UserDep, state: StateDep
+) -> RunNotificationListResponse:
     """Every attempt to deliver the run's completion notification, oldest first."""
     run = await own_run(state.database, principal, run_id)
     async with state.database.transaction() as session:

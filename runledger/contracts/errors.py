@@ -14,6 +14,10 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     INVALID_CURSOR = "invalid_cursor"
+    #: A header value over the boundary's limit (400).
+    HEADER_TOO_LARGE = "header_too_large"
+    API_KEY_NOT_FOUND = "api_key_not_found"
+    USER_NOT_FOUND = "user_not_found"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     GRAPH_NOT_FOUND = "graph_not_found"
@@ -24,6 +28,10 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_CREDITS = "insufficient_credits"
     TEMPORAL_UNAVAILABLE = "temporal_unavailable"
     INTERNAL_ERROR = "internal_error"
+    #: A dashboard form without its session's CSRF token (403).
+    CSRF_TOKEN_INVALID = "csrf_token_invalid"
+    SCHEDULE_NOT_FOUND = "schedule_not_found"
+    BULK_OPERATION_NOT_FOUND = "bulk_operation_not_found"
     # Webhooks (POST /api/v1/webhooks/{source} and the triggers behind it).
     #: No longer answered: an unknown source gets 401 invalid_signature, like a bad signature.
     WEBHOOK_SOURCE_NOT_FOUND = "webhook_source_not_found"

@@ -40,3 +40,5 @@ class ReconcileResult:
     accounts_with_drift: int
     pruned_events: int = 0
     swept: SweepResult | None = None
+    #: Unsettled calls whose owed charge this pass wrote.
+    settled_calls: int = 0

@@ -7,14 +7,22 @@ remembering to report usage.
 """
 
 from runledger.llm.context import DeltaSink, Invoke, Meter, bind, complete, current_call_scope
-from runledger.llm.gateway import LiteLLMGateway, ModelGatewayError, UnpricedModelError
-from runledger.llm.types import ModelRequest, ModelResponse
+from runledger.llm.gateway import (
+    LiteLLMGateway,
+    ModelCallInterrupted,
+    ModelGatewayError,
+    UnpricedModelError,
+    model_price,
+)
+from runledger.llm.types import CallBound, ModelRequest, ModelResponse
 
 __all__ = [
+    "CallBound",
     "DeltaSink",
     "Invoke",
     "LiteLLMGateway",
     "Meter",
+    "ModelCallInterrupted",
     "ModelGatewayError",
     "ModelRequest",
     "ModelResponse",
@@ -22,4 +30,5 @@ __all__ = [
     "bind",
     "complete",
     "current_call_scope",
+    "model_price",
 ]

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
+from runledger.contracts.money import ModelPrice, max_call_credits
+
 
 @dataclass(frozen=True)
 class ModelRequest:
@@ -26,8 +28,9 @@ class ModelRequest:
 @dataclass(frozen=True)
 class ModelResponse:
     text: str
-    #: The provider call's unique id as reported by LiteLLM: the charge's usage_unit_id.
-    usage_unit_id: str
+    #: The provider's response id as reported by LiteLLM (kept on the receipt; never the charge key:
+    #: providers may repeat ids, runledger's own ``usage_unit_id`` keys the charge).
+    provider_response_id: str
     model: str
     provider: str | None
     tokens_in: int
@@ -41,4 +44,24 @@ class ModelResponse:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelResponse:
-        return cls(**{**data, "cost_usd": Decimal(str(data["cost_usd"]))})
+        fields = dict(data)
+        if "usage_unit_id" in fields:  # stored before revision 0011: it was the provider's id
+            fields["provider_response_id"] = fields.pop("usage_unit_id")
+        return cls(**{**fields, "cost_usd": Decimal(str(fields["cost_usd"]))})
+
+
+@dataclass(frozen=True)
+class CallBound:
+    """What bounds one call's cost before it is made (``LiteLLMGateway.call_bound``)."""
+
+    price: ModelPrice
+    input_tokens: int
+    max_output_tokens: int
+
+    def max_credits(self, markup: Decimal) -> int:
+        return max_call_credits(
+            self.price,
+            input_tokens=self.input_tokens,
+            max_output_tokens=self.max_output_tokens,
+            markup=markup,
+        )

@@ -5,6 +5,10 @@ the run pauses until a person decides) → ``tool_call_start`` → execute → o
 validation → ``tool_call_result``. A failure at any step returns a failed :class:`ToolResult` with a
 stable code (``contracts.tools.ToolErrorCode``) and still emits ``tool_call_result``, so a listener
 sees every attempt; only a call that passed policy and validation emits ``tool_call_start``.
+
+The events are the run's view of its tool calls, not the calls themselves: a sink that fails (its
+database write raised) is logged and the call goes on, so a failed event write never escapes
+:meth:`ToolRunner.call` (and never fails, or repeats, a tool call that ran).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jsonschema
+import structlog
 
 from runledger.contracts.runs import APPROVAL_KIND
 from runledger.contracts.tools import TOOL_CATALOG, ToolErrorCode, ToolSpec
@@ -25,6 +30,8 @@ from runledger.tools.connected import (
     bind_credentials,
 )
 from runledger.tools.core import REGISTRY, ToolFn, ToolInputError
+
+log = structlog.get_logger(__name__)
 
 #: Receives ``(event, data)`` for ``tool_call_start`` and ``tool_call_result``.
 ToolEventSink = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -120,7 +127,7 @@ class ToolRunner:
             refusal = _approval(tool_id, args, call_id)
             if refusal is not None:
                 return await self._failed(call_id, tool_id, args, ToolErrorCode.APPROVAL_DENIED, refusal)
-        await self._emit(
+        await self._publish(
             "tool_call_start",
             {"call_id": call_id, "tool_id": tool_id, "effect": spec.effect.value, "args": args},
         )
@@ -141,16 +148,28 @@ class ToolRunner:
         problem = _schema_problem(spec.output_schema, value)
         if problem is not None:
             return await self._failed(call_id, tool_id, args, ToolErrorCode.INVALID_OUTPUT, problem)
-        await self._emit(
+        await self._publish(
             "tool_call_result", {"call_id": call_id, "tool_id": tool_id, "ok": True, "result": value}
         )
         return ToolResult(call_id=call_id, tool_id=tool_id, ok=True, value=value)
+
+    async def _publish(self, event: str, data: dict[str, Any]) -> None:
+        try:
+            await self._emit(event, data)
+        except Exception as exc:
+            log.warning(
+                "tool_event_publish_failed",
+                run_event=event,
+                call_id=data.get("call_id"),
+                tool_id=data.get("tool_id"),
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
     async def _failed(
         self, call_id: str, tool_id: str, args: dict[str, Any], code: ToolErrorCode, message: str
     ) -> ToolResult:
         # ``args`` too: a call refused before ``tool_call_start`` is still shown with what it asked.
-        await self._emit(
+        await self._publish(
             "tool_call_result",
             {
                 "call_id": call_id,

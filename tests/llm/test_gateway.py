@@ -26,7 +26,7 @@ async def test_offline_model_is_priced_through_litellm() -> None:
     assert response.cost_usd == Decimal(response.tokens_in) * Decimal("0.000001") + Decimal(
         response.tokens_out
     ) * Decimal("0.000002")
-    assert response.usage_unit_id.startswith("chatcmpl-")
+    assert response.provider_response_id.startswith("chatcmpl-")
 
 
 async def test_fake_provider_call_is_priced_by_litellm_cost_map(fake_provider: FakeProvider) -> None:
@@ -34,7 +34,7 @@ async def test_fake_provider_call_is_priced_by_litellm_cost_map(fake_provider: F
     response = await gateway.invoke(
         ModelRequest(model="openai/gpt-4o-mini", messages=(("user", "three little words"),))
     )
-    assert response.usage_unit_id in fake_provider.log.ids()
+    assert response.provider_response_id in fake_provider.log.ids()
     expected = Decimal(response.tokens_in) * Decimal("0.00000015") + Decimal(response.tokens_out) * Decimal(
         "0.0000006"
     )

@@ -188,7 +188,7 @@ async def test_a_second_start_on_a_busy_thread_is_refused_409_thread_busy(
     async with api_client(fresh.settings, fresh.database, client) as api:
         user = await create_user(api, credits=1_000_000)
         # The catalog is published but no worker polls yet: the first run stays on its thread.
-        await publish_catalog(fresh.database, load_graphs(fresh.settings))
+        await publish_catalog(fresh.database, load_graphs(fresh.settings), fresh.settings.default_model)
         first = await start_run(api, user, "langgraph:thread", {"input": {"text": "a"}, "state_key": "k"})
         assert first.status_code == 202, first.text
         busy = await start_run(api, user, "langgraph:thread", {"input": {"text": "b"}, "state_key": "k"})

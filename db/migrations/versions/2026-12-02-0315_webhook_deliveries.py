@@ -5,7 +5,7 @@ encrypted with the newest key of RUNLEDGER_SECRET_KEYS (required only when such 
 plain column is dropped (SECRETS_ENCRYPTED_AT_REST).
 
 Revision ID: 0008_webhook_deliveries
-Revises: 0012_checkpoints
+Revises: 0010_dashboard
 Create Date: 2026-12-02 03:15:00
 """
 
@@ -19,7 +19,7 @@ from db.secrets import SecretBox
 from runledger.config import Settings
 
 revision: str = "0008_webhook_deliveries"
-down_revision: str | None = "0012_checkpoints"
+down_revision: str | None = "0010_dashboard"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
