@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from activities.notify import start_notification
 from db import events, ledger, reservations, runs
 from db.session import Database
 from runledger.contracts.events import terminal_events
@@ -48,4 +49,7 @@ async def finalize_run(database: Database, tracer: RunTracer, inp: FinalizeInput
             model_calls=run.model_calls,
             cost_credits=run.cost_credits,
         )
+        if run.notify_url:
+            # Its own workflow, after the run ended: a receiver that is down never delays the run.
+            await start_notification(run)
     return FinalizeResult(status=run.status if run else inp.status, changed=changed)

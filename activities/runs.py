@@ -14,12 +14,14 @@ from pydantic_core import to_jsonable_python
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.connections import GrantCredentials
 from activities.events import tool_event_sink
 from activities.failures import execution_failure
 from activities.finalize import finalize_run
 from activities.graph_steps import checkpoints_for, run_steps, step_sink
 from activities.metering import LedgerMeter
 from db import events, grants, ledger, reservations, runs
+from db.secrets import SecretBox
 from db.session import Database
 from runledger import tools
 from runledger.config import Settings
@@ -89,6 +91,9 @@ class RunActivities:
         self._db = database
         self._gateway = gateway
         self._settings = settings
+        self._secrets = (
+            SecretBox.from_setting(settings.secret_keys.get_secret_value()) if settings.secret_keys else None
+        )
         #: The graphs this worker serves and published (loaded once at start).
         self._registry = registry
         #: Spans of the run (Langfuse when configured); without one, plain no-op-cheap OTel spans.
@@ -207,6 +212,8 @@ class RunActivities:
         # The graph may use exactly the tools its catalog entry declares (DENY_BY_DEFAULT_TOOLS).
         tool_runner = tools.ToolRunner(
             policy=tools.AllowList(frozenset(loaded.spec.tool_ids)),
+            # A tool that needs a connection gets it from the run's grant when it executes.
+            credentials=GrantCredentials(self._db, self._secrets, run.grant_id),
             approval=frozenset(loaded.spec.approval_tools),
             emit=tool_event_sink(self._db, run.run_id),
             trace=lambda tool_id, args: self._tracer.tool_call(

@@ -18,6 +18,7 @@ from api.routes import (
     admin,
     api_keys,
     billing,
+    connections,
     events,
     grants,
     health,
@@ -30,7 +31,9 @@ from api.routes import (
     ui_stream,
     webhooks,
 )
+from api.webhook_audit import RefusalBudget
 from db.notify import RunEventListener
+from db.secrets import SecretBox
 from db.session import Database
 from runledger.config import Settings
 from runledger.telemetry import temporal_plugins
@@ -51,7 +54,16 @@ def create_app(
         )
         listener = RunEventListener(db.url)
         listener.start()
-        app.state.runledger = AppState(settings=settings, database=db, temporal=client, events=listener)
+        app.state.runledger = AppState(
+            settings=settings,
+            database=db,
+            temporal=client,
+            events=listener,
+            secrets=SecretBox.from_setting(settings.secret_keys.get_secret_value())
+            if settings.secret_keys
+            else None,
+            webhook_refusals=RefusalBudget(settings.webhook_refused_log_per_minute),
+        )
         try:
             yield
         finally:
@@ -82,6 +94,7 @@ def create_app(
         ui_stream.router,
         openai_compat.router,
         webhooks.router,
+        connections.router,
     ):
         app.include_router(router)
     ui.install(app)

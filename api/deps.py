@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,8 +10,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from api.boundary import AUTH_SCOPE_KEY, Caller, authenticate, authorize
+from api.webhook_audit import RefusalBudget
 from db.accounts import Principal
 from db.notify import RunEventListener
+from db.secrets import SecretBox
 from db.session import Database
 from runledger.config import Settings
 
@@ -22,6 +24,10 @@ class AppState:
     database: Database
     temporal: Client
     events: RunEventListener
+    #: Opens and seals stored secrets; None when RUNLEDGER_SECRET_KEYS is not set (then the routes
+    #: that need a secret answer 503 ``secret_keys_missing``).
+    secrets: SecretBox | None = None
+    webhook_refusals: RefusalBudget = field(default_factory=lambda: RefusalBudget(120))
 
 
 def get_state(request: Request) -> AppState:

@@ -31,6 +31,7 @@ from temporalio.service import RPCError
 
 from api.catalog import published_graph, validate_input
 from api.errors import Conflict, NotFound, PaymentRequired, ServiceUnavailable, Unprocessable
+from api.notify_urls import check_notify_url
 from api.schemas import ReplayRequest, StartRunRequest
 from db import events, prices, reservations, runs
 from db.accounts import Principal
@@ -47,8 +48,11 @@ from runledger.contracts.runs import ON_THREAD_STATUSES, RunKind, RunStatus, Tri
 
 
 def request_hash(graph_id: str, body: StartRunRequest) -> str:
+    fields: dict[str, object] = {"graph_id": graph_id, "input": body.input, "state_key": body.state_key}
+    if body.notify_url is not None:  # absent, the hash of a request is what it always was
+        fields["notify_url"] = body.notify_url
     canonical = json.dumps(
-        {"graph_id": graph_id, "input": body.input, "state_key": body.state_key},
+        fields,
         sort_keys=True,
         separators=(",", ":"),
     )
@@ -84,6 +88,8 @@ async def start_api_run(
         spec = await published_graph(session, graph_id)
         validate_idempotency_key(idempotency_key)
         validate_input(spec, body.input)
+        if body.notify_url is not None:
+            check_notify_url(settings, body.notify_url)
         if idempotency_key is not None:
             claim = await runs.claim_start(
                 session,
@@ -118,6 +124,7 @@ async def start_api_run(
                     requested_by=principal.user_id,
                     state_key=body.state_key,
                     input=body.input,
+                    notify_url=body.notify_url,
                     status="pending",
                     trace_id=ids.langfuse_trace_id(run_id),
                 ),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from api.params import Timestamp
 from runledger.contracts.runs import RunKind, RunStatus
 from runledger.contracts.schedules import Overlap
+from runledger.contracts.webhooks import Kind
 
 
 class Strict(BaseModel):
@@ -72,6 +73,8 @@ class GraphOut(BaseModel):
 class StartRunRequest(Strict):
     input: dict[str, Any]
     state_key: str | None = Field(default=None, min_length=1, max_length=200)
+    #: Announce the run's end here, signed (``contracts.notify``; the host must be allow-listed).
+    notify_url: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
 class ReplayRequest(Strict):
@@ -215,6 +218,8 @@ class CreateGrantRequest(Strict):
     scopes: list[str] = Field(min_length=1, max_length=50)
     expires_at: Timestamp | None = None
     max_credits: int | None = Field(default=None, ge=0, le=10**15)
+    #: Tool provider -> connection id: the credentials this grant's runs' tools act with.
+    connections: dict[str, str] = Field(default_factory=dict, max_length=20)
 
 
 class GrantOut(BaseModel):
@@ -225,6 +230,7 @@ class GrantOut(BaseModel):
     revoked_at: datetime | None
     max_credits: int | None
     spent_credits: int
+    connections: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
 
 
@@ -303,17 +309,30 @@ class CreateWebhookTriggerRequest(Strict):
     #: Graph input field -> RFC 6901 JSON pointer into the delivery's JSON payload.
     input_mapping: dict[str, str] = Field(default_factory=dict)
     grant_id: str | None = None
+    #: The sender's signing scheme (``contracts.webhooks``).
+    kind: Kind = "standard"
+    #: The sender's own secret (Stripe's ``whsec_...``, the one typed into GitHub); generated when absent.
+    secret: str | None = Field(default=None, max_length=255)
+    #: Event names that start a run; others are recorded ``filtered``. Absent: every event.
+    events: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=100
+    )
+    #: Announce every run's end here, signed (``contracts.notify``; the host must be allow-listed).
+    notify_url: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
 class WebhookTriggerOut(BaseModel):
     trigger_id: str
     source: str
+    kind: Kind
+    events: list[str] | None
     graph_id: str
     input: dict[str, Any]
     input_mapping: dict[str, str]
     grant_id: str
     #: Where the sender posts its deliveries.
     url: str
+    notify_url: str | None = None
     created_at: datetime
 
 
@@ -336,7 +355,94 @@ class WebhookRunOut(BaseModel):
 
 class WebhookDeliveryResponse(BaseModel):
     delivery_id: str
+    #: The event as recorded (GitHub ``X-GitHub-Event``, Stripe ``type``, the payload's ``type``).
+    event: str | None = None
     runs: list[WebhookRunOut]
+    #: Triggers that matched the signature but not the event (or a GitHub ping): no run.
+    filtered_trigger_ids: list[str] = Field(default_factory=list)
+
+
+class WebhookDeliveryOut(BaseModel):
+    #: The audit row's id (the cursor orders by it).
+    id: int
+    #: The sender's delivery key (SPEC §2); null when the delivery carried none.
+    delivery_id: str | None
+    source: str
+    trigger_id: str | None
+    event: str | None
+    received_at: datetime
+    outcome: str
+    http_status: int
+    run_ids: list[str]
+    body_bytes: int
+    body_sha256: str | None
+
+
+class WebhookDeliveryListResponse(BaseModel):
+    webhook_deliveries: list[WebhookDeliveryOut]
+    next_cursor: str | None
+
+
+class OAuth2Credentials(Strict):
+    access_token: str = Field(min_length=1, max_length=8192)
+    refresh_token: str | None = Field(default=None, min_length=1, max_length=8192)
+    #: When the access token expires; absent: only a 401 from the service makes the worker refresh.
+    expires_at: datetime | None = None
+    token_url: str = Field(min_length=1, max_length=2000)
+    client_id: str = Field(min_length=1, max_length=500)
+    client_secret: str = Field(min_length=1, max_length=8192)
+    scope: str | None = Field(default=None, max_length=2000)
+
+
+class CreateConnectionRequest(Strict):
+    #: The provider a tool declares, e.g. ``github``.
+    provider: str = Field(pattern=r"^[a-z0-9_]{1,40}$")
+    kind: Literal["api_key", "oauth2"]
+    name: str | None = Field(default=None, max_length=200)
+    #: The service's API base URL (GitHub Enterprise, a test server); absent: the provider's default.
+    api_base: str | None = Field(default=None, max_length=2000)
+    #: ``kind=api_key``: the static token.
+    api_key: str | None = Field(default=None, min_length=1, max_length=8192)
+    #: ``kind=oauth2``.
+    oauth2: OAuth2Credentials | None = None
+
+
+class ConnectionOut(BaseModel):
+    """Never a secret: tokens and client secrets are write-only."""
+
+    connection_id: str
+    provider: str
+    kind: str
+    name: str | None
+    status: str
+    api_base: str | None
+    token_url: str | None
+    client_id: str | None
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConnectionListResponse(BaseModel):
+    connections: list[ConnectionOut]
+
+
+class NotifySecretOut(BaseModel):
+    #: The Standard Webhooks secret that signs this account's run-completion notifications.
+    secret: str
+
+
+class RunNotificationOut(BaseModel):
+    attempt: int
+    url: str
+    http_status: int | None
+    error: str | None
+    delivered: bool
+    sent_at: datetime
+
+
+class RunNotificationListResponse(BaseModel):
+    notifications: list[RunNotificationOut]
 
 
 class CreateApiKeyRequest(Strict):

@@ -31,6 +31,7 @@ async def create_grant(
     scopes: list[str],
     expires_at: datetime | None,
     max_credits: int | None,
+    connections: dict[str, str] | None = None,
 ) -> ExecutionGrant:
     grant = ExecutionGrant(
         user_id=user_id,
@@ -38,6 +39,7 @@ async def create_grant(
         scopes=scopes,
         expires_at=expires_at,
         max_credits=max_credits,
+        connections=connections or {},
     )
     session.add(grant)
     await session.flush()

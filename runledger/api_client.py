@@ -323,6 +323,18 @@ class ApiClient:
     def create_webhook_trigger(self, body: JsonObject) -> JsonObject:
         return self._object("POST", "/api/v1/webhook-triggers", body=body)
 
+    def list_connections(self) -> JsonObject:
+        return self._object("GET", "/api/v1/connections")
+
+    def create_connection(self, body: JsonObject) -> JsonObject:
+        return self._object("POST", "/api/v1/connections", body=body)
+
+    def delete_connection(self, connection_id: str) -> None:
+        self.request("DELETE", f"/api/v1/connections/{_segment(connection_id)}")
+
+    def list_webhook_deliveries(self, params: Mapping[str, str | int]) -> JsonObject:
+        return self._object("GET", "/api/v1/webhook-deliveries", params=params)
+
     def delete_webhook_trigger(self, trigger_id: str) -> None:
         self.request("DELETE", f"/api/v1/webhook-triggers/{_segment(trigger_id)}")
 

@@ -178,6 +178,44 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_rotate_secrets(args: argparse.Namespace) -> int:
+    """Re-encrypt every stored secret under the newest RUNLEDGER_SECRET_KEYS key (``db.secrets``);
+    ``--new-key`` only prints a fresh key to prepend."""
+    from db.secrets import SecretBox, SecretKeysError
+
+    if args.new_key:
+        print(SecretBox.new_key())
+        return 0
+    settings = _settings()
+    _require(settings, "DATABASE_URL")
+    _configure_logging(settings)
+    try:
+        box = SecretBox.from_setting(
+            settings.secret_keys.get_secret_value() if settings.secret_keys else None
+        )
+    except SecretKeysError as exc:
+        raise ConfigError(str(exc)) from exc
+
+    async def run() -> int:
+        from db import connections, webhooks
+        from db.session import Database
+
+        database = Database(settings.require_database_url())
+        try:
+            async with database.transaction() as session:
+                hooks = await webhooks.rotate_secrets(session, box=box)
+                creds = await connections.rotate_secrets(session, box=box)
+        finally:
+            await database.dispose()
+        print(
+            f"runledger rotate-secrets: {hooks} webhook secret(s) and {creds} connection credential(s) "
+            "re-encrypted under the newest key"
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
 def _with_graphs(settings: Settings, args: argparse.Namespace) -> Settings:
     """``--graphs PATH`` overrides RUNLEDGER_GRAPHS_CONFIG."""
     if args.graphs is None:
@@ -619,6 +657,11 @@ def _webhooks_create(client: ApiClient, args: argparse.Namespace) -> None:
         body["input_mapping"] = args.input_mapping
     if args.grant is not None:
         body["grant_id"] = args.grant
+    body["kind"] = args.kind
+    if args.secret is not None:
+        body["secret"] = args.secret
+    if args.events is not None:
+        body["events"] = args.events
     answer = client.create_webhook_trigger(body)
     _show(
         args,
@@ -628,8 +671,68 @@ def _webhooks_create(client: ApiClient, args: argparse.Namespace) -> None:
             webhook_trigger_view(answer, client.api_url),
             Text(""),
             webhook_secret(answer["secret"]),
-            note(f"try it: runledger webhooks send {answer['source']} --secret SECRET --data 'JSON payload'"),
+            note(
+                f"try it: runledger webhooks send {answer['source']} --kind {answer['kind']} "
+                "--secret SECRET --data 'JSON payload'"
+            ),
         ),
+    )
+
+
+def _webhooks_deliveries(client: ApiClient, args: argparse.Namespace) -> None:
+    from rich.console import Group
+
+    from runledger.cli_tables import note, webhook_deliveries_table
+
+    params: dict[str, str | int] = {"limit": args.limit}
+    for name, value in (
+        ("source", args.source),
+        ("trigger_id", args.trigger),
+        ("outcome", args.outcome),
+        ("cursor", args.cursor),
+    ):
+        if value is not None:
+            params[name] = value
+    answer = client.list_webhook_deliveries(params)
+
+    def view() -> object:
+        table = webhook_deliveries_table(answer["webhook_deliveries"])
+        cursor = answer.get("next_cursor")
+        return Group(table, note(f"more: --cursor {cursor}")) if cursor else table
+
+    _show(args, answer, view)
+
+
+def _connections_list(client: ApiClient, args: argparse.Namespace) -> None:
+    from runledger.cli_tables import connections_table
+
+    answer = client.list_connections()
+    _show(args, answer, lambda: connections_table(answer["connections"]))
+
+
+def _connections_create(client: ApiClient, args: argparse.Namespace) -> None:
+    """The body is a file (``@FILE``, ``@-`` stdin) or JSON text, so a token need not be an argument."""
+    try:
+        body = json.loads(args.data)
+    except ValueError as exc:
+        raise ConfigError(f"--data is not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise ConfigError("--data must be a JSON object")
+    answer = client.create_connection(body)
+    _say(
+        args,
+        answer,
+        f"created {answer['kind']} connection {answer['connection_id']} for {answer['provider']} "
+        "(its secrets are stored encrypted and never shown)",
+    )
+
+
+def _connections_delete(client: ApiClient, args: argparse.Namespace) -> None:
+    client.delete_connection(args.connection_id)
+    _say(
+        args,
+        {"connection_id": args.connection_id, "revoked": True},
+        f"revoked connection {args.connection_id}",
     )
 
 
@@ -650,7 +753,7 @@ def _webhooks_send(client: ApiClient, args: argparse.Namespace) -> None:
     from rich.text import Text
 
     from runledger.cli_tables import note, webhook_runs_table
-    from runledger.contracts.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+    from runledger.contracts.webhooks import sign_headers
 
     secret = args.secret or os.environ.get("RUNLEDGER_WEBHOOK_SECRET")
     if not secret:
@@ -659,12 +762,13 @@ def _webhooks_send(client: ApiClient, args: argparse.Namespace) -> None:
             "(`runledger webhooks create` prints a trigger's secret once)"
         )
     delivery_id = args.delivery_id or f"cli-{uuid.uuid4()}"
-    timestamp = int(time.time())
-    headers = {
-        DELIVERY_HEADER: delivery_id,
-        TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: signature(secret, timestamp=timestamp, delivery_id=delivery_id, body=args.data),
-    }
+    try:
+        headers = sign_headers(
+            args.kind, secret, args.data, delivery_key=delivery_id, event=args.event, now=time.time()
+        )
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot sign with this secret as a {args.kind} sender: {exc}") from exc
+    headers["Content-Type"] = "application/json"
     answer = client.deliver_webhook(args.source, args.data, headers)
 
     def view() -> object:
@@ -672,6 +776,8 @@ def _webhooks_send(client: ApiClient, args: argparse.Namespace) -> None:
         started = sum(1 for r in runs if r["created"])
         if started:
             head = f"delivery {answer['delivery_id']}: started {started} run(s)"
+        elif not runs:
+            head = f"delivery {answer['delivery_id']}: event {answer.get('event')!r} is filtered: no run"
         else:
             head = f"delivery {answer['delivery_id']} was received before: no new run; the runs it started"
         return Group(
@@ -909,6 +1015,39 @@ def _add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     hook_create.add_argument(
         "--grant", default=None, metavar="GRANT_ID", help="bill through this grant instead of a new one"
     )
+    hook_create.add_argument(
+        "--kind",
+        choices=["standard", "github", "stripe"],
+        default="standard",
+        help="the sender's signing scheme (default standard: Standard Webhooks)",
+    )
+    hook_create.add_argument(
+        "--secret",
+        default=None,
+        help="the sender's own secret (Stripe's whsec_..., the one typed into GitHub); default: generated",
+    )
+    hook_create.add_argument(
+        "--event",
+        dest="events",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="start runs only for this event (GitHub issues or issues.opened, Stripe invoice.paid); "
+        "repeat for several; others are recorded filtered",
+    )
+    deliveries = leaf(
+        webhooks,
+        "deliveries",
+        "the delivery audit log of your sources: every delivery, accepted or refused, newest first",
+        _webhooks_deliveries,
+    )
+    deliveries.add_argument("--source", default=None)
+    deliveries.add_argument("--trigger", default=None, metavar="TRIGGER_ID")
+    deliveries.add_argument(
+        "--outcome", default=None, help="accepted, duplicate, filtered, invalid_signature, ..."
+    )
+    deliveries.add_argument("--limit", type=int, default=20, help="1-100 (default 20)")
+    deliveries.add_argument("--cursor", default=None, help="next page, as printed under the table")
     leaf(
         webhooks,
         "delete",
@@ -940,7 +1079,36 @@ def _add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=None,
         metavar="ID",
         help="the delivery's id; sending the same id again is a re-delivery, which starts no new run "
-        "(default: cli-<uuid4>)",
+        "(default: cli-<uuid4>; a Stripe event's id is the payload's own \"id\")",
+    )
+    send.add_argument(
+        "--kind",
+        choices=["standard", "github", "stripe"],
+        default="standard",
+        help="sign as this kind of sender, like the trigger's kind (default standard: Standard Webhooks)",
+    )
+    send.add_argument("--event", default=None, help="GitHub only: the X-GitHub-Event header (default push)")
+
+    conns = group(
+        "connections", "credentials tools use for external services (stored encrypted), through the API"
+    )
+    leaf(conns, "list", "list your connections (never a secret)", _connections_list)
+    conn_create = leaf(
+        conns,
+        "create",
+        "create a connection from a JSON body, e.g. "
+        '{"provider": "github", "kind": "api_key", "api_key": "..."}',
+        _connections_create,
+    )
+    conn_create.add_argument(
+        "--data",
+        required=True,
+        type=lambda v: _payload(v).decode(),
+        metavar="JSON|@FILE",
+        help="the connection as JSON, or @FILE (@- stdin) so the token stays out of your shell history",
+    )
+    leaf(conns, "delete", "revoke a connection", _connections_delete).add_argument(
+        "connection_id", metavar="CONNECTION_ID"
     )
 
     runs = group("runs", "graph runs and their charges, through the API")
@@ -1009,6 +1177,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="flag pending calls older than this (default RUNLEDGER_RECONCILE_AFTER_SECONDS)",
     )
     reconcile.set_defaults(func=cmd_reconcile)
+    rotate_help = (
+        "re-encrypt every stored secret under the newest key of RUNLEDGER_SECRET_KEYS (comma-separated, "
+        "newest first); drop an old key only after this"
+    )
+    rotate = sub.add_parser("rotate-secrets", help=rotate_help, description=rotate_help)
+    rotate.add_argument(
+        "--new-key", action="store_true", help="only print a new key to prepend to RUNLEDGER_SECRET_KEYS"
+    )
+    rotate.set_defaults(func=cmd_rotate_secrets)
     _add_api_commands(sub)
     return parser
 

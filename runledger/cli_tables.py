@@ -357,6 +357,8 @@ def webhook_trigger_view(trigger: Row, api_url: str) -> RenderableType:
         [
             ("trigger", plain(trigger["trigger_id"])),
             ("source", plain(trigger["source"])),
+            ("kind", plain(trigger["kind"])),
+            ("events", plain(", ".join(trigger["events"]) if trigger.get("events") else "every event")),
             ("graph", plain(trigger["graph_id"])),
             ("input", plain(compact_json(trigger["input"]))),
             ("input mapping", plain(input_mapping_text(trigger["input_mapping"]))),
@@ -376,6 +378,54 @@ def webhook_secret(secret: str) -> RenderableType:
             style="yellow",
         ),
     )
+
+
+def webhook_deliveries_table(deliveries: Sequence[Row]) -> RenderableType:
+    """The trigger audit log: what each delivery was answered, and the runs it started."""
+    if not deliveries:
+        return note("no deliveries")
+    table = _table()
+    table.add_column("RECEIVED", no_wrap=True)
+    table.add_column("DELIVERY", overflow="fold")
+    table.add_column("EVENT", overflow="fold")
+    table.add_column("OUTCOME", no_wrap=True)
+    table.add_column("HTTP", no_wrap=True)
+    _id_column(table, "TRIGGER ID")
+    _id_column(table, "RUN IDS")
+    for d in deliveries:
+        good = d["outcome"] in ("accepted", "duplicate", "filtered")
+        table.add_row(
+            plain(when(d["received_at"])),
+            plain(d["delivery_id"] or "-"),
+            plain(d["event"] or "-"),
+            Text(d["outcome"], style="green" if good else "red"),
+            plain(str(d["http_status"])),
+            plain(d["trigger_id"] or "-"),
+            plain("\n".join(d["run_ids"]) or "-"),
+        )
+    return table
+
+
+def connections_table(connections: Sequence[Row]) -> RenderableType:
+    if not connections:
+        return note("no connections (create one with `runledger connections create`)")
+    table = _table()
+    _id_column(table, "CONNECTION ID")
+    table.add_column("PROVIDER", no_wrap=True)
+    table.add_column("KIND", no_wrap=True)
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("NAME", overflow="fold")
+    table.add_column("CREATED", no_wrap=True)
+    for c in connections:
+        table.add_row(
+            plain(c["connection_id"]),
+            plain(c["provider"]),
+            plain(c["kind"]),
+            Text(c["status"], style="green" if c["status"] == "active" else "red"),
+            plain(c["name"] or "-"),
+            plain(when(c["created_at"])),
+        )
+    return table
 
 
 def webhook_runs_table(runs: Sequence[Row]) -> RenderableType:

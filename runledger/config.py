@@ -38,6 +38,21 @@ class Settings(BaseSettings):
     temporal_ui_url: str | None = Field(default=None, validation_alias=_env("RUNLEDGER_TEMPORAL_UI_URL"))
 
     admin_token: SecretStr | None = Field(default=None, validation_alias=_env("RUNLEDGER_ADMIN_TOKEN"))
+    #: Fernet keys that encrypt stored secrets (webhook secrets, connection credentials), comma-
+    #: separated, newest first (``db.secrets``); generated into the data dir by the dev stack.
+    secret_keys: SecretStr | None = Field(default=None, validation_alias=_env("RUNLEDGER_SECRET_KEYS"))
+    #: Derives each billing account's secret for signed run-completion notifications
+    #: (``contracts.notify``); generated into the data dir by the dev stack. Unset: no notify_url.
+    notify_signing_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("RUNLEDGER_NOTIFY_SIGNING_KEY")
+    )
+    #: Hosts a notify_url may name: comma-separated names, ``*.example.com`` for subdomains.
+    notify_allowed_hosts: str = Field(default="", validation_alias=_env("RUNLEDGER_NOTIFY_ALLOWED_HOSTS"))
+    #: Refused webhook deliveries recorded in the audit log per source per minute, per API process
+    #: (beyond it a refusal is only counted in a metric); accepted ones are always recorded.
+    webhook_refused_log_per_minute: int = Field(
+        default=120, ge=0, validation_alias=_env("RUNLEDGER_WEBHOOK_REFUSED_LOG_PER_MINUTE")
+    )
     #: How long a dashboard sign-in lasts (server-side: the session row expires, whatever the cookie).
     ui_session_seconds: int = Field(
         default=8 * 3600, ge=60, validation_alias=_env("RUNLEDGER_UI_SESSION_SECONDS")

@@ -23,6 +23,9 @@ from db.errors import TopupConflictError
 from db.ledger import get_balance, record_topup
 from db.session import Database
 
+#: The dev stack's RUNLEDGER_SECRET_KEYS (Fernet keys, newest first), like the admin token.
+SECRET_KEYS_FILE = "secret_keys"
+NOTIFY_KEY_FILE = "notify_signing_key"
 ADMIN_TOKEN_FILE = "admin_token"
 DEMO_FILE = "demo.json"
 DEMO_USER_NAME = "demo"
@@ -67,6 +70,38 @@ def admin_token(data_dir: Path, configured: str | None) -> str:
     token = secrets.token_urlsafe(32)
     write_private(path, token + "\n")
     return token
+
+
+def secret_keys(data_dir: Path, configured: str | None) -> str:
+    """RUNLEDGER_SECRET_KEYS of the dev stack: as configured, else the data dir's key file (one
+    Fernet key, generated the first time; a key list written into it by hand is kept)."""
+    if configured:
+        return configured
+    path = data_dir / SECRET_KEYS_FILE
+    if path.exists():
+        keys = path.read_text().strip()
+        if keys:
+            return keys
+    from cryptography.fernet import Fernet
+
+    keys = Fernet.generate_key().decode()
+    write_private(path, keys + "\n")
+    return keys
+
+
+def notify_signing_key(data_dir: Path, configured: str | None) -> str:
+    """RUNLEDGER_NOTIFY_SIGNING_KEY of the dev stack: as configured, else generated once into the
+    data dir (it derives each account's notification secret, so it must stay the same)."""
+    if configured:
+        return configured
+    path = data_dir / NOTIFY_KEY_FILE
+    if path.exists():
+        key = path.read_text().strip()
+        if key:
+            return key
+    key = secrets.token_urlsafe(32)
+    write_private(path, key + "\n")
+    return key
 
 
 def _read_demo_file(path: Path) -> DemoUser | None:

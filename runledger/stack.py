@@ -3,12 +3,12 @@
 Contract:
 - Everything lives under the data dir (``RUNLEDGER_DATA_DIR``, default ``.runledger``): the embedded
   Postgres cluster (``pg/``), the Temporal dev server's SQLite file (``temporal.db``), the admin token, the
-  demo user (``demo.json``), the logs (``logs/{temporal,worker,api}.log``) and, while the stack runs,
+  secret keys (``secret_keys``: RUNLEDGER_SECRET_KEYS unless set, generated once), the demo user (``demo.json``), the logs (``logs/{temporal,worker,api}.log``) and, while the stack runs,
   ``stack.json`` with the process ids. A second ``up`` on the same data dir resumes the same data; two
   at once are refused (``up.lock``).
 - Postgres and Temporal are started only when ``DATABASE_URL`` / ``TEMPORAL_ADDRESS`` are unset; when set,
   those servers are used and left alone.
-- Start-up order: Postgres, Temporal, migrations, search attributes, admin token, demo user, then worker
+- Start-up order: Postgres, Temporal, secret keys, migrations, search attributes, admin token, demo user, then worker
   and API. Those two processes are spawned first so that their slow imports overlap the rest, but they
   touch nothing until they are sent their environment (``runledger.cli`` ``--parent-pid``), after the
   migrations. The stack is announced only once the API answers ``/readyz`` and the worker polls its
@@ -106,6 +106,8 @@ class Stack:
         self.database_url = settings.database_url
         self.temporal_address = settings.temporal_address
         self.admin_token = ""
+        self.secret_keys = ""
+        self.notify_signing_key = ""
         #: Chosen in _check_ports: the configured port, or a free one.
         self.worker_metrics_port = settings.worker_metrics_port
         self.demo: DemoState | None = None
@@ -152,10 +154,19 @@ class Stack:
         if self.temporal_address is None:
             self.temporal_address = self._start_temporal()
         from db.migrate import upgrade
+        from runledger.demo import notify_signing_key, secret_keys
 
+        configured_keys = self.settings.secret_keys
+        self.secret_keys = secret_keys(
+            self.data_dir, configured_keys.get_secret_value() if configured_keys else None
+        )
+        configured_notify = self.settings.notify_signing_key
+        self.notify_signing_key = notify_signing_key(
+            self.data_dir, configured_notify.get_secret_value() if configured_notify else None
+        )
         print("runledger up: migrating the database", flush=True)
         try:
-            upgrade(self.database_url)
+            upgrade(self.database_url, secret_keys=self.secret_keys)
         except Exception as exc:
             raise StackError(f"database migration failed: {exc}") from exc
         self._check()
@@ -270,6 +281,8 @@ class Stack:
             TEMPORAL_NAMESPACE=s.temporal_namespace,
             TEMPORAL_TASK_QUEUE=s.temporal_task_queue,
             RUNLEDGER_ADMIN_TOKEN=self.admin_token,
+            RUNLEDGER_SECRET_KEYS=self.secret_keys,
+            RUNLEDGER_NOTIFY_SIGNING_KEY=self.notify_signing_key,
             RUNLEDGER_API_HOST=s.api_host,
             RUNLEDGER_API_PORT=str(s.api_port),
             RUNLEDGER_TEMPORAL_UI_PORT=str(s.temporal_ui_port),

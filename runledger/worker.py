@@ -26,6 +26,7 @@ from temporalio.client import (
 from temporalio.worker import Worker, WorkerTuner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.notify import NotifyActivities
 from activities.reconcile import ReconcileActivities
 from activities.runs import RunActivities
 from activities.schedules import ScheduleActivities
@@ -131,6 +132,7 @@ def build_worker(
     slots = ScheduleActivities(database=deps.database, settings=settings)
     reconcile = ReconcileActivities(database=deps.database)
     sweeper = SweepActivities(database=deps.database, settings=settings, tracer=deps.tracer)
+    notifier = NotifyActivities(database=deps.database, settings=settings)
     return Worker(
         # Every failure this worker records in history is scrubbed (NO_SECRETS_IN_HISTORY).
         scrubbing_client(client, Scrubber(known_secrets(settings))),
@@ -148,6 +150,7 @@ def build_worker(
             slots.record_slot,
             reconcile.reconcile,
             sweeper.sweep,
+            notifier.notify,
         ],
         # Every log line of an activity carries its workflow_id and run_id.
         interceptors=[LogContextInterceptor()],

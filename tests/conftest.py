@@ -37,7 +37,7 @@ from runledger.llm import LiteLLMGateway
 from runledger.projects import load_registry
 from runledger.worker import WorkerDeps, build_worker, publish_catalog
 from tests.fakes.openai_server import FakeProvider, free_port
-from tests.helpers import ADMIN_TOKEN, Tenant, create_user
+from tests.helpers import ADMIN_TOKEN, SECRET_KEYS, Tenant, create_user
 
 FAKE_MODEL = "openai/gpt-4o-mini"
 
@@ -105,6 +105,9 @@ def settings(database_url: str, temporal_env: WorkflowEnvironment, fake_provider
         temporal_address=temporal_env.client.service_client.config.target_host,
         temporal_task_queue=f"test-{uuid.uuid4()}",
         admin_token=SecretStr(ADMIN_TOKEN),
+        secret_keys=SecretStr(SECRET_KEYS),
+        notify_signing_key=SecretStr("test-notify-signing-key"),
+        notify_allowed_hosts="127.0.0.1,*.notify.test",
         default_model=FAKE_MODEL,
         model_api_base=fake_provider.url,
         model_api_key=SecretStr("sk-fake"),

@@ -13,6 +13,8 @@ import httpx
 
 ADMIN_TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+#: The test session's RUNLEDGER_SECRET_KEYS (two Fernet keys, newest first: rotation is exercised).
+SECRET_KEYS = "u9dCwSLp7mzUsBLS8vw-gB3VfWVFyVDU2aIUWXXr5M4=,0SPb4iwnPDKwfz64dPALhLDlczXaXN_s1U0SC9RaTQ0="
 T = TypeVar("T")
 
 

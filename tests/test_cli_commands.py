@@ -334,7 +334,9 @@ async def test_webhook_trigger_lifecycle_through_the_cli(api: httpx.AsyncClient,
     )
     assert again_json.json() == {
         "delivery_id": delivery_id,
+        "event": None,
         "runs": [{"trigger_id": trigger_id, "run_id": run_id, "status": "success", "created": False}],
+        "filtered_trigger_ids": [],
     }
     assert "was received before" in again_table.out
     assert run_id in again_table.out
@@ -350,6 +352,24 @@ async def test_webhook_trigger_lifecycle_through_the_cli(api: httpx.AsyncClient,
     assert fresh_run["run_id"] != run_id
     assert (await wait_for_run(api, cli.user, fresh_run["run_id"]))["status"] == "success"
 
+    # The audit log: newest first, the refused one (no trigger verified it) among them.
+    audit_json, audit_table = await asyncio.gather(
+        cli.ok("webhooks", "deliveries", "--source", source, "--json"),
+        cli.ok("webhooks", "deliveries", "--source", source),
+    )
+    rows = audit_json.json()["webhook_deliveries"]
+    assert sorted(r["outcome"] for r in rows) == [
+        "accepted",
+        "accepted",
+        "duplicate",
+        "duplicate",
+        "invalid_signature",
+    ]
+    assert rows[0]["run_ids"] == [fresh_run["run_id"]]
+    assert "invalid_signature" in audit_table.out
+    assert fresh_run["run_id"] in audit_table.out
+    assert secret not in audit_json.out + audit_table.out
+
     deleted = await cli.ok("webhooks", "delete", trigger_id, "--json")
     assert deleted.json() == {"trigger_id": trigger_id, "deleted": True}
     listed_after, table_after, gone = await asyncio.gather(
@@ -360,7 +380,7 @@ async def test_webhook_trigger_lifecycle_through_the_cli(api: httpx.AsyncClient,
     assert listed_after.json() == {"webhook_triggers": []}
     assert "no webhook triggers" in table_after.out
     assert gone.code == 1, gone
-    assert gone.err.startswith("error: webhook_source_not_found: "), gone
+    assert gone.err.startswith("error: invalid_signature: "), gone  # as if the source never existed
 
 
 async def test_run_steps_and_replays_through_the_cli(api: httpx.AsyncClient, cli: Cli) -> None:
@@ -506,3 +526,22 @@ def test_cli_constants_match_the_contracts() -> None:
     """The CLI keeps copies so it need not import temporalio or the database layer."""
     assert tuple(o.value for o in Overlap) == OVERLAP_POLICIES
     assert demo.DEMO_FILE == DEMO_FILE
+
+
+async def test_connections_through_the_cli_never_print_a_secret(cli: Cli) -> None:
+    token = f"ghp_cli_{uuid.uuid4().hex}"
+    body = cli.data_dir / "connection.json"
+    body.write_text(json.dumps({"provider": "github", "kind": "api_key", "api_key": token, "name": "ci bot"}))
+    created = (await cli.ok("connections", "create", "--data", f"@{body}", "--json")).json()
+    assert (created["provider"], created["kind"], created["status"]) == ("github", "api_key", "active")
+    table, listed = await asyncio.gather(
+        cli.ok("connections", "list"), cli.ok("connections", "list", "--json")
+    )
+    assert [c["connection_id"] for c in listed.json()["connections"]] == [created["connection_id"]]
+    assert created["connection_id"] in table.out
+    assert "ci bot" in table.out
+    for out in (table.out, listed.out, json.dumps(created)):
+        assert token not in out
+    revoked = await cli.ok("connections", "delete", created["connection_id"], "--json")
+    assert revoked.json() == {"connection_id": created["connection_id"], "revoked": True}
+    assert (await cli.ok("connections", "list", "--json")).json() == {"connections": []}

@@ -233,7 +233,7 @@ def test_up_serves_a_billed_run_stops_cleanly_and_resumes(tmp_path: Path) -> Non
     with _stack(data_dir, ports, tmp_path / "up-1.out", "--graphs", str(graphs)) as first:
         demo = json.loads((data_dir / "demo.json").read_text())
         admin_token = (data_dir / "admin_token").read_text().strip()
-        for secret in ("demo.json", "admin_token"):
+        for secret in ("demo.json", "admin_token", "secret_keys", "notify_signing_key"):
             assert stat.S_IMODE((data_dir / secret).stat().st_mode) == 0o600
         for printed in (
             f"{api}/docs",

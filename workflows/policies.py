@@ -50,3 +50,17 @@ GRAPH_START_TO_CLOSE = timedelta(minutes=10)
 #: The execute activity heartbeats every few seconds while the graph runs.
 GRAPH_HEARTBEAT = timedelta(seconds=30)
 GRAPH_SCHEDULE_TO_CLOSE = timedelta(minutes=60)
+
+#: A run-completion notification: the receiver may be down for a while; each attempt is recorded.
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
+    maximum_attempts=12,
+    non_retryable_error_types=["notify_url_not_allowed"],
+)
+NOTIFY_STEP: Final[StepOptions] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(hours=6),
+    "retry_policy": NOTIFY_RETRY,
+}

@@ -11,9 +11,10 @@ from api.deps import StateDep, UserDep
 from api.errors import NotFound, Unprocessable
 from api.params import CANONICAL_UUID, ObjectId
 from api.schemas import CreateGrantRequest, GrantListResponse, GrantOut
-from db import grants
+from db import connections, grants
 from db.accounts import Principal
 from db.models import ExecutionGrant
+from runledger.contracts.errors import ErrorCode
 from runledger.contracts.grants import check_grant, is_valid_scope, scope_for_graph
 
 router = APIRouter(prefix="/api/v1/grants", tags=["grants"])
@@ -28,6 +29,7 @@ def grant_out(grant: ExecutionGrant) -> GrantOut:
         revoked_at=grant.revoked_at,
         max_credits=grant.max_credits,
         spent_credits=grant.spent_credits,
+        connections=dict(grant.connections),
         created_at=grant.created_at,
     )
 
@@ -73,6 +75,7 @@ async def create_grant(body: CreateGrantRequest, principal: UserDep, state: Stat
     async with state.database.transaction() as session:
         if body.expires_at is not None and body.expires_at <= await grants.database_now(session):
             raise Unprocessable("expires_at must be in the future")
+        await _check_connections(session, principal, body.connections)
         grant = await grants.create_grant(
             session,
             user_id=principal.user_id,
@@ -80,8 +83,23 @@ async def create_grant(body: CreateGrantRequest, principal: UserDep, state: Stat
             scopes=sorted(set(body.scopes)),
             expires_at=body.expires_at,
             max_credits=body.max_credits,
+            connections=body.connections,
         )
     return grant_out(grant)
+
+
+async def _check_connections(session: AsyncSession, principal: Principal, mapping: dict[str, str]) -> None:
+    """Every mapped connection is the caller's own, live (404 otherwise: another's is not revealed)."""
+    valid: list[str] = []
+    for connection_id in mapping.values():
+        if re.fullmatch(CANONICAL_UUID, connection_id, flags=re.IGNORECASE):
+            valid.append(connection_id.lower())
+        else:
+            raise NotFound(f"connection {connection_id} not found", code=ErrorCode.CONNECTION_NOT_FOUND)
+    owned = await connections.owned_ids(session, owner_user_id=principal.user_id, ids=valid)
+    missing = sorted(set(valid) - owned)
+    if missing:
+        raise NotFound(f"connection {missing[0]} not found", code=ErrorCode.CONNECTION_NOT_FOUND)
 
 
 @router.get("", response_model=GrantListResponse)

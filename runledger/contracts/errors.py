@@ -33,11 +33,19 @@ class ErrorCode(StrEnum):
     SCHEDULE_NOT_FOUND = "schedule_not_found"
     BULK_OPERATION_NOT_FOUND = "bulk_operation_not_found"
     # Webhooks (POST /api/v1/webhooks/{source} and the triggers behind it).
+    #: No longer answered: an unknown source gets 401 invalid_signature, like a bad signature.
     WEBHOOK_SOURCE_NOT_FOUND = "webhook_source_not_found"
     WEBHOOK_TRIGGER_NOT_FOUND = "webhook_trigger_not_found"
     INVALID_SIGNATURE = "invalid_signature"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     INVALID_PAYLOAD = "invalid_payload"
+    #: A source already has the most live triggers it may have (contracts.webhooks).
+    WEBHOOK_SOURCE_FULL = "webhook_source_full"
+    #: RUNLEDGER_SECRET_KEYS is not configured, so no secret can be stored or read.
+    SECRET_KEYS_MISSING = "secret_keys_missing"
+    CONNECTION_NOT_FOUND = "connection_not_found"
+    #: A notify_url whose host is not allow-listed (or notifications are not configured).
+    NOTIFY_URL_NOT_ALLOWED = "notify_url_not_allowed"
     #: A request that waits for its run's answer (``/v1/chat/completions``) gave up; the run goes on.
     RUN_WAIT_TIMEOUT = "run_wait_timeout"
     # Execution-time codes, stored on graph_runs.error_code.

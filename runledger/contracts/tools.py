@@ -26,6 +26,10 @@ class ToolErrorCode(StrEnum):
     INVALID_INPUT = "tool_invalid_input"
     EXECUTION_FAILED = "tool_execution_failed"
     INVALID_OUTPUT = "tool_invalid_output"
+    #: The tool needs a connection (its ``provider``) the run's grant does not map to a live one.
+    CONNECTION_MISSING = "connection_missing"
+    #: The connection's credential was rejected and could not be refreshed.
+    CONNECTION_NEEDS_REAUTH = "connection_needs_reauth"
     #: The tool needs approval and the person resuming the run declined it: it never ran.
     APPROVAL_DENIED = "tool_approval_denied"
 
@@ -38,6 +42,8 @@ class ToolSpec:
     effect: ToolEffect
     input_schema: dict[str, Any]
     output_schema: dict[str, Any]
+    #: The external service whose connection the tool acts through (``tools.connected``); None: none.
+    provider: str | None = None
 
 
 CURRENT_TIME = ToolSpec(
@@ -61,7 +67,33 @@ CURRENT_TIME = ToolSpec(
     },
 )
 
-TOOL_CATALOG: dict[str, ToolSpec] = {spec.tool_id: spec for spec in (CURRENT_TIME,)}
+GITHUB_CREATE_ISSUE_COMMENT = ToolSpec(
+    tool_id="github__create_issue_comment",
+    description="Comment on a GitHub issue or pull request, as the owner of the run's github connection.",
+    effect=ToolEffect.EXTERNAL_SIDE_EFFECT,
+    input_schema={
+        "type": "object",
+        "properties": {
+            "owner": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,100}$"},
+            "repo": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,100}$"},
+            "issue_number": {"type": "integer", "minimum": 1},
+            "body": {"type": "string", "minLength": 1, "maxLength": 65536},
+        },
+        "required": ["owner", "repo", "issue_number", "body"],
+        "additionalProperties": False,
+    },
+    output_schema={
+        "type": "object",
+        "properties": {"comment_id": {"type": "integer"}, "html_url": {"type": "string"}},
+        "required": ["comment_id", "html_url"],
+        "additionalProperties": False,
+    },
+    provider="github",
+)
+
+TOOL_CATALOG: dict[str, ToolSpec] = {
+    spec.tool_id: spec for spec in (CURRENT_TIME, GITHUB_CREATE_ISSUE_COMMENT)
+}
 
 
 def get_tool_spec(tool_id: str) -> ToolSpec | None:

@@ -3,7 +3,9 @@
 Contract: graph code calls ``await tools.call(tool_id, args)`` and gets a :class:`ToolResult` — never
 an exception for a refused or failed tool, so a graph can carry on without it. The worker binds a
 runner whose policy allows exactly the graph's declared ``tool_ids``; with nothing bound, every tool
-is denied (DENY_BY_DEFAULT_TOOLS). Tools take no secrets and read no settings.
+is denied (DENY_BY_DEFAULT_TOOLS). Tools take no secrets in their arguments and read no settings: a
+tool that acts on an external service declares its ``provider`` and asks the runner's bound
+resolver for the run's credential when it executes (:mod:`runledger.tools.connected`).
 """
 
 from runledger.tools.context import bind, call

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from runledger.contracts.tools import CURRENT_TIME
+from runledger.contracts.tools import CURRENT_TIME, GITHUB_CREATE_ISSUE_COMMENT
 
 ToolFn = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -30,4 +30,13 @@ async def current_time(args: dict[str, Any]) -> dict[str, Any]:
 
 
 #: Implementation of every tool in ``contracts.tools.TOOL_CATALOG``, by id.
-REGISTRY: dict[str, ToolFn] = {CURRENT_TIME.tool_id: current_time}
+def _github_comment() -> ToolFn:
+    from runledger.tools.github import create_issue_comment
+
+    return create_issue_comment
+
+
+REGISTRY: dict[str, ToolFn] = {
+    CURRENT_TIME.tool_id: current_time,
+    GITHUB_CREATE_ISSUE_COMMENT.tool_id: _github_comment(),
+}

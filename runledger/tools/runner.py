@@ -23,6 +23,12 @@ import structlog
 
 from runledger.contracts.runs import APPROVAL_KIND
 from runledger.contracts.tools import TOOL_CATALOG, ToolErrorCode, ToolSpec
+from runledger.tools.connected import (
+    ConnectionMissing,
+    ConnectionNeedsReauth,
+    CredentialResolver,
+    bind_credentials,
+)
 from runledger.tools.core import REGISTRY, ToolFn, ToolInputError
 
 log = structlog.get_logger(__name__)
@@ -91,9 +97,12 @@ class ToolRunner:
         catalog: Mapping[str, ToolSpec] = TOOL_CATALOG,
         registry: Mapping[str, ToolFn] = REGISTRY,
         approval: frozenset[str] = frozenset(),
+        credentials: CredentialResolver | None = None,
     ) -> None:
         #: Tools that wait for a person's approval before each execution (the graph's ``approval``).
         self._approval = approval
+        #: Resolves the run's connections for a tool that declares a ``provider`` (tools.connected).
+        self._credentials = credentials
         self._policy = policy
         self._emit = emit
         self._trace = trace
@@ -123,11 +132,15 @@ class ToolRunner:
             {"call_id": call_id, "tool_id": tool_id, "effect": spec.effect.value, "args": args},
         )
         try:
-            with self._trace(tool_id, args) as observed:
+            with self._trace(tool_id, args) as observed, bind_credentials(self._credentials):
                 value = await impl(args)
                 observed.record(value)
         except ToolInputError as exc:
             return await self._failed(call_id, tool_id, args, ToolErrorCode.INVALID_INPUT, str(exc))
+        except ConnectionMissing as exc:
+            return await self._failed(call_id, tool_id, args, ToolErrorCode.CONNECTION_MISSING, str(exc))
+        except ConnectionNeedsReauth as exc:
+            return await self._failed(call_id, tool_id, args, ToolErrorCode.CONNECTION_NEEDS_REAUTH, str(exc))
         except Exception as exc:
             return await self._failed(
                 call_id, tool_id, args, ToolErrorCode.EXECUTION_FAILED, f"{type(exc).__name__}: {exc}"

@@ -23,7 +23,7 @@ import pytest
 
 from db.pagination import encode_cursor
 from db.session import Database
-from runledger.contracts.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from runledger.contracts.webhooks import STANDARD_TIMESTAMP_HEADER, sign_headers
 from tests.db.queries import scalar
 from tests.helpers import ADMIN, Tenant, create_user, start_run, wait_for_run
 
@@ -385,15 +385,15 @@ async def test_webhook_huge_timestamp_and_deep_signed_body_are_4xx(api: httpx.As
     secret = trigger.json()["secret"]
 
     def headers(body: bytes, ts: str, delivery: str) -> dict[str, str]:
-        sig = signature(secret, timestamp=int(ts), delivery_id=delivery, body=body)
-        return {DELIVERY_HEADER: delivery, TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sig}
+        """Signed as a Standard Webhooks sender signs (the trigger's default kind)."""
+        return sign_headers("standard", secret, body, delivery_key=delivery, event=None, now=int(ts))
 
     url = f"/api/v1/webhooks/{source}"
     body = b'{"t": "x"}'
     for ts in ("9" * 400, "1" + "0" * 399):
-        assert_refused(
-            await api.post(url, content=body, headers=headers(body, ts, "d1")), 401, "invalid_signature"
-        )
+        # Signed now, sent with a 400-digit timestamp: refused without parsing the number.
+        hostile_ts = headers(body, str(int(time.time())), "d1") | {STANDARD_TIMESTAMP_HEADER: ts}
+        assert_refused(await api.post(url, content=body, headers=hostile_ts), 401, "invalid_signature")
     now = str(int(time.time()))
     for hostile in (
         b"[" * 50_000,

@@ -26,11 +26,11 @@ ADMIN_PATHS = r"^/api/v1/(admin/|billing/reconciliation)"
 #: Operations whose acceptance depends on what no schema can say: an opaque cursor this API issued,
 #: a graph input checked against the catalog's schema (a start's, a replay's; and the boundary's
 #: limits on free-form JSON: BIGINT integers, no NUL, bounded depth), a cron's meaning, a scope
-#: naming a graph, the value an approval is resumed with. For them a
+#: naming a graph, the value an approval is resumed with, a connection's URLs. For them a
 #: schema-valid request may be refused with 422 (documented, in the envelope); every other check
 #: (server errors, conformance of each status, content type, headers and body) still applies.
 SEMANTIC_422 = (
-    r"^/api/v1/(runs|billing/ledger|billing/receipts|runs/\{run_id\}/(charges|replay|resume)|grants|schedules"
+    r"^/api/v1/(runs|billing/ledger|billing/receipts|runs/\{run_id\}/(charges|replay|resume)|grants|schedules|webhook-deliveries|connections"
     r"|schedules/\{schedule_id\}|webhook-triggers|graphs/\{graph_id\}/(runs|chat))$|^/v1/chat/completions$"
 )
 

@@ -1,30 +1,30 @@
 """Webhook triggers and signed deliveries through the API, on real Postgres and a real Temporal dev
-server. Names carry RUN_ID_CANONICAL, BILLING_VIA_GRANT and GRANT_VALIDATED_TWICE."""
+server: ``standard`` triggers, signed by the ``standardwebhooks`` package as a Standard Webhooks
+sender signs. Names carry RUN_ID_CANONICAL, BILLING_VIA_GRANT and GRANT_VALIDATED_TWICE."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from db.session import Database
 from runledger.contracts import ids
-from runledger.contracts.webhooks import (
-    DELIVERY_HEADER,
-    MAX_BODY_BYTES,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    TOLERANCE_SECONDS,
-    signature,
-)
+from runledger.contracts.webhooks import MAX_BODY_BYTES, TOLERANCE_SECONDS
 from tests.db.queries import count_runs, scalar
 from tests.helpers import Tenant, create_user, wait_for_run
+
+DELIVERY_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -32,11 +32,14 @@ POET = "langgraph:poet"
 TRIGGER_FIELDS = {
     "trigger_id",
     "source",
+    "kind",
+    "events",
     "graph_id",
     "input",
     "input_mapping",
     "grant_id",
     "url",
+    "notify_url",
     "created_at",
 }
 
@@ -58,12 +61,14 @@ def issue(title: Any) -> bytes:
 def signed_headers(
     secret: str, body: bytes, delivery_id: str, timestamp: int | None = None
 ) -> dict[str, str]:
+    """Signed by the Standard Webhooks reference package, as a sender signs."""
     ts = int(time.time()) if timestamp is None else timestamp
+    signed = Webhook(secret).sign(delivery_id, datetime.fromtimestamp(ts, tz=UTC), body.decode())
     return {
         "Content-Type": "application/json",
         DELIVERY_HEADER: delivery_id,
         TIMESTAMP_HEADER: str(ts),
-        SIGNATURE_HEADER: signature(secret, timestamp=ts, delivery_id=delivery_id, body=body),
+        SIGNATURE_HEADER: signed,
     }
 
 
@@ -348,8 +353,9 @@ async def test_refused_deliveries_401_404_413_start_no_run(
     body = issue("a lighthouse")
     before = await count_runs(database, user.billing_account_id)
 
+    # An unknown source is answered exactly like a bad signature (a stranger cannot tell them apart).
     unknown = await deliver(api, new_source(), secret, body, new_delivery_id())
-    assert_error(unknown, 404, "webhook_source_not_found")
+    assert_error(unknown, 401, "invalid_signature")
 
     too_large = b"x" * (MAX_BODY_BYTES + 1)
     assert_error(await deliver(api, source, secret, too_large, new_delivery_id()), 413, "payload_too_large")
@@ -366,7 +372,7 @@ async def test_refused_deliveries_401_404_413_start_no_run(
         headers=signed_headers(secret, body, new_delivery_id()),
     )
     assert_error(tampered, 401, "invalid_signature", "body changed after signing")
-    foreign_secret = "whsec_" + uuid.uuid4().hex
+    foreign_secret = "whsec_" + base64.b64encode(uuid.uuid4().bytes * 2).decode()
     assert_error(
         await deliver(api, source, foreign_secret, body, new_delivery_id()), 401, "invalid_signature"
     )
@@ -503,7 +509,7 @@ async def test_delete_trigger_stops_deliveries_keeps_runs_and_is_owner_only(
     assert await list_triggers(api, user) == []
     for secret in (first["secret"], second["secret"]):
         gone = await deliver(api, source, secret, issue("old maps"), new_delivery_id())
-        assert_error(gone, 404, "webhook_source_not_found")
+        assert_error(gone, 401, "invalid_signature")
     again = await api.delete(f"/api/v1/webhook-triggers/{first['trigger_id']}", headers=user.headers)
     assert_error(again, 404, "webhook_trigger_not_found")
     assert await count_runs(database, user.billing_account_id) == rows

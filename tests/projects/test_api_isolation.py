@@ -47,6 +47,8 @@ def _env(fresh: Fresh, config: Path, port: int, out: Path) -> dict[str, str]:
         TEMPORAL_TASK_QUEUE=fresh.settings.temporal_task_queue,
         RUNLEDGER_ADMIN_TOKEN=ADMIN_TOKEN,
         RUNLEDGER_API_PORT=str(port),
+        # Must match the worker's (README: settings that must match): the preflight prices it.
+        RUNLEDGER_DEFAULT_MODEL=fresh.settings.default_model,
         # Set, as in a deployment's shared environment: the API must still not load it.
         RUNLEDGER_GRAPHS_CONFIG=str(config),
         RUNLEDGER_LOG_LEVEL="warning",

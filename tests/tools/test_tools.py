@@ -99,8 +99,9 @@ def test_every_declared_tool_exists_and_is_implemented() -> None:
     assert set(TOOL_CATALOG) == set(REGISTRY)
     for loaded in builtin_graphs():
         assert set(loaded.spec.tool_ids) <= set(TOOL_CATALOG), loaded.spec.graph_id
-    for tool_id in TOOL_CATALOG:
-        assert tool_id.startswith("core__")
+    for tool_id, spec in TOOL_CATALOG.items():
+        # Namespaced: core__ for built-in tools, {provider}__ for a tool acting through a connection.
+        assert tool_id.split("__")[0] == (spec.provider or "core"), tool_id
 
 
 async def test_an_allowed_call_emits_start_then_result() -> None:
