@@ -175,6 +175,8 @@ class LedgerMeter:
             hold = await reservations.hold_for_call(
                 session, billing_account_id=self._account, run_id=self._run_id, balance=balance, needed=needed
             )
+            if hold.released:
+                raise RunNotRunningError(f"run {self._run_id} has ended; no further model calls")
             if not hold.ok:
                 raise CreditsExhaustedError(needed, hold.spendable)
             call_id = await model_calls.open_call(

@@ -38,6 +38,8 @@ class CallHold:
     ok: bool
     #: What the run may spend: the balance less the other runs' holds.
     spendable: int
+    #: The run's hold was already released: the run has ended.
+    released: bool = False
 
 
 async def lock_account(session: AsyncSession, *, billing_account_id: str) -> int:
@@ -61,8 +63,8 @@ async def hold_for_call(
         )
         await session.flush()
     elif existing.status != "open":
-        # Released: the run has ended; the meter checked it is running, so this is a race with its end.
-        return CallHold(ok=False, spendable=spendable)
+        # Released: the run ended after the meter saw it running.
+        return CallHold(ok=False, spendable=spendable, released=True)
     else:
         await session.execute(
             update(CreditReservation)
