@@ -155,7 +155,9 @@ class LedgerMeter:
             max_credits = self._bound(request).max_credits(self._markup)
             # The account's lock: no charge, top-up or other reservation of the account commits
             # until this one does, so what is read below is one state (db.reservations).
-            balance = await reservations.lock_account(session, billing_account_id=self._account)
+            balance = await reservations.lock_for_call(
+                session, billing_account_id=self._account, run_id=self._run_id
+            )
             if self._grant_id is not None:
                 # Checked before every call, so revoking a grant stops a run before its next call;
                 # the cap counts what the grant's calls now in flight may still spend.
