@@ -1,7 +1,8 @@
 """How a failed graph execution is told to Temporal: what a retry can fix is retried, what it
 cannot is not.
 
-- Typed refusals (a denied grant, a run no longer running, credits exhausted, an unpriced model) and
+- Typed refusals (a denied grant, a run no longer running, credits exhausted, an unpriced model, a
+  replay's checkpoint that is gone) and
   exceptions of the graph's own code are non-retryable: running the same code on the same state
   again gives the same answer.
 - Infrastructure trouble is retryable: database errors of a connection or server kind (never a
@@ -19,6 +20,7 @@ import psycopg
 import sqlalchemy.exc
 from temporalio.exceptions import ApplicationError
 
+from activities.graph_steps import CheckpointNotFoundError
 from activities.metering import (
     ChargeNotWrittenError,
     CreditsExhaustedError,
@@ -71,6 +73,8 @@ def execution_failure(exc: Exception) -> ApplicationError:
         return ApplicationError(str(exc), type="run_not_running", non_retryable=True)
     if isinstance(exc, CreditsExhaustedError):
         return ApplicationError(str(exc), exc.needed, type=ErrorCode.CREDITS_EXHAUSTED, non_retryable=True)
+    if isinstance(exc, CheckpointNotFoundError):
+        return ApplicationError(str(exc), type=ErrorCode.CHECKPOINT_NOT_FOUND, non_retryable=True)
     if isinstance(exc, UnpricedModelError):
         return ApplicationError(str(exc), type=ErrorCode.MODEL_NOT_PRICED, non_retryable=True)
     if isinstance(exc, ModelGatewayError):

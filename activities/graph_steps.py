@@ -27,13 +27,18 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from db import events, ledger
-from db.checkpoints import CheckpointStore
+from db.checkpoints import CheckpointStore, copy_checkpoint
 from db.session import Database
 
-#: Receives a finished super-step: step number, checkpoint id, the nodes that ran in it.
-StepSink = Callable[[int, str, list[str]], Awaitable[None]]
+#: Receives a finished super-step: step number, checkpoint id, the nodes that ran in it, the nodes
+#: that run next from that checkpoint (empty after the last step).
+StepSink = Callable[[int, str, list[str], list[str]], Awaitable[None]]
 
 _NOT_NODES = frozenset({"__start__", "__interrupt__"})
+
+
+class CheckpointNotFoundError(LookupError):
+    """The checkpoint a replay starts from no longer exists (its thread was deleted)."""
 
 
 @dataclass(frozen=True)
@@ -67,14 +72,16 @@ async def checkpoints_for(database: Database) -> CheckpointStore:
 def step_sink(database: Database, run_id: str) -> StepSink:
     """Appends the run's ``step`` events, each in its own transaction, with the cost so far."""
 
-    async def emit(step: int, checkpoint_id: str, nodes: list[str]) -> None:
+    async def emit(step: int, checkpoint_id: str, nodes: list[str], following: list[str]) -> None:
         async with database.transaction() as session:
-            _, credits = await ledger.run_charge_totals(session, run_id=run_id)
+            calls, credits = await ledger.run_charge_totals(session, run_id=run_id)
             data = {
                 "step": step,
                 "checkpoint_id": checkpoint_id,
                 "nodes": nodes,
+                "next": following,
                 "cost_credits_so_far": credits,
+                "model_calls_so_far": calls,
             }
             await events.append(session, run_id=run_id, events=[("step", data)])
 
@@ -91,11 +98,25 @@ async def run_steps(
     on_step: StepSink,
     resume: Any = None,
     resuming: bool = False,
+    fork: tuple[str, str] | None = None,
 ) -> GraphOutcome:
     """Run (or continue) ``graph`` on ``config``'s thread with ``saver``; see the module docstring.
     ``config["configurable"]["run_id"]`` must be ``run_id``: LangGraph copies it into every
-    checkpoint's metadata, which is how a later attempt knows the checkpoint is this run's."""
+    checkpoint's metadata, which is how a later attempt knows the checkpoint is this run's.
+    ``fork`` is ``(thread, checkpoint_id)`` of a replay's original: copied once, then continued."""
     durable = graph.copy(update={"checkpointer": saver})
+    if fork is not None and await saver.aget_tuple(config) is None:
+        # A replay from a checkpoint: its thread starts as the original's state at that step.
+        source_thread, checkpoint_id = fork
+        copied = await copy_checkpoint(
+            saver,
+            source_thread=source_thread,
+            checkpoint_id=checkpoint_id,
+            target_thread=str(config["configurable"]["thread_id"]),
+            run_id=run_id,
+        )
+        if copied is None:
+            raise CheckpointNotFoundError(f"checkpoint {checkpoint_id} of thread {source_thread} is gone")
     snapshot = await durable.aget_state(config)
     ours = bool(snapshot.metadata) and (snapshot.metadata or {}).get("run_id") == run_id
     payload: Any
@@ -120,7 +141,8 @@ async def run_steps(
             nodes.extend(name for name in data if name not in _NOT_NODES)
         elif mode == "checkpoints" and data["metadata"].get("source") == "loop" and nodes:
             checkpoint_id = str(data["config"]["configurable"]["checkpoint_id"])
-            await on_step(int(data["metadata"]["step"]), checkpoint_id, nodes)
+            following = [str(n) for n in data.get("next", [])]
+            await on_step(int(data["metadata"]["step"]), checkpoint_id, nodes, following)
             nodes = []
     after = await durable.aget_state(config)
     pending = [i.value for i in after.interrupts]

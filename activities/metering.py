@@ -199,7 +199,13 @@ class LedgerMeter:
             self.replayed += 1
             return opened
         call_id = opened
-        stream = TextStream(self._db, run_id=self._run_id, call_key=call_key, node=call_key.rsplit(":", 1)[0])
+        stream = TextStream(
+            self._db,
+            run_id=self._run_id,
+            call_key=call_key,
+            node=call_key.rsplit(":", 1)[0],
+            attempt=self._attempt,
+        )
         try:
             # A generation for provider calls only: replayed calls returned above, untraced.
             with self._tracer.model_call(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from langchain_core.runnables import RunnableConfig
+from pydantic_core import to_jsonable_python
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -35,10 +36,14 @@ from runledger.contracts.runs import (
     ExecuteResult,
     FinalizeInput,
     FinalizeResult,
+    InputPauseInput,
+    InputPauseResult,
     PauseInput,
+    PauseReason,
     PauseResult,
     ResumeInput,
     RunStatus,
+    pause_reason_of,
 )
 from runledger.llm import LiteLLMGateway, bind, model_price
 from runledger.projects import GraphRegistry, json_output
@@ -169,6 +174,12 @@ class RunActivities:
             loaded = None if run is None else self._registry.get(run.graph_id)
             if run is not None and run.status == RunStatus.RUNNING and loaded is not None:
                 await runs.set_graph_version(session, run_id=run.run_id, graph_version=loaded.spec.version)
+            fork: tuple[str, str] | None = None
+            if run is not None and run.replay_of is not None and run.replay_from_checkpoint is not None:
+                original = await runs.get_run(session, run_id=run.replay_of)
+                if original is not None:
+                    source = thread_id(original.billing_account_id, original.run_id, original.state_key)
+                    fork = (source, run.replay_from_checkpoint)
         if run is None or run.status != RunStatus.RUNNING:
             status = None if run is None else run.status
             raise ApplicationError(
@@ -196,6 +207,7 @@ class RunActivities:
         # The graph may use exactly the tools its catalog entry declares (DENY_BY_DEFAULT_TOOLS).
         tool_runner = tools.ToolRunner(
             policy=tools.AllowList(frozenset(loaded.spec.tool_ids)),
+            approval=frozenset(loaded.spec.approval_tools),
             emit=tool_event_sink(self._db, run.run_id),
             trace=lambda tool_id, args: self._tracer.tool_call(
                 traced_run, attempt=attempt, name=tool_id, input=args
@@ -226,6 +238,9 @@ class RunActivities:
                         config=config,
                         run_id=run.run_id,
                         on_step=step_sink(self._db, run.run_id),
+                        resuming=inp.resuming,
+                        resume=inp.resume_value,
+                        fork=fork,
                     )
                 # The graph's final state, JSON-safe (LangChain messages as their dicts).
                 output = json_output(outcome.output)
@@ -236,10 +251,41 @@ class RunActivities:
             heartbeat.cancel()
         async with self._db.transaction() as session:
             calls, credits = await ledger.run_charge_totals(session, run_id=run.run_id)
+            if outcome.interrupts:
+                # Paused inside the graph: the workflow records the pause and waits for a resume.
+                return ExecuteResult(
+                    model_calls=calls,
+                    charged_credits=credits,
+                    interrupts=to_jsonable_python(outcome.interrupts, fallback=str),
+                )
             await runs.set_output(
                 session, run_id=run.run_id, output=output, model_calls=calls, cost_credits=credits
             )
         return ExecuteResult(model_calls=calls, charged_credits=credits)
+
+    @activity.defn(name="pause_for_input")
+    async def pause_for_input(self, inp: InputPauseInput) -> InputPauseResult:
+        """A graph stopped at ``interrupt()``: the run is ``paused`` (``awaiting_approval`` for a
+        tool waiting for approval, else ``awaiting_input``) with what it asked, and an ``interrupt``
+        event carries the values. The hold stays; the wait itself is the workflow's."""
+        reason = pause_reason_of(inp.interrupts[0]) if inp.interrupts else PauseReason.AWAITING_INPUT
+        async with self._db.transaction() as session:
+            moved = await runs.transition(
+                session,
+                run_id=inp.run_id,
+                to=RunStatus.PAUSED,
+                values={"pause_reason": reason, "pending_input": inp.interrupts},
+            )
+            if moved:
+                await events.append(
+                    session,
+                    run_id=inp.run_id,
+                    events=[
+                        ("interrupt", {"pause_reason": reason, "values": inp.interrupts}),
+                        status_event(RunStatus.PAUSED, pause_reason=reason),
+                    ],
+                )
+        return InputPauseResult(pause_reason=reason)
 
     @activity.defn(name="pause_run")
     async def pause(self, inp: PauseInput) -> PauseResult:

@@ -9,7 +9,10 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from runledger.contracts.errors import ErrorCode
 
@@ -25,6 +28,11 @@ class AppError(Exception):
         self.message = message
         if code is not None:
             self.code = code
+
+
+class BadRequest(AppError):
+    status_code = 400
+    code = ErrorCode.VALIDATION_ERROR
 
 
 class Unauthorized(AppError):
@@ -66,6 +74,17 @@ class ServiceUnavailable(AppError):
     code = ErrorCode.TEMPORAL_UNAVAILABLE
 
 
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error body (SPEC §4)."""
+
+    error: ErrorDetail
+
+
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
@@ -82,8 +101,22 @@ def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        message = err.get("msg", "invalid")
+        if err.get("type") == "string_pattern_mismatch" and err.get("loc", ("",))[0] == "path":
+            message = "not a canonical UUID (8-4-4-4-12 hex digits)"  # the only patterned path ids
+        parts.append(f"{where}: {message}")
     return "; ".join(parts) or "invalid request"
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method of every route on this path (Starlette's own ``Allow`` names only the first
+    route that matched the path, while each method of a path is its own route here)."""
+    methods: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        match, _ = context.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(context.methods or ())
+    return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -97,9 +130,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(ErrorCode.VALIDATION_ERROR, _validation_message(exc)), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:

@@ -33,6 +33,7 @@ def run_out(settings: Settings, run: GraphRun) -> RunOut:
         billing_account_id=run.billing_account_id,
         status=run.status,
         pause_reason=run.pause_reason,
+        pending_input=run.pending_input,
         run_kind=run.run_kind,
         trigger_source=run.trigger_source,
         trigger_ref=run.trigger_ref,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.checkpoint.base import CheckpointTuple
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -62,11 +62,17 @@ class CheckpointStore:
 
 
 async def copy_checkpoint(
-    saver: AsyncPostgresSaver, *, source_thread: str, checkpoint_id: str, target_thread: str
+    saver: BaseCheckpointSaver[Any],
+    *,
+    source_thread: str,
+    checkpoint_id: str,
+    target_thread: str,
+    run_id: str,
 ) -> CheckpointTuple | None:
     """Put the state of one checkpoint of ``source_thread`` at the head of ``target_thread`` (a
     fork: the new thread continues from that state; the source is never changed). None when the
-    source thread has no such checkpoint."""
+    source thread has no such checkpoint. Only the checkpoint is copied, not pending writes: a
+    checkpoint saved after a finished super-step has none."""
     found = await saver.aget_tuple(
         {"configurable": {"thread_id": source_thread, "checkpoint_ns": "", "checkpoint_id": checkpoint_id}}
     )
@@ -77,7 +83,8 @@ async def copy_checkpoint(
     await saver.aput(
         {"configurable": {"thread_id": target_thread, "checkpoint_ns": ""}},
         checkpoint,
-        {**found.metadata, "source": "fork"},
+        # ``run_id`` marks the copy as the new run's own (see activities.graph_steps).
+        {**found.metadata, "source": "fork", "run_id": run_id},
         versions,
     )
     return found

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import GraphRun, ModelCall
+from runledger.contracts.scrub import scrub
 
 
 async def find_settled(session: AsyncSession, *, run_id: str, call_key: str) -> ModelCall | None:
@@ -71,7 +72,7 @@ async def mark_failed(session: AsyncSession, *, call_id: str, error_message: str
     await session.execute(
         update(ModelCall)
         .where(ModelCall.id == call_id, ModelCall.status == "pending")
-        .values(status="failed", error_message=error_message[:2000], settled_at=func.now())
+        .values(status="failed", error_message=scrub.text(error_message)[:2000], settled_at=func.now())
     )
 
 

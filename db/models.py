@@ -63,7 +63,10 @@ class ApiKey(Base):
     key_prefix: Mapped[str] = mapped_column(Text, nullable=False)
     #: sha256 hex of the whole key. Keys are 256-bit random, so a fast hash is not brute-forceable.
     key_hash: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    #: The owner's label for the key (``runledger keys create --name``); null for a user's first key.
+    name: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
+    #: Set once; a revoked key authenticates nothing from the next request on.
     revoked_at: Mapped[datetime | None] = mapped_column(TZ)
 
 
@@ -117,6 +120,8 @@ class GraphRun(Base):
     schedule_id: Mapped[str | None] = mapped_column(ForeignKey("schedules.id", ondelete="RESTRICT"))
     scheduled_for: Mapped[datetime | None] = mapped_column(TZ)
     replay_of: Mapped[str | None] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="RESTRICT"))
+    #: A replay that starts at this checkpoint of ``replay_of`` (its steps before it are copied).
+    replay_from_checkpoint: Mapped[str | None] = mapped_column(Text)
     #: The execution grant a scheduled or webhook run executes and bills under (BILLING_VIA_GRANT).
     grant_id: Mapped[str | None] = mapped_column(ForeignKey("execution_grants.id", ondelete="RESTRICT"))
     #: The webhook trigger that started a ``system_webhook`` run (its delivery id is ``trigger_ref``).
@@ -131,6 +136,9 @@ class GraphRun(Base):
     output: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'pending'"))
     pause_reason: Mapped[str | None] = mapped_column(Text)
+    #: While paused for input: the values of the graph's pending ``interrupt()`` calls (for an
+    #: approval, the tool call waiting for it).
+    pending_input: Mapped[list[Any] | None] = mapped_column(JSONB)
     error_code: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     cost_credits: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))

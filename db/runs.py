@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import CreditReservation, GraphRun, RunEvent, RunStartRequest
+from runledger.contracts.scrub import scrub
 
 TERMINAL = ("success", "error", "cancelled", "skipped")
 #: Statuses a run may move to from each status; mirrors the SQL trigger of the first migration.
@@ -182,9 +183,13 @@ async def transition(
     """Move a run to ``to`` if that is a legal step from its current status; returns whether it moved.
     ``started_at``/``completed_at`` are stamped by the database clock."""
     extra: dict[str, Any] = dict(values or {})
+    if isinstance(extra.get("error_message"), str):
+        extra["error_message"] = scrub.text(extra["error_message"])
     if to == "running":
         extra.setdefault("started_at", func.coalesce(GraphRun.started_at, func.now()))
         extra.setdefault("pause_reason", None)
+    if to != "paused":
+        extra.setdefault("pending_input", None)
     if to in TERMINAL:
         extra.setdefault("completed_at", func.now())
     result = await session.execute(

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     credit_wait_seconds: int = Field(
         default=86_400, ge=1, validation_alias=_env("RUNLEDGER_CREDIT_WAIT_SECONDS")
     )
+    #: How long a run paused by ``interrupt()`` or a tool approval waits for ``POST /runs/{id}/resume``
+    #: before it ends ``error`` / ``input_timeout``.
+    input_wait_seconds: int = Field(
+        default=86_400, ge=1, validation_alias=_env("RUNLEDGER_INPUT_WAIT_SECONDS")
+    )
     #: Pending model calls older than this are flagged by reconciliation.
     #: Events of runs that finished more than this many days ago are pruned by reconciliation.
     event_retention_days: int = Field(
@@ -75,6 +80,11 @@ class Settings(BaseSettings):
     #: reconciliation pass (lost starts are started, runs of ended workflows finalized).
     sweep_after_seconds: int = Field(
         default=120, ge=0, validation_alias=_env("RUNLEDGER_SWEEP_AFTER_SECONDS")
+    )
+    #: The largest request body the API reads (JSON endpoints; 413 ``payload_too_large`` above it,
+    #: refused before the body is parsed). The webhook receiver keeps its own 1 MiB limit.
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1_024, le=1_073_741_824, validation_alias=_env("RUNLEDGER_MAX_BODY_BYTES")
     )
     #: Credits granted to the demo user of the dev stack (10,000,000 credits = 1 USD).
     demo_credits: int = Field(default=10_000_000, ge=0, validation_alias=_env("RUNLEDGER_DEMO_CREDITS"))

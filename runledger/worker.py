@@ -34,10 +34,11 @@ from db import catalog, prices
 from db.session import Database
 from runledger.config import Settings
 from runledger.contracts.reconcile import RECONCILE_SCHEDULE_ID, RECONCILE_WORKFLOW, ReconcileInput
+from runledger.contracts.scrub import Scrubber
 from runledger.llm import LiteLLMGateway, UnpricedModelError, model_price
 from runledger.log_context import LogContextInterceptor
 from runledger.projects import GraphRegistry, ProjectError, load_registry
-from runledger.telemetry import RunTracer, build_run_tracer, install_tracing
+from runledger.telemetry import RunTracer, build_run_tracer, install_tracing, known_secrets, scrubbing_client
 from workflows.registry import WORKFLOWS
 
 #: The sandbox re-imports a workflow's modules for every run; our pure contracts and retry policies
@@ -131,7 +132,8 @@ def build_worker(
     reconcile = ReconcileActivities(database=deps.database)
     sweeper = SweepActivities(database=deps.database, settings=settings, tracer=deps.tracer)
     return Worker(
-        client,
+        # Every failure this worker records in history is scrubbed (NO_SECRETS_IN_HISTORY).
+        scrubbing_client(client, Scrubber(known_secrets(settings))),
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
@@ -140,6 +142,7 @@ def build_worker(
             acts.authorize,
             acts.execute,
             acts.pause,
+            acts.pause_for_input,
             acts.resume,
             acts.finalize,
             slots.record_slot,

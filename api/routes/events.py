@@ -12,11 +12,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import StateDep, UserDep
-from api.errors import Unprocessable
+from api.params import EventSeq, ObjectId, event_seq
 from api.routes.runs import own_run
 from db import events, runs
 from runledger.contracts.runs import TERMINAL_STATUSES
@@ -32,22 +32,16 @@ TERMINAL_EVENTS = frozenset({"done", "error"})
 def _resume_point(last_event_id: str | None, after: int | None) -> int:
     if last_event_id is None:
         return after or 0
-    try:
-        value = int(last_event_id)
-    except ValueError:
-        raise Unprocessable("Last-Event-ID must be an event id (a non-negative integer)") from None
-    if value < 0:
-        raise Unprocessable("Last-Event-ID must be an event id (a non-negative integer)")
-    return value
+    return event_seq(last_event_id, name="Last-Event-ID")
 
 
 @router.get("/runs/{run_id}/events", response_class=EventSourceResponse)
 async def run_events(
-    run_id: str,
+    run_id: ObjectId,
     principal: UserDep,
     state: StateDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: EventSeq | None = None,
 ) -> EventSourceResponse:
     run = await own_run(state.database, principal, run_id)
     start = _resume_point(last_event_id, after)

@@ -62,7 +62,27 @@ def estimate_run_credits(spec: GraphSpec, payload: dict[str, Any], price: ModelP
     (``contracts.money.max_call_credits``, the per-call reservation's rule: LiteLLM's price x
     (input tokens + the default output cap)), each call's input being the run's input plus the
     prompt allowance. The exact bound of each call is reserved again before it is made."""
+    return spec.max_model_calls * _call_bound(payload, price, markup)
+
+
+def estimate_replay_credits(
+    spec: GraphSpec,
+    payload: dict[str, Any],
+    price: ModelPrice,
+    markup: Decimal,
+    *,
+    reused_calls: int,
+    remaining: bool,
+) -> int:
+    """The hold of a replay that starts at a checkpoint, with the preflight's pricing: the calls the
+    graph may still make after it (its declared calls less those the original made before it);
+    zero when nothing runs after that checkpoint."""
+    if not remaining:
+        return 0
+    return max(0, spec.max_model_calls - reused_calls) * _call_bound(payload, price, markup)
+
+
+def _call_bound(payload: dict[str, Any], price: ModelPrice, markup: Decimal) -> int:
     size = len(json.dumps(payload, separators=(",", ":"), sort_keys=True))
     input_tokens = PROMPT_TOKENS_ALLOWANCE + -(-size // CHARS_PER_TOKEN)
-    per_call = max_call_credits(price, input_tokens=input_tokens, max_output_tokens=None, markup=markup)
-    return spec.max_model_calls * per_call
+    return max_call_credits(price, input_tokens=input_tokens, max_output_tokens=None, markup=markup)

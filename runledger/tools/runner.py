@@ -1,6 +1,7 @@
 """The tool runner: the one path from graph code to a tool, and the policy that guards it.
 
-Each call goes lookup → policy → input validation → ``tool_call_start`` → execute → output
+Each call goes lookup → policy → input validation → approval (for the graph's ``approval`` tools:
+the run pauses until a person decides) → ``tool_call_start`` → execute → output
 validation → ``tool_call_result``. A failure at any step returns a failed :class:`ToolResult` with a
 stable code (``contracts.tools.ToolErrorCode``) and still emits ``tool_call_result``, so a listener
 sees every attempt; only a call that passed policy and validation emits ``tool_call_start``.
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 import jsonschema
 import structlog
 
+from runledger.contracts.runs import APPROVAL_KIND
 from runledger.contracts.tools import TOOL_CATALOG, ToolErrorCode, ToolSpec
 from runledger.tools.core import REGISTRY, ToolFn, ToolInputError
 
@@ -88,7 +90,10 @@ class ToolRunner:
         trace: ToolTrace = _untraced,
         catalog: Mapping[str, ToolSpec] = TOOL_CATALOG,
         registry: Mapping[str, ToolFn] = REGISTRY,
+        approval: frozenset[str] = frozenset(),
     ) -> None:
+        #: Tools that wait for a person's approval before each execution (the graph's ``approval``).
+        self._approval = approval
         self._policy = policy
         self._emit = emit
         self._trace = trace
@@ -109,6 +114,10 @@ class ToolRunner:
         problem = _schema_problem(spec.input_schema, args)
         if problem is not None:
             return await self._failed(call_id, tool_id, args, ToolErrorCode.INVALID_INPUT, problem)
+        if tool_id in self._approval:
+            refusal = _approval(tool_id, args, call_id)
+            if refusal is not None:
+                return await self._failed(call_id, tool_id, args, ToolErrorCode.APPROVAL_DENIED, refusal)
         await self._publish(
             "tool_call_start",
             {"call_id": call_id, "tool_id": tool_id, "effect": spec.effect.value, "args": args},
@@ -159,6 +168,19 @@ class ToolRunner:
             },
         )
         return ToolResult(call_id=call_id, tool_id=tool_id, ok=False, error_code=code, message=message)
+
+
+def _approval(tool_id: str, args: dict[str, Any], call_id: str) -> str | None:
+    """Pause the run for a person's decision (LangGraph ``interrupt()``: the run is checkpointed
+    and waits ``awaiting_approval``; the node runs again when it is resumed, and this call then
+    returns the decision). None when approved, else the refusal the model is given."""
+    from langgraph.types import interrupt
+
+    decision = interrupt({"kind": APPROVAL_KIND, "tool_id": tool_id, "args": args, "call_id": call_id})
+    if isinstance(decision, dict) and decision.get("approved") is True:
+        return None
+    reason = decision.get("reason") if isinstance(decision, dict) else None
+    return f"a person declined {tool_id!r}" + (f": {reason}" if reason else "")
 
 
 def _schema_problem(schema: dict[str, Any], value: Any) -> str | None:

@@ -67,7 +67,7 @@ async def test_0011_call_ids_adds_columns_without_rewriting_released_receipts(pg
 
     url = create_database(pg_server_url)
     config = alembic_config(url)
-    await asyncio.to_thread(command.upgrade, config, "0012_checkpoints")
+    await asyncio.to_thread(command.upgrade, config, "0011_call_ids-1")  # the revision before it
     engine = create_engine(_sync_url(url))
     try:
         with engine.begin() as conn:

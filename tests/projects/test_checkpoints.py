@@ -5,7 +5,10 @@ and runs of one ``state_key`` continue one thread — per billing account, one r
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ from runledger.worker import load_graphs, publish_catalog
 from tests.conftest import api_client
 from tests.db.queries import rows, scalar
 from tests.fakes.openai_server import FakeProvider
-from tests.helpers import Tenant, create_user, read_events, start_run, wait_for_run
+from tests.helpers import Tenant, create_user, eventually, read_events, start_run, wait_for_run
 from tests.projects.conftest import Fresh, serving
 from tests.projects.helpers import write_project
 
@@ -204,3 +207,126 @@ async def test_a_second_start_on_a_busy_thread_is_refused_409_thread_busy(
         assert done["output"]["seen"] == ["a"]
         again = await start_run(api, user, "langgraph:thread", {"input": {"text": "b"}, "state_key": "k"})
         assert again.status_code == 202, again.text
+
+
+KILLED = '''
+    import asyncio
+    from pathlib import Path
+
+    from langgraph.graph import END, START, StateGraph
+    from typing_extensions import TypedDict
+
+    from runledger.llm import complete
+
+    ROOT = Path({root!r})
+
+
+    class State(TypedDict, total=False):
+        topic: str
+        draft: str
+        count: int
+        done: bool
+
+
+    async def write(state: State) -> State:
+        return {{"draft": await complete([("user", f"Write about {{state['topic']}}")])}}
+
+
+    def count(state: State) -> State:
+        counter = ROOT / "counter"
+        n = int(counter.read_text()) if counter.exists() else 0
+        counter.write_text(str(n + 1))
+        return {{"count": n + 1}}
+
+
+    async def finish(state: State) -> State:
+        """Step 3 waits to be released: the test kills the worker while it waits."""
+        (ROOT / "finish-started").write_text("yes")
+        while not (ROOT / "release").exists():
+            await asyncio.sleep(0.1)
+        return {{"done": True}}
+
+
+    builder = StateGraph(State)
+    builder.add_node("write", write)
+    builder.add_node("count", count)
+    builder.add_node("finish", finish)
+    builder.add_edge(START, "write")
+    builder.add_edge("write", "count")
+    builder.add_edge("count", "finish")
+    builder.add_edge("finish", END)
+    graph = builder.compile()
+'''
+
+
+async def test_COMPLETED_STEPS_NEVER_RERUN_kill_9_of_the_worker_inside_step_3(
+    tmp_path: Path, fresh: Fresh, client: Client, fake_provider: FakeProvider
+) -> None:
+    root = tmp_path / "proj"
+    config = write_project(
+        root,
+        {"killed.py": KILLED.format(root=str(root))},
+        {
+            "dependencies": ["."],
+            "graphs": {"killed": "./killed.py:graph"},
+            "runledger": {"graphs": {"killed": {"max_model_calls": 1}}},
+        },
+    )
+    settings = fresh.settings
+    env = {
+        **os.environ,
+        "DATABASE_URL": str(settings.database_url),
+        "TEMPORAL_ADDRESS": str(settings.temporal_address),
+        "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "RUNLEDGER_DEFAULT_MODEL": settings.default_model,
+        "RUNLEDGER_MODEL_API_BASE": str(settings.model_api_base),
+        "RUNLEDGER_MODEL_API_KEY": "sk-fake",
+        "RUNLEDGER_WORKER_METRICS_PORT": "0",
+        "RUNLEDGER_GRAPHS_CONFIG": str(config),
+    }
+
+    async def spawn_worker(name: str) -> asyncio.subprocess.Process:
+        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115, ASYNC230
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "runledger.cli", "worker", env=env, stdout=log, stderr=log
+        )
+
+    calls_before = fake_provider.log.count()
+    worker = await spawn_worker("worker-1")
+    try:
+        async with api_client(settings, fresh.database, client) as api:
+            user = await create_user(api, credits=5_000_000)
+
+            async def published() -> int:
+                return int(
+                    await scalar(
+                        fresh.database,
+                        "SELECT count(*) FROM graph_catalog WHERE graph_id = 'langgraph:killed'",
+                    )
+                )
+
+            await eventually(published, until=lambda n: n == 1, within=120)
+            started = await start_run(api, user, "langgraph:killed", {"input": {"topic": "tides"}})
+            assert started.status_code == 202, started.text
+            run_id = started.json()["run_id"]
+
+            async def in_step_3() -> bool:
+                return (root / "finish-started").exists()
+
+            await eventually(in_step_3, until=bool, within=120)
+            worker.kill()
+            await worker.wait()
+            (root / "release").write_text("go")
+            worker = await spawn_worker("worker-2")
+            # Temporal retries the execution once the dead worker's heartbeat times out.
+            run = await wait_for_run(api, user, run_id, within=180)
+    finally:
+        (root / "release").write_text("go")
+        if worker.returncode is None:
+            worker.terminate()
+            await worker.wait()
+    assert run["status"] == "success", run
+    assert (root / "counter").read_text() == "1"  # step 2 ran once, before the kill
+    assert fake_provider.log.count() - calls_before == 1
+    receipts = await rows(fresh.database, "SELECT * FROM charge_receipts WHERE run_id = :r", r=run_id)
+    assert len(receipts) == 1 == run["model_calls"]

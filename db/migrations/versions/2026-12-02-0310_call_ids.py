@@ -3,7 +3,7 @@ beside it, calls charged for a partial answer or left unsettled with a reason, p
 (BOUNDED_OVERSPEND), and the model prices the worker publishes from LiteLLM for the API's preflight
 
 Revision ID: 0011_call_ids
-Revises: 0012_checkpoints (0006_graph_catalog before main merged 0012)
+Revises: 0009_api_keys
 Create Date: 2026-12-02 03:10:00
 
 Released receipts are facts (append-only trigger): they are not rewritten. Their ``usage_unit_id``
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0011_call_ids"
-down_revision: str | None = "0012_checkpoints"
+down_revision: str | None = "0009_api_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

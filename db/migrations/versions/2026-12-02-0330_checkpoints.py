@@ -1,4 +1,7 @@
-"""LangGraph checkpoint tables (langgraph-checkpoint-postgres), made here rather than by the saver's
+"""LangGraph checkpoint tables; graph_runs.pending_input (a run paused by ``interrupt()``) and
+graph_runs.replay_from_checkpoint (a replay that starts at a checkpoint of its original).
+
+The checkpoint tables (langgraph-checkpoint-postgres) are made here rather than by the saver's
 own ``setup()`` so they exist before any worker starts and are never created at request time.
 
 The saver records which of its own migrations ran in ``checkpoint_migrations``; this revision runs
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 from langgraph.checkpoint.postgres.base import BasePostgresSaver
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0012_checkpoints"
 down_revision: str | None = "0006_graph_catalog"
@@ -37,8 +41,14 @@ def upgrade() -> None:
         if version > 0:  # statement 0 creates checkpoint_migrations itself
             op.execute(sa.text("INSERT INTO checkpoint_migrations (v) VALUES (:v)").bindparams(v=version))
     op.execute(sa.text("INSERT INTO checkpoint_migrations (v) VALUES (0)"))
+    op.add_column(
+        "graph_runs", sa.Column("pending_input", postgresql.JSONB(astext_type=sa.Text()), nullable=True)
+    )
+    op.add_column("graph_runs", sa.Column("replay_from_checkpoint", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("graph_runs", "replay_from_checkpoint")
+    op.drop_column("graph_runs", "pending_input")
     for table in ("checkpoint_writes", "checkpoint_blobs", "checkpoints", "checkpoint_migrations"):
         op.drop_table(table)
