@@ -213,29 +213,33 @@ async def test_BOUNDED_OVERSPEND_concurrent_api_runs_of_an_expensive_model_on_a_
             "model_registry": REGISTRY,
         }
     )
+    # This worker's default model is the expensive one (the session's is put back after).
     await publish_catalog(database, load_registry(), own.default_model)
-    async with database.transaction() as session:
-        from db import catalog
+    try:
+        async with database.transaction() as session:
+            from db import catalog
 
-        poet = await catalog.current_graph(session, "langgraph:poet")
-    assert poet is not None
-    from runledger.contracts.catalog import estimate_run_credits
+            poet = await catalog.current_graph(session, "langgraph:poet")
+        assert poet is not None
+        from runledger.contracts.catalog import estimate_run_credits
 
-    per_run = estimate_run_credits(poet, {"topic": "the sea"}, model_price(EXPENSIVE), own.markup)
-    async with (
-        build_worker(client, own, WorkerDeps(database=database, gateway=expensive_gateway)),
-        api_client(own, database, client) as api,
-    ):
-        user = await create_user(api, credits=2 * per_run + per_run // 2)
-        started = await asyncio.gather(*(start_run(api, user, key=f"dear-{i}") for i in range(16)))
-        codes = sorted(r.status_code for r in started)
-        assert codes == [202] * 2 + [402] * 14
-        finished = [
-            await wait_for_run(api, user, r.json()["run_id"], within=60)
-            for r in started
-            if r.status_code == 202
-        ]
-        me: dict[str, Any] = (await api.get("/api/v1/me", headers=user.headers)).json()
+        per_run = estimate_run_credits(poet, {"topic": "the sea"}, model_price(EXPENSIVE), own.markup)
+        async with (
+            build_worker(client, own, WorkerDeps(database=database, gateway=expensive_gateway)),
+            api_client(own, database, client) as api,
+        ):
+            user = await create_user(api, credits=2 * per_run + per_run // 2)
+            started = await asyncio.gather(*(start_run(api, user, key=f"dear-{i}") for i in range(16)))
+            codes = sorted(r.status_code for r in started)
+            assert codes == [202] * 2 + [402] * 14
+            finished = [
+                await wait_for_run(api, user, r.json()["run_id"], within=60)
+                for r in started
+                if r.status_code == 202
+            ]
+            me: dict[str, Any] = (await api.get("/api/v1/me", headers=user.headers)).json()
+    finally:
+        await publish_catalog(database, load_registry(), settings.default_model)
     assert all(run["status"] == "success" for run in finished), finished
     assert all(run["cost_credits"] > 0 for run in finished)
     assert me["balance_credits"] >= 0
