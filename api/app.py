@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api import ui
 from api.boundary import install_boundary
 from api.deps import AppState
 from api.errors import install_error_handlers
@@ -64,7 +65,7 @@ def create_app(
         description="Durable LangGraph runs on Temporal, every model call billed into a Postgres ledger.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, html_error_page=ui.render.error_page)
     install_boundary(app, max_body_bytes=settings.max_body_bytes)
     for router in (
         health.router,
@@ -83,5 +84,6 @@ def create_app(
         webhooks.router,
     ):
         app.include_router(router)
+    ui.install(app)
     document_errors(app)
     return app

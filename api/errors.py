@@ -3,12 +3,13 @@ and unknown routes included — as ``{"error": {"code", "message"}}``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -119,25 +120,39 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+#: Renders an error of a dashboard path as an HTML page: ``(request, status, code, message)``.
+HtmlErrorPage = Callable[[Request, int, str, str], Response]
+#: Paths whose errors are pages, not JSON envelopes (the dashboard, ``api.ui``).
+HTML_PREFIX = "/ui/"
+
+
+def install_error_handlers(app: FastAPI, html_error_page: HtmlErrorPage | None = None) -> None:
+    """Every error as the JSON envelope, except under :data:`HTML_PREFIX` when ``html_error_page``
+    is given: the same code and message, drawn as a page."""
+
+    def render(request: Request, status: int, code: str, message: str, headers: Any = None) -> Response:
+        if html_error_page is not None and request.url.path.startswith(HTML_PREFIX):
+            return html_error_page(request, status, code, message)
+        return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
     @app.exception_handler(AppError)
-    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+    async def _app_error(request: Request, exc: AppError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status_code, headers=headers)
+        return render(request, exc.status_code, exc.code, exc.message, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(error_body(ErrorCode.VALIDATION_ERROR, _validation_message(exc)), status_code=422)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return render(request, 422, ErrorCode.VALIDATION_ERROR, _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers)
+        return render(request, exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(Exception)
-    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    async def _unhandled(request: Request, exc: Exception) -> Response:
         log.exception("unhandled_error", path=request.url.path)
-        return JSONResponse(error_body(ErrorCode.INTERNAL_ERROR, "internal error"), status_code=500)
+        return render(request, 500, ErrorCode.INTERNAL_ERROR, "internal error")

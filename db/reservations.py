@@ -153,3 +153,14 @@ async def release(session: AsyncSession, *, run_id: str) -> None:
         .where(CreditReservation.run_id == run_id, CreditReservation.status == "open")
         .values(status="released", released_at=func.now())
     )
+
+
+async def open_holds(
+    session: AsyncSession, *, billing_account_id: str | None, limit: int = 100
+) -> list[CreditReservation]:
+    """Open holds, newest first; ``billing_account_id`` None is every account's."""
+    stmt = select(CreditReservation).where(CreditReservation.status == "open")
+    if billing_account_id is not None:
+        stmt = stmt.where(CreditReservation.billing_account_id == billing_account_id)
+    stmt = stmt.order_by(CreditReservation.created_at.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())

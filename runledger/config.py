@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     temporal_ui_url: str | None = Field(default=None, validation_alias=_env("RUNLEDGER_TEMPORAL_UI_URL"))
 
     admin_token: SecretStr | None = Field(default=None, validation_alias=_env("RUNLEDGER_ADMIN_TOKEN"))
+    #: How long a dashboard sign-in lasts (server-side: the session row expires, whatever the cookie).
+    ui_session_seconds: int = Field(
+        default=8 * 3600, ge=60, validation_alias=_env("RUNLEDGER_UI_SESSION_SECONDS")
+    )
 
     markup: Decimal = Field(default=Decimal("2.0"), validation_alias=_env("RUNLEDGER_MARKUP"))
     default_model: str = Field(default=OFFLINE_MODEL, validation_alias=_env("RUNLEDGER_DEFAULT_MODEL"))

@@ -57,8 +57,8 @@ from api.chat_runs import (
 )
 from api.deps import AppState, StateDep, UserDep
 from api.errors import AppError, PaymentRequired, Unprocessable, error_body
+from api.event_stream import PING_SECONDS
 from api.openapi import errors
-from api.routes.events import PING_SECONDS
 from db import catalog
 from db.models import GraphRun
 from runledger.contracts.catalog import accepts_messages

@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Header, Query, Response, status
-from temporalio.service import RPCError
 
+from api import run_service
 from api.deps import StateDep, UserDep
-from api.errors import NotFound, ServiceUnavailable
 from api.openapi import errors
 from api.params import Limit, ObjectId, Timestamp, keyset
 from api.presenters import receipt_out, run_links, run_out
+from api.run_service import own_run
 from api.run_starts import ReplayPlan, start_api_run, start_replay
 from api.schemas import (
     ReceiptListResponse,
@@ -26,12 +26,8 @@ from api.schemas import (
     StartRunResponse,
 )
 from db import ledger, reservations, runs
-from db.accounts import Principal
-from db.models import GraphRun
 from db.pagination import encode_cursor
-from db.session import Database
-from runledger.contracts.errors import ErrorCode
-from runledger.contracts.runs import TERMINAL_STATUSES, RunKind, RunStatus
+from runledger.contracts.runs import RunKind, RunStatus
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 
@@ -85,7 +81,6 @@ async def list_runs(
     limit: Limit = 20,
     cursor: str | None = None,
 ) -> RunListResponse:
-    before = cast("tuple[datetime, str] | None", keyset(cursor, ("timestamp", "uuid")))
     filters = runs.RunFilters(
         status=status_,
         graph_id=graph_id,
@@ -94,27 +89,14 @@ async def list_runs(
         created_after=created_after,
         created_before=created_before,
     )
-    async with state.database.transaction() as session:
-        rows = await runs.list_runs(
-            session,
-            billing_account_id=principal.billing_account_id,
-            filters=filters,
-            limit=limit + 1,
-            before=before,
-        )
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = encode_cursor([page[-1].created_at.isoformat(), page[-1].run_id]) if more else None
-    return RunListResponse(runs=[run_out(state.settings, r) for r in page], next_cursor=next_cursor)
-
-
-async def own_run(database: Database, principal: Principal, run_id: str) -> GraphRun:
-    """The caller's run, or 404 — for another tenant's run too (existence is not revealed).
-    ``run_id`` is an :data:`~api.params.ObjectId` (canonical), checked at the boundary."""
-    async with database.transaction() as session:
-        run = await runs.get_run(session, run_id=run_id, billing_account_id=principal.billing_account_id)
-    if run is None:
-        raise NotFound(f"run {run_id} not found", code=ErrorCode.RUN_NOT_FOUND)
-    return run
+    page = await run_service.list_page(
+        state.database,
+        billing_account_id=principal.billing_account_id,
+        filters=filters,
+        limit=limit,
+        cursor=cursor,
+    )
+    return RunListResponse(runs=[run_out(state.settings, r) for r in page.runs], next_cursor=page.next_cursor)
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
@@ -198,9 +180,5 @@ async def cancel_run(run_id: ObjectId, principal: UserDep, state: StateDep) -> R
     """Ask Temporal to cancel the run; the workflow records ``cancelled`` itself. A finished run is
     returned as it is."""
     run = await own_run(state.database, principal, run_id)
-    if run.status not in TERMINAL_STATUSES:
-        try:
-            await state.temporal.get_workflow_handle(run.workflow_id).cancel()
-        except RPCError as exc:
-            raise ServiceUnavailable(f"Temporal is unavailable: {exc.message}") from exc
+    await run_service.cancel(state.temporal, run)
     return run_out(state.settings, run)

@@ -8,10 +8,10 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from api import temporal_schedules
+from api import schedule_service, temporal_schedules
 from api.catalog import published_graph, published_graphs, validate_input
 from api.deps import StateDep, UserDep
-from api.errors import NotFound, Unprocessable
+from api.errors import Unprocessable
 from api.openapi import errors
 from api.params import ObjectId
 from api.presenters import run_out
@@ -53,16 +53,8 @@ def schedule_out(row: Schedule, next_run_at: Any = None) -> ScheduleOut:
     )
 
 
-def _not_found(schedule_id: str) -> NotFound:
-    return NotFound(f"schedule {schedule_id} not found", code="schedule_not_found")
-
-
 async def _own_schedule(database: Database, principal: Principal, schedule_id: str) -> Schedule:
-    async with database.transaction() as session:
-        row = await schedules.get_schedule(session, schedule_id=schedule_id, owner_user_id=principal.user_id)
-    if row is None:
-        raise _not_found(schedule_id)
-    return row
+    return await schedule_service.scoped_schedule(database, principal.user_id, schedule_id)
 
 
 @router.post(
@@ -157,14 +149,13 @@ async def patch_schedule(
         changes["catchup_window_seconds"] = body.catchup_window_seconds
     if not changes:
         raise Unprocessable("nothing to change: send at least one of input, cron, timezone, enabled, overlap")
-    async with state.database.transaction() as session:
-        updated = await schedules.update_schedule(session, schedule_id=row.id, values=changes)
-        await temporal_schedules.update(
-            state.temporal,
-            updated,
-            task_queue=state.settings.temporal_task_queue,
-            enabled_changed="enabled" in changes and changes["enabled"] != row.enabled,
-        )
+    updated = await schedule_service.apply_changes(
+        state.database,
+        state.temporal,
+        task_queue=state.settings.temporal_task_queue,
+        row=row,
+        changes=changes,
+    )
     description = await temporal_schedules.describe(state.temporal, updated)
     upcoming = temporal_schedules.next_times(description, limit=1)
     return schedule_out(updated, upcoming[0] if upcoming else None)

@@ -59,10 +59,10 @@ from api.chat_runs import (
 )
 from api.deps import AppState, StateDep, UserDep
 from api.errors import Unprocessable
+from api.event_stream import PING_SECONDS
 from api.openapi import errors
 from api.params import ObjectId
-from api.routes.events import PING_SECONDS
-from api.routes.runs import own_run
+from api.run_service import own_run
 from db.models import GraphRun
 
 router = APIRouter(prefix="/api/v1", tags=["chat"])

@@ -28,6 +28,10 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_CREDITS = "insufficient_credits"
     TEMPORAL_UNAVAILABLE = "temporal_unavailable"
     INTERNAL_ERROR = "internal_error"
+    #: A dashboard form without its session's CSRF token (403).
+    CSRF_TOKEN_INVALID = "csrf_token_invalid"
+    SCHEDULE_NOT_FOUND = "schedule_not_found"
+    BULK_OPERATION_NOT_FOUND = "bulk_operation_not_found"
     # Webhooks (POST /api/v1/webhooks/{source} and the triggers behind it).
     WEBHOOK_SOURCE_NOT_FOUND = "webhook_source_not_found"
     WEBHOOK_TRIGGER_NOT_FOUND = "webhook_trigger_not_found"
