@@ -140,12 +140,13 @@ class LedgerMeter:
                 await write_owed_charge(self._db, call.charge)
         return len(calls)
 
-    async def _open(self, call_key: str, request: ModelRequest) -> tuple[str | None, ModelResponse | None]:
-        """Replay a settled call, or reserve and record a new one: ``(call_id, None)``."""
+    async def _open(self, call_key: str, request: ModelRequest) -> str | ModelResponse:
+        """A settled call's stored response (to replay), or the id of the new call reserved and
+        recorded ``pending``."""
         async with self._db.transaction() as session:
             settled = await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
             if settled is not None and settled.response is not None:
-                return None, ModelResponse.from_json(settled.response)
+                return ModelResponse.from_json(settled.response)
             status = await runs.status_of(session, run_id=self._run_id)
             if status != "running":
                 # Cancelled (or otherwise finished) while the graph was still going: Temporal only
@@ -154,7 +155,9 @@ class LedgerMeter:
             max_credits = self._bound(request).max_credits(self._markup)
             # The account's lock: no charge, top-up or other reservation of the account commits
             # until this one does, so what is read below is one state (db.reservations).
-            balance = await reservations.lock_account(session, billing_account_id=self._account)
+            balance = await reservations.lock_for_call(
+                session, billing_account_id=self._account, run_id=self._run_id
+            )
             if self._grant_id is not None:
                 # Checked before every call, so revoking a grant stops a run before its next call;
                 # the cap counts what the grant's calls now in flight may still spend.
@@ -174,6 +177,8 @@ class LedgerMeter:
             hold = await reservations.hold_for_call(
                 session, billing_account_id=self._account, run_id=self._run_id, balance=balance, needed=needed
             )
+            if hold.released:
+                raise RunNotRunningError(f"run {self._run_id} has ended; no further model calls")
             if not hold.ok:
                 raise CreditsExhaustedError(needed, hold.spendable)
             call_id = await model_calls.open_call(
@@ -186,14 +191,14 @@ class LedgerMeter:
                 usage_unit_id=ids.usage_unit_id(run_id=self._run_id, call_key=call_key),
                 reserved_credits=max_credits,
             )
-        return call_id, None
+        return call_id
 
     async def call(self, call_key: str, request: ModelRequest, invoke: Invoke) -> ModelResponse:
-        call_id, replayed = await self._open(call_key, request)
-        if replayed is not None or call_id is None:
+        opened = await self._open(call_key, request)
+        if isinstance(opened, ModelResponse):
             self.replayed += 1
-            assert replayed is not None
-            return replayed
+            return opened
+        call_id = opened
         stream = TextStream(
             self._db,
             run_id=self._run_id,

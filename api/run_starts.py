@@ -154,7 +154,7 @@ async def plan_replay(
     if body.from_checkpoint_id is None:
         payload = dict(original.input) if body.input is None else body.input
         validate_input(spec, payload)
-        needed = estimate_run_credits(spec, payload, await _price(session, settings, spec), settings.markup)
+        needed = estimate_run_credits(spec, payload, await _price(session, spec), settings.markup)
         return ReplayPlan(payload, None, needed, 0)
     step = next(
         (
@@ -173,7 +173,7 @@ async def plan_replay(
     needed = estimate_replay_credits(
         spec,
         dict(original.input),
-        await _price(session, settings, spec),
+        await _price(session, spec),
         settings.markup,
         reused_calls=reused,
         remaining=bool(step.get("next")),
@@ -227,14 +227,15 @@ async def start_replay(
     return run
 
 
-async def _price(session: AsyncSession, settings: Settings, spec: GraphSpec) -> ModelPrice:
-    """The LiteLLM price of the graph's model, as a worker published it (503 before any did)."""
-    model = spec.model or settings.default_model
-    price = await prices.price_of(session, model)
+async def _price(session: AsyncSession, spec: GraphSpec) -> ModelPrice:
+    """The LiteLLM price of the graph's model (the workers' default model when it names none), as
+    a worker published it (503 before any did)."""
+    price = await prices.price_of(session, spec.model)
     if price is None:
         # A worker publishes the price of every model it serves when it starts.
+        model = spec.model or "the workers' default model"
         raise ServiceUnavailable(
-            f"no worker has published a price for model {model!r} yet", code=ErrorCode.MODEL_NOT_PRICED
+            f"no worker has published a price for {model} yet", code=ErrorCode.MODEL_NOT_PRICED
         )
     return price
 
@@ -245,7 +246,7 @@ async def _hold_and_record(
     """Reserve the run's estimate (402 if it is not available) and record the run, in the caller's
     transaction, so a refusal leaves nothing."""
     if needed is None:
-        needed = estimate_run_credits(spec, run.input, await _price(session, settings, spec), settings.markup)
+        needed = estimate_run_credits(spec, run.input, await _price(session, spec), settings.markup)
     hold = await reservations.reserve(
         session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed
     )

@@ -4,7 +4,7 @@
 account row, so concurrent reservations on one account are serialized and each sees the others.
 Charges settle against the run's hold inside ``db.ledger.record_charge``; the run's end releases it.
 
-Before each model call (BOUNDED_OVERSPEND) the meter locks the account (:func:`lock_account`) and
+Before each model call (BOUNDED_OVERSPEND) the meter locks the account (:func:`lock_for_call`) and
 :func:`hold_for_call` grows the run's hold to cover the call's maximum cost plus the run's calls
 already in flight, if the balance less the other runs' holds covers it. No charge on the account can
 commit while the lock is held (every charge updates the account row), so the balance, the holds and
@@ -38,17 +38,24 @@ class CallHold:
     ok: bool
     #: What the run may spend: the balance less the other runs' holds.
     spendable: int
+    #: The run's hold was already released: the run has ended.
+    released: bool = False
 
 
-async def lock_account(session: AsyncSession, *, billing_account_id: str) -> int:
-    """Lock the account row for the rest of the transaction; returns its balance."""
+async def lock_for_call(session: AsyncSession, *, billing_account_id: str, run_id: str) -> int:
+    """Lock the run's hold, then the account row, for the rest of the transaction; returns the
+    balance. In that order: a charge of the same run (another call of it, in a parallel node)
+    locks the hold before it updates the account, so taking the account first could deadlock."""
+    await session.execute(
+        select(CreditReservation.id).where(CreditReservation.run_id == run_id).with_for_update()
+    )
     return await _lock_balance(session, billing_account_id)
 
 
 async def hold_for_call(
     session: AsyncSession, *, billing_account_id: str, run_id: str, balance: int, needed: int
 ) -> CallHold:
-    """With the account locked (``balance`` from :func:`lock_account`): if what the run may spend
+    """With the account locked (``balance`` from :func:`lock_for_call`): if what the run may spend
     covers ``needed`` (its calls in flight plus the next call's maximum), grow the run's hold so
     that its unsettled part covers it too, and other runs see it held."""
     spendable = balance - await held(session, billing_account_id=billing_account_id, except_run_id=run_id)
@@ -61,8 +68,8 @@ async def hold_for_call(
         )
         await session.flush()
     elif existing.status != "open":
-        # Released: the run has ended; the meter checked it is running, so this is a race with its end.
-        return CallHold(ok=False, spendable=spendable)
+        # Released: the run ended after the meter saw it running.
+        return CallHold(ok=False, spendable=spendable, released=True)
     else:
         await session.execute(
             update(CreditReservation)

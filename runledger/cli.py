@@ -135,12 +135,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Flagged calls ``runledger reconcile`` prints one per line (the admin report lists them all).
+_LISTED_FLAGS = 20
+
+
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """One reconciliation pass now, against DATABASE_URL (the worker's schedule runs the same code)."""
     settings = _settings()
     _require(settings, "DATABASE_URL")
     _configure_logging(settings)
     from activities.reconcile import reconcile_once
+    from db import reconciliation
     from db.session import Database
 
     threshold = settings.reconcile_after_seconds if args.after_seconds is None else args.after_seconds
@@ -154,6 +159,16 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         database = Database(settings.require_database_url())
         try:
             result = await reconcile_once(database, threshold, settings.event_retention_days)
+            async with database.transaction() as session:
+                report = await reconciliation.last_report(session)
+            flagged = [] if report is None else list(report.details.get("flagged_calls", []))
+            for call in flagged[:_LISTED_FLAGS]:
+                print(
+                    f"runledger reconcile: flagged run {call.get('run_id')} call {call.get('call_key')} "
+                    f"(attempt {call.get('attempt')}): {call.get('reason')}"
+                )
+            if len(flagged) > _LISTED_FLAGS:
+                print(f"runledger reconcile: … and {len(flagged) - _LISTED_FLAGS} more in the report")
             if settings.temporal_address:
                 swept = await sweep_runs(
                     database,

@@ -89,7 +89,9 @@ async def publish_catalog(database: Database, registry: GraphRegistry, default_m
     models = {spec.model or default_model for spec in registry.specs} | {default_model}
     async with database.transaction() as session:
         published = await catalog.publish(session, registry.specs)
-        await prices.publish(session, {model: model_price(model) for model in models})
+        await prices.publish(
+            session, {model: model_price(model) for model in models}, default_model=default_model
+        )
     log.info(
         "published the graph catalog: %s",
         ", ".join(f"{p.graph_id}@{p.version}{'' if p.changed else ' (unchanged)'}" for p in published),

@@ -19,7 +19,7 @@ import pytest
 from temporalio.client import Client
 
 from activities.reconcile import reconcile_once
-from db import catalog, ledger
+from db import catalog, ledger, model_calls
 from db.migrate import upgrade
 from db.session import Database
 from runledger.config import Settings
@@ -360,7 +360,26 @@ async def test_ledger_sum_equals_cached_balance_for_every_account(database: Data
     assert report.accounts_with_drift == 0
 
 
-async def test_runledger_reconcile_command(settings: Settings) -> None:
+async def test_runledger_reconcile_command(
+    api: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    """The command settles what it can and lists what it flags, with the reason."""
+    user = await create_user(api, credits=1_000)
+    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    async with database.transaction() as session:
+        call_id = await model_calls.open_call(
+            session,
+            run_id=run_id,
+            call_key="poem:0",
+            attempt=1,
+            model="gpt-4o-mini",
+            request_hash="h",
+            usage_unit_id=ids.usage_unit_id(run_id=run_id, call_key="poem:0"),
+            reserved_credits=0,
+        )
+        await model_calls.mark_unsettled(
+            session, call_id=call_id, reason="the stream broke before any output"
+        )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -375,6 +394,7 @@ async def test_runledger_reconcile_command(settings: Settings) -> None:
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert "model call(s) flagged (reasons in the report)" in out.decode()
+    assert f"flagged run {run_id} call poem:0 (attempt 1): the stream broke before any output" in out.decode()
 
 
 @pytest.mark.usefixtures("worker")

@@ -213,30 +213,76 @@ async def test_BOUNDED_OVERSPEND_concurrent_api_runs_of_an_expensive_model_on_a_
             "model_registry": REGISTRY,
         }
     )
+    # This worker's default model is the expensive one (the session's is put back after).
     await publish_catalog(database, load_registry(), own.default_model)
-    async with database.transaction() as session:
-        from db import catalog
+    try:
+        async with database.transaction() as session:
+            from db import catalog
 
-        poet = await catalog.current_graph(session, "langgraph:poet")
-    assert poet is not None
-    from runledger.contracts.catalog import estimate_run_credits
+            poet = await catalog.current_graph(session, "langgraph:poet")
+        assert poet is not None
+        from runledger.contracts.catalog import estimate_run_credits
 
-    per_run = estimate_run_credits(poet, {"topic": "the sea"}, model_price(EXPENSIVE), own.markup)
-    async with (
-        build_worker(client, own, WorkerDeps(database=database, gateway=expensive_gateway)),
-        api_client(own, database, client) as api,
-    ):
-        user = await create_user(api, credits=2 * per_run + per_run // 2)
-        started = await asyncio.gather(*(start_run(api, user, key=f"dear-{i}") for i in range(16)))
-        codes = sorted(r.status_code for r in started)
-        assert codes == [202] * 2 + [402] * 14
-        finished = [
-            await wait_for_run(api, user, r.json()["run_id"], within=60)
-            for r in started
-            if r.status_code == 202
-        ]
-        me: dict[str, Any] = (await api.get("/api/v1/me", headers=user.headers)).json()
+        per_run = estimate_run_credits(poet, {"topic": "the sea"}, model_price(EXPENSIVE), own.markup)
+        async with (
+            build_worker(client, own, WorkerDeps(database=database, gateway=expensive_gateway)),
+            api_client(own, database, client) as api,
+        ):
+            user = await create_user(api, credits=2 * per_run + per_run // 2)
+            started = await asyncio.gather(*(start_run(api, user, key=f"dear-{i}") for i in range(16)))
+            codes = sorted(r.status_code for r in started)
+            assert codes == [202] * 2 + [402] * 14
+            finished = [
+                await wait_for_run(api, user, r.json()["run_id"], within=60)
+                for r in started
+                if r.status_code == 202
+            ]
+            me: dict[str, Any] = (await api.get("/api/v1/me", headers=user.headers)).json()
+    finally:
+        await publish_catalog(database, load_registry(), settings.default_model)
     assert all(run["status"] == "success" for run in finished), finished
     assert all(run["cost_credits"] > 0 for run in finished)
     assert me["balance_credits"] >= 0
     assert me["reserved_credits"] == 0
+
+
+@pytest.mark.usefixtures("long_answers")
+async def test_BOUNDED_OVERSPEND_parallel_calls_of_one_run_each_need_their_own_reservation(
+    api: httpx.AsyncClient, database: Database, expensive_gateway: LiteLLMGateway, fake_provider: FakeProvider
+) -> None:
+    """Two nodes of one run call at once: the second must be covered on top of the first's
+    reservation (the run's calls in flight), and both charges then settle without a deadlock."""
+    one_call = expensive_gateway.call_bound(REQUEST).max_credits(Decimal(2))
+    user = await create_user(api, credits=2 * one_call - 1)  # not two maximums at once
+    run_id = await _running_run(database, user)
+    meter = _meter(database, expensive_gateway, user, run_id, None)
+    gate = threading.Event()
+    fake_provider.log.gate = gate
+    outcomes: dict[str, BaseException | None] = {}
+
+    async def one(key: str) -> None:
+        try:
+            await meter.call(key, REQUEST, expensive_gateway.invoke)
+            outcomes[key] = None
+        except CreditsExhaustedError as exc:
+            outcomes[key] = exc
+
+    tasks = [asyncio.create_task(one(key)) for key in ("left:1.0", "right:1.0")]
+    try:
+        await eventually(
+            lambda: asyncio.sleep(0, fake_provider.log.waiting + len(outcomes)),
+            until=lambda n: n == 2,
+            within=60,
+        )
+    finally:
+        gate.set()
+        fake_provider.log.gate = None
+    await asyncio.gather(*tasks)
+    assert sorted(o is None for o in outcomes.values()) == [False, True]
+    # The refused one now fits: the first call settled to its actual cost, below its reservation.
+    refused = next(key for key, o in outcomes.items() if o is not None)
+    await meter.call(refused, REQUEST, expensive_gateway.invoke)
+    async with database.transaction() as session:
+        balance = await ledger.get_balance(session, billing_account_id=user.billing_account_id)
+    assert balance >= 0
+    assert len(await rows(database, "SELECT id FROM charge_receipts WHERE run_id = :r", r=run_id)) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -107,3 +108,72 @@ async def test_SECRETS_ENCRYPTED_AT_REST_migration_encrypts_existing_plain_webho
     with psycopg.connect(url, autocommit=True) as conn:
         back = conn.execute("SELECT secret FROM webhook_triggers").fetchone()
     assert back == (plain,)
+
+
+async def test_0011_call_ids_adds_columns_without_rewriting_released_receipts(pg_server_url: str) -> None:
+    """A receipt written before runledger owned its call ids survives the migration as it was (the
+    append-only trigger would refuse any rewrite): its usage_unit_id stays the provider's id, its new
+    provider_response_id is null; the mutable model_calls row gets the provider's id backfilled."""
+    from alembic import command
+    from sqlalchemy import text
+
+    url = create_database(pg_server_url)
+    config = alembic_config(url)
+    await asyncio.to_thread(command.upgrade, config, "0011_call_ids-1")  # the revision before it
+    engine = create_engine(_sync_url(url))
+    try:
+        with engine.begin() as conn:
+            user = conn.execute(text("INSERT INTO users (name) VALUES ('old') RETURNING id")).scalar_one()
+            account = conn.execute(
+                text("INSERT INTO billing_accounts (owner_user_id) VALUES (:u) RETURNING id"), {"u": user}
+            ).scalar_one()
+            run = conn.execute(
+                text(
+                    "INSERT INTO graph_runs (run_id, workflow_id, graph_id, billing_account_id, run_kind,"
+                    " trigger_source, requested_by, input, trace_id) VALUES (gen_random_uuid(), 'w',"
+                    " 'langgraph:poet', :a, 'user_immediate', 'api', :u, '{}', 't') RETURNING run_id"
+                ),
+                {"a": account, "u": user},
+            ).scalar_one()
+            receipt = conn.execute(
+                text(
+                    "INSERT INTO charge_receipts (billing_account_id, run_id, attempt, usage_unit_id,"
+                    " source_system, source_reference, graph_id, model, tokens_in, tokens_out, cost_usd,"
+                    " markup, charged_credits) VALUES (:a, :r, 1, 'chatcmpl-old', 'litellm',"
+                    " :r || '/1/chatcmpl-old', 'langgraph:poet', 'gpt-4o-mini', 1, 1, 0.000001, 2, 20)"
+                    " RETURNING id"
+                ),
+                {"a": account, "r": run},
+            ).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO model_calls (run_id, call_key, attempt, model, request_hash, status,"
+                    " usage_unit_id, receipt_id) VALUES (:r, 'poem:0', 1, 'gpt-4o-mini', 'h', 'settled',"
+                    " 'chatcmpl-old', :c)"
+                ),
+                {"r": run, "c": receipt},
+            )
+        before = _receipt(engine, receipt)
+        await asyncio.to_thread(command.upgrade, config, "head")
+        after = _receipt(engine, receipt)
+        with engine.connect() as conn:
+            call = conn.execute(
+                text("SELECT usage_unit_id, provider_response_id, status FROM model_calls WHERE run_id = :r"),
+                {"r": run},
+            ).one()
+    finally:
+        engine.dispose()
+    assert {k: v for k, v in after.items() if k != "provider_response_id"} == before
+    assert after["provider_response_id"] is None
+    assert tuple(call) == ("chatcmpl-old", "chatcmpl-old", "settled")
+
+
+def _receipt(engine: Any, receipt_id: str) -> dict[str, Any]:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(text("SELECT * FROM charge_receipts WHERE id = :i"), {"i": receipt_id})
+            .one()
+            ._mapping
+        )

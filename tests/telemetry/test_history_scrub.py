@@ -80,7 +80,10 @@ async def test_failures_in_temporal_history_are_scrubbed_NO_SECRETS_IN_HISTORY(c
 async def test_the_production_worker_records_scrubbed_failures(
     client: Client, settings: Settings, database: Database, gateway: LiteLLMGateway
 ) -> None:
-    worker = build_worker(client, settings, WorkerDeps(database=database, gateway=gateway))
+    # A task queue of its own: the worker is built, never run, and Temporal's core keeps it
+    # registered, so on the session's queue it would refuse the session's worker fixture later.
+    own = settings.model_copy(update={"temporal_task_queue": f"test-{uuid.uuid4()}"})
+    worker = build_worker(client, own, WorkerDeps(database=database, gateway=gateway))
     converter = worker.client.data_converter.failure_converter
     assert isinstance(converter, ScrubbingFailureConverter)
     # It knows this process's configured secrets (the model key, the admin token).
