@@ -2,7 +2,9 @@
 charged exactly once after (IDEMPOTENT_CHARGES, NO_SILENT_UNBILLED_CALLS).
 
 A call already settled by an earlier attempt of the same run is answered from its stored response: a
-retried execution replays its paid calls instead of paying (and charging) for them again.
+retried execution replays its paid calls instead of paying (and charging) for them again. A replay
+needs the same request (its stored request hash): a different request under the same call key is a
+new call (key ``{call_key}@{hash}``), never a wrong replay.
 """
 
 from __future__ import annotations
@@ -97,8 +99,14 @@ class LedgerMeter:
         return max(self._call_estimate, self.max_call_credits)
 
     async def call(self, call_key: str, request: ModelRequest, invoke: Invoke) -> ModelResponse:
+        request_hash = request.fingerprint()
         async with self._db.transaction() as session:
             settled = await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
+            if settled is not None and settled.request_hash != request_hash:
+                # Another request at this position (e.g. a read tool answered differently on the
+                # retry): a new call of its own key, never a replay of the other request's answer.
+                call_key = f"{call_key}@{request_hash[:16]}"
+                settled = await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
             if settled is None or settled.response is None:
                 status = await runs.status_of(session, run_id=self._run_id)
                 if status != "running":
@@ -128,7 +136,7 @@ class LedgerMeter:
                     call_key=call_key,
                     attempt=self._attempt,
                     model=request.model,
-                    request_hash=request.fingerprint(),
+                    request_hash=request_hash,
                 )
         if settled is not None and settled.response is not None:
             self.replayed += 1
@@ -198,7 +206,7 @@ class LedgerMeter:
         )
         with counting_charge_failures():
             outcome = await write_charge(self._db, charge, settlement)
-        # run_id, workflow_id and node come from the log context (worker interceptor, llm.complete).
+        # run_id, workflow_id and node come from the log context (worker interceptor, llm.call).
         log.info(
             "model_call",
             call_key=call_key,

@@ -16,6 +16,7 @@ async def reconcile_once(
 ) -> ReconcileResult:
     async with database.transaction() as session:
         started_at = await database_now(session)
+        previous = await reconciliation.last_report(session)
         flagged = await reconciliation.flag_stale_pending(session, older_than_seconds=threshold_seconds)
         # Run events are a view of a run, not its record: bound their growth.
         pruned = await events.prune(session, older_than_days=event_retention_days)
@@ -27,6 +28,9 @@ async def reconcile_once(
             flagged=flagged,
             drift=drift,
             accounts_checked=await reconciliation.count_accounts(session),
+            unmetered=await reconciliation.unmetered_calls(
+                session, since=None if previous is None else previous.started_at
+            ),
         )
     return ReconcileResult(
         report_id=report.id,
@@ -34,6 +38,7 @@ async def reconcile_once(
         accounts_checked=report.accounts_checked,
         accounts_with_drift=report.accounts_with_drift,
         pruned_events=pruned,
+        unmetered_calls=len(report.details["unmetered_calls"]),
     )
 
 

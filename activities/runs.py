@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from activities.events import tool_event_sink
 from activities.finalize import finalize_run
 from activities.metering import CreditsExhaustedError, GrantDeniedError, LedgerMeter, RunNotRunningError
+from activities.tool_effects import PostgresEffects, unmetered_recorder
 from db import events, grants, ledger, reservations, runs
 from db.session import Database
 from runledger import tools
@@ -42,6 +43,7 @@ from runledger.llm import LiteLLMGateway, UnpricedModelError, bind
 from runledger.llm.gateway import ModelGatewayError
 from runledger.projects import GraphRegistry, json_output
 from runledger.telemetry import RunRef, RunTracer
+from runledger.tools.langchain import PASSTHROUGH, guard_graph
 
 RUN_NOT_VISIBLE = "run_not_visible"
 #: With the DB retry policy's backoff (0.2 s doubling, capped at 10 s) this waits about two minutes.
@@ -167,13 +169,18 @@ class RunActivities:
         traced_run = RunRef(
             run_id=run.run_id, graph_id=run.graph_id, billing_account_id=run.billing_account_id
         )
-        # The graph may use exactly the tools its catalog entry declares (DENY_BY_DEFAULT_TOOLS).
+        # The graph may use exactly the tools its catalog entry declares (DENY_BY_DEFAULT_TOOLS);
+        # its write tools' results are recorded once (EXACTLY_ONCE_TOOL_EFFECTS).
         tool_runner = tools.ToolRunner(
             policy=tools.AllowList(frozenset(loaded.spec.tool_ids)),
             emit=tool_event_sink(self._db, run.run_id),
             trace=lambda tool_id, args: self._tracer.tool_call(
                 traced_run, attempt=attempt, name=tool_id, input=args
             ),
+            run_id=run.run_id,
+            write_tools=frozenset(loaded.spec.write_tools),
+            effects=PostgresEffects(self._db, run_id=run.run_id, attempt=attempt),
+            passthrough=PASSTHROUGH,
         )
         heartbeat = asyncio.create_task(_heartbeat_while_running())
         try:
@@ -183,13 +190,20 @@ class RunActivities:
                     self._gateway.invoke,
                     default_model=loaded.spec.model or self._settings.default_model,
                     meter=meter,
-                ),
+                    on_unmetered=unmetered_recorder(self._db, run_id=run.run_id, attempt=attempt),
+                ) as model_binding,
                 tools.bind(tool_runner),
             ):
                 # A factory is called here, per run, with the run's config (LangGraph Platform's rule).
                 config = _run_config(run.run_id, run.graph_id, run.state_key)
-                async with loaded.open(config) as graph:
-                    state: Any = await graph.ainvoke(dict(run.input), config)
+                try:
+                    async with loaded.open(config) as graph:
+                        # Every tool of its ToolNodes runs through the runner (allowlist, effects).
+                        guard_graph(graph)
+                        state: Any = await graph.ainvoke(dict(run.input), config)
+                finally:
+                    # Calls that bypassed the meter are recorded even when the graph failed.
+                    await model_binding.drain()
                 # The graph's final state, JSON-safe (LangChain messages as their dicts).
                 output = json_output(state)
                 execution.record(output)

@@ -43,6 +43,16 @@ async def flag_stale_pending(session: AsyncSession, *, older_than_seconds: int) 
     return flagged
 
 
+async def unmetered_calls(session: AsyncSession, *, since: datetime | None) -> list[dict[str, Any]]:
+    """Calls that bypassed the meter (NO_UNMETERED_MODEL_CALLS), recorded since the last report."""
+    query = select(
+        ModelCall.id, ModelCall.run_id, ModelCall.call_key, ModelCall.attempt, ModelCall.model
+    ).where(ModelCall.status == "flagged", ModelCall.call_key.like("unmetered:%"))
+    if since is not None:
+        query = query.where(ModelCall.created_at >= since)
+    return [dict(row._mapping) for row in await session.execute(query.order_by(ModelCall.created_at))]
+
+
 async def balance_drift(session: AsyncSession) -> list[dict[str, Any]]:
     """Accounts whose cached balance differs from the sum of their ledger."""
     sums = (
@@ -78,6 +88,7 @@ async def save_report(
     flagged: list[dict[str, Any]],
     drift: list[dict[str, Any]],
     accounts_checked: int,
+    unmetered: list[dict[str, Any]] | None = None,
 ) -> ReconciliationReport:
     report = ReconciliationReport(
         started_at=started_at,
@@ -86,7 +97,7 @@ async def save_report(
         flagged_calls=len(flagged),
         accounts_checked=accounts_checked,
         accounts_with_drift=len(drift),
-        details={"flagged_calls": flagged, "drift": drift},
+        details={"flagged_calls": flagged, "drift": drift, "unmetered_calls": unmetered or []},
     )
     session.add(report)
     await session.flush()

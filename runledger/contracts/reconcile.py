@@ -40,3 +40,5 @@ class ReconcileResult:
     accounts_with_drift: int
     pruned_events: int = 0
     swept: SweepResult | None = None
+    #: Calls that bypassed the meter since the last report (NO_UNMETERED_MODEL_CALLS).
+    unmetered_calls: int = 0

@@ -3,6 +3,7 @@ for the model gateway). Unbound, :func:`call` uses a runner that denies every to
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -11,10 +12,15 @@ from typing import Any
 from runledger.tools.runner import ToolResult, ToolRunner
 
 
-class _Binding:
+class Binding:
     def __init__(self, runner: ToolRunner) -> None:
         self.runner = runner
         self.counters: dict[str, int] = {}
+        try:
+            #: The run's event loop: a sync tool call (a sync node) runs its tool call there.
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
 
     def next_call_id(self, scope: str) -> str:
         n = self.counters.get(scope, 0)
@@ -22,19 +28,24 @@ class _Binding:
         return f"{scope}:tool:{n}"
 
 
-_binding: ContextVar[_Binding | None] = ContextVar("runledger_tool_binding", default=None)
+_binding: ContextVar[Binding | None] = ContextVar("runledger_tool_binding", default=None)
 
 
 @contextmanager
 def bind(runner: ToolRunner) -> Iterator[None]:
-    token = _binding.set(_Binding(runner))
+    token = _binding.set(Binding(runner))
     try:
         yield
     finally:
         _binding.reset(token)
 
 
-def _current_node() -> str:
+def current() -> Binding:
+    """The bound runner, or (outside a run) one that denies every tool."""
+    return _binding.get() or Binding(ToolRunner())
+
+
+def current_node() -> str:
     try:
         from langgraph.config import get_config
 
@@ -47,5 +58,5 @@ def _current_node() -> str:
 async def call(tool_id: str, args: dict[str, Any] | None = None) -> ToolResult:
     """Run a tool through the bound runner. The call id, ``{node}:tool:{n}``, is stable across a
     retried execution of the same graph."""
-    binding = _binding.get() or _Binding(ToolRunner())
-    return await binding.runner.call(tool_id, args or {}, call_id=binding.next_call_id(_current_node()))
+    binding = _binding.get() or Binding(ToolRunner())
+    return await binding.runner.call(tool_id, args or {}, call_id=binding.next_call_id(current_node()))
