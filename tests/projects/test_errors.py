@@ -30,7 +30,12 @@ def _config(graphs: dict[str, Any], settings: dict[str, Any] | None = None, **ex
 
 CASES: list[tuple[str, dict[str, str], dict[str, Any] | str | None, str]] = [
     ("file missing", {}, None, "{config}: no such file"),
-    ("bad JSON", {}, '{"graphs": {"my_agent": ', "{config}: not valid JSON: Expecting value: line 1 column 25"),
+    (
+        "bad JSON",
+        {},
+        '{"graphs": {"my_agent": ',
+        "{config}: not valid JSON: Expecting value: line 1 column 25",
+    ),
     ("not an object", {}, "[1, 2]", "{config}: the file must hold a JSON object"),
     ("no graphs", {}, {"graphs": {}}, "{config}: graphs: no graphs"),
     ("bad entry shape", BASE_FILES, {"graphs": {"my_agent": 7}}, "{config}: graphs.my_agent: must be"),
