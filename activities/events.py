@@ -36,12 +36,16 @@ log = structlog.get_logger(__name__)
 
 
 def tool_event_sink(database: Database, run_id: str) -> ToolEventSink:
-    """Where a run's tool runner reports: each ``tool_call_start`` / ``tool_call_result`` is a fact
-    of the run and commits before the runner goes on (a failed write fails the call's activity)."""
+    """Where a run's tool runner reports: each ``tool_call_start`` / ``tool_call_result`` commits
+    before the runner goes on. A failed write is counted and logged, never raised: the tool call it
+    describes has happened (or been refused) either way, and must not fail or repeat for its event."""
 
     async def emit(event: str, data: dict[str, Any]) -> None:
-        async with database.transaction() as session:
-            await events.append(session, run_id=run_id, events=[(event, data)])
+        try:
+            async with database.transaction() as session:
+                await events.append(session, run_id=run_id, events=[(event, data)])
+        except Exception as exc:
+            on_publish_failure(run_id, exc)
 
     return emit
 
@@ -57,8 +61,8 @@ class EventWriter:
         self._db = database
         self._interval = interval
         self._max_batch = max_batch
-        #: (run_id, call_key) -> [node, text parts]; insertion order is write order.
-        self._buffer: dict[tuple[str, str], tuple[str, list[str]]] = {}
+        #: (run_id, call_key, attempt) -> [node, text parts]; insertion order is write order.
+        self._buffer: dict[tuple[str, str, int], tuple[str, list[str]]] = {}
         self._added = 0  # deltas added so far
         self._written = 0  # deltas whose batch has been attempted
         self._pending = asyncio.Event()
@@ -67,10 +71,10 @@ class EventWriter:
         self._task: asyncio.Task[None] | None = None
         self.failures = 0
 
-    def add(self, run_id: str, call_key: str, node: str, text: str) -> None:
-        entry = self._buffer.get((run_id, call_key))
+    def add(self, run_id: str, call_key: str, node: str, text: str, attempt: int = 1) -> None:
+        entry = self._buffer.get((run_id, call_key, attempt))
         if entry is None:
-            self._buffer[(run_id, call_key)] = (node, [text])
+            self._buffer[(run_id, call_key, attempt)] = (node, [text])
         else:
             entry[1].append(text)
         self._added += 1
@@ -113,8 +117,12 @@ class EventWriter:
         taken, self._buffer = self._buffer, {}
         upto = self._added
         rows = [
-            (run_id, "text_delta", {"call_key": call_key, "node": node, "text": "".join(parts)})
-            for (run_id, call_key), (node, parts) in taken.items()
+            (
+                run_id,
+                "text_delta",
+                {"call_key": call_key, "node": node, "text": "".join(parts), "attempt": attempt},
+            )
+            for (run_id, call_key, attempt), (node, parts) in taken.items()
         ]
         try:
             for start in range(0, len(rows), self._max_batch):
@@ -144,14 +152,19 @@ def writer_for(database: Database) -> EventWriter:
 class TextStream:
     """One model call's text deltas, written as ``text_delta`` events through the batched writer."""
 
-    def __init__(self, database: Database, *, run_id: str, call_key: str, node: str) -> None:
+    def __init__(
+        self, database: Database, *, run_id: str, call_key: str, node: str, attempt: int = 1
+    ) -> None:
         self._writer = writer_for(database)
         self._run_id = run_id
         self._call_key = call_key
         self._node = node
+        #: The execution attempt streaming: a retried step streams its call again under a higher
+        #: attempt, and a reader replaces that call's text rather than appending to it.
+        self._attempt = attempt
 
     async def __call__(self, delta: str) -> None:
-        self._writer.add(self._run_id, self._call_key, self._node, delta)
+        self._writer.add(self._run_id, self._call_key, self._node, delta, self._attempt)
 
     async def flush(self) -> None:
         """Wait until this call's text so far is written: its ``usage`` event comes after it."""

@@ -1,16 +1,31 @@
-"""The billing meter bound around a graph run: every model call is recorded before it is made and
-charged exactly once after (IDEMPOTENT_CHARGES, NO_SILENT_UNBILLED_CALLS).
+"""The billing meter bound around a graph run: every model call is reserved and recorded before it
+is made and charged exactly once after (IDEMPOTENT_CHARGES, NO_SILENT_UNBILLED_CALLS,
+BOUNDED_OVERSPEND).
 
-A call already settled by an earlier attempt of the same run is answered from its stored response: a
-retried execution replays its paid calls instead of paying (and charging) for them again. A replay
-needs the same request (its stored request hash): a different request under the same call key is a
-new call (key ``{call_key}@{hash}``), never a wrong replay.
+Before a call, in one transaction under the account's lock: the run must still be running, its
+grant must allow the call (the grant's calls in flight included), and the balance less the other
+runs' holds must cover the call's maximum cost (LiteLLM's price x (input tokens + ``max_tokens``),
+``LiteLLMGateway.call_bound``) plus the run's calls already in flight; the run's hold grows to cover
+it and the call is recorded ``pending`` with runledger's ``usage_unit_id``. After it:
+
+- an answer is charged (``settled``); a call already settled by an earlier attempt is answered from
+  its stored response instead (a retried execution replays its paid calls) — only for the same
+  request (its stored request hash): a different request under the same call key is a new call
+  (key ``{call_key}@{hash}``), never a wrong replay;
+- a broken stream is charged for what arrived (``partial``) or, when that is unknown, left
+  ``unsettled`` with the reason; a refusal before anything arrived is ``failed`` and unbilled;
+- the charge write is retried in place under the same key; if it keeps failing the call is left
+  ``unsettled`` with the charge it owes, which the run's next attempt (:meth:`LedgerMeter.settle_owed`,
+  before its graph runs) or reconciliation (:func:`write_owed_charge`) writes under the same key.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import structlog
 
@@ -18,14 +33,17 @@ from activities.events import TextStream
 from activities.metrics import counting_charge_failures
 from db import grants, ledger, model_calls, reservations, runs
 from db.session import Database
+from runledger.contracts import ids
 from runledger.contracts.grants import GrantErrorCode, check_grant
-from runledger.contracts.ids import charge_source_reference
 from runledger.contracts.money import charged_credits
-from runledger.llm import ModelRequest, ModelResponse
+from runledger.llm import CallBound, ModelCallInterrupted, ModelGatewayError, ModelRequest, ModelResponse
 from runledger.llm.context import Invoke
 from runledger.telemetry import RunRef, RunTracer
 
 SOURCE_SYSTEM = "litellm"
+#: A charge write is tried this many times in place (same key) before its call is left unsettled.
+CHARGE_WRITE_ATTEMPTS = 4
+CHARGE_RETRY_DELAYS = (0.2, 0.5, 1.0)
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +56,7 @@ class CreditsExhaustedError(Exception):
     """Neither the run's hold nor the account's free balance covers the next model call."""
 
     def __init__(self, needed: int, spendable: int) -> None:
-        super().__init__(f"the next model call needs about {needed} credits; {spendable} are available")
+        super().__init__(f"the next model call needs up to {needed} credits; {spendable} are available")
         self.needed = needed
         self.spendable = spendable
 
@@ -49,6 +67,11 @@ class GrantDeniedError(Exception):
     def __init__(self, code: GrantErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class ChargeNotWrittenError(Exception):
+    """A provider call's charge could not be written, even retried in place: the call is left
+    ``unsettled`` with the charge it owes. Transient: the run's next attempt writes it first."""
 
 
 async def write_charge(
@@ -66,6 +89,20 @@ async def write_charge(
     return outcome
 
 
+def owed(charge: ledger.Charge, call: ledger.CallSettlement) -> dict[str, Any]:
+    """What an unsettled call keeps in ``model_calls.charge``: everything its charge write needs."""
+    return {"charge": charge.to_json(), "settlement": call.to_json()}
+
+
+async def write_owed_charge(database: Database, recorded: dict[str, Any]) -> ledger.ChargeOutcome:
+    """Write the charge an unsettled call owes (see :func:`owed`), under its original key."""
+    return await write_charge(
+        database,
+        ledger.Charge.from_json(recorded["charge"]),
+        ledger.CallSettlement.from_json(recorded["settlement"]),
+    )
+
+
 class LedgerMeter:
     def __init__(
         self,
@@ -76,8 +113,8 @@ class LedgerMeter:
         billing_account_id: str,
         attempt: int,
         markup: Decimal,
+        bound: Callable[[ModelRequest], CallBound],
         grant_id: str | None = None,
-        call_estimate_credits: int = 0,
         tracer: RunTracer | None = None,
     ) -> None:
         self._db = database
@@ -88,17 +125,27 @@ class LedgerMeter:
         self._account = billing_account_id
         self._attempt = attempt
         self._markup = markup
+        self._bound = bound
         self._grant_id = grant_id
-        self._call_estimate = call_estimate_credits
         self.calls = 0
         self.replayed = 0
-        #: The dearest call of this run so far: the next call is expected to cost at least as much.
-        self.max_call_credits = 0
 
-    def next_call_estimate(self) -> int:
-        return max(self._call_estimate, self.max_call_credits)
+    async def settle_owed(self) -> int:
+        """Before the graph runs again: earlier attempts' calls still pending are left unsettled
+        (their attempt ended mid-call), and every charge an earlier attempt owes is written, so a
+        call it settles is replayed rather than paid again. Returns the charges written."""
+        async with self._db.transaction() as session:
+            await model_calls.unsettle_lost_attempts(session, run_id=self._run_id, attempt=self._attempt)
+            calls = await model_calls.owed_charges(session, run_id=self._run_id)
+        for call in calls:
+            if call.charge is not None:
+                await write_owed_charge(self._db, call.charge)
+        return len(calls)
 
-    async def call(self, call_key: str, request: ModelRequest, invoke: Invoke) -> ModelResponse:
+    async def _open(
+        self, call_key: str, request: ModelRequest
+    ) -> tuple[str, str | None, ModelResponse | None]:
+        """Replay a settled call, or reserve and record a new one: ``(call_key, call_id, None)``."""
         request_hash = request.fingerprint()
         async with self._db.transaction() as session:
             settled = await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
@@ -107,45 +154,63 @@ class LedgerMeter:
                 # retry): a new call of its own key, never a replay of the other request's answer.
                 call_key = f"{call_key}@{request_hash[:16]}"
                 settled = await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
-            if settled is None or settled.response is None:
-                status = await runs.status_of(session, run_id=self._run_id)
-                if status != "running":
-                    # Cancelled (or otherwise finished) while the graph was still going: Temporal only
-                    # tells the activity at its next heartbeat, the database tells it now.
-                    raise RunNotRunningError(f"run {self._run_id} is {status}; no further model calls")
-                if self._grant_id is not None:
-                    # Checked before every call, so revoking a grant stops a run before its next call.
-                    grant = await grants.get_grant(session, grant_id=self._grant_id)
-                    denied = check_grant(
-                        None if grant is None else grants.view(grant),
-                        graph_id=self._graph_id,
-                        now=await grants.database_now(session),
-                        next_cost_credits=self._call_estimate,
-                    )
-                    if denied is not None:
-                        raise GrantDeniedError(denied.code, denied.message)
-                needed = self.next_call_estimate()
-                spendable = await reservations.spendable_for_run(
-                    session, billing_account_id=self._account, run_id=self._run_id
+            if settled is not None and settled.response is not None:
+                return call_key, None, ModelResponse.from_json(settled.response)
+            status = await runs.status_of(session, run_id=self._run_id)
+            if status != "running":
+                # Cancelled (or otherwise finished) while the graph was still going: Temporal only
+                # tells the activity at its next heartbeat, the database tells it now.
+                raise RunNotRunningError(f"run {self._run_id} is {status}; no further model calls")
+            max_credits = self._bound(request).max_credits(self._markup)
+            # The account's lock: no charge, top-up or other reservation of the account commits
+            # until this one does, so what is read below is one state (db.reservations).
+            balance = await reservations.lock_account(session, billing_account_id=self._account)
+            if self._grant_id is not None:
+                # Checked before every call, so revoking a grant stops a run before its next call;
+                # the cap counts what the grant's calls now in flight may still spend.
+                grant = await grants.get_grant(session, grant_id=self._grant_id)
+                in_flight = await model_calls.grant_in_flight_credits(session, grant_id=self._grant_id)
+                denied = check_grant(
+                    None if grant is None else grants.view(grant),
+                    graph_id=self._graph_id,
+                    now=await grants.database_now(session),
+                    next_cost_credits=in_flight + max_credits,
                 )
-                if spendable < needed:
-                    raise CreditsExhaustedError(needed, spendable)
-                call_id = await model_calls.open_call(
-                    session,
-                    run_id=self._run_id,
-                    call_key=call_key,
-                    attempt=self._attempt,
-                    model=request.model,
-                    request_hash=request_hash,
-                )
-        if settled is not None and settled.response is not None:
-            self.replayed += 1
-            replayed = ModelResponse.from_json(settled.response)
-            self.max_call_credits = max(
-                self.max_call_credits, charged_credits(replayed.cost_usd, self._markup)
+                if denied is not None:
+                    raise GrantDeniedError(denied.code, denied.message)
+            needed = max_credits + await model_calls.in_flight_credits(
+                session, run_id=self._run_id, attempt=self._attempt
             )
+            hold = await reservations.hold_for_call(
+                session, billing_account_id=self._account, run_id=self._run_id, balance=balance, needed=needed
+            )
+            if not hold.ok:
+                raise CreditsExhaustedError(needed, hold.spendable)
+            call_id = await model_calls.open_call(
+                session,
+                run_id=self._run_id,
+                call_key=call_key,
+                attempt=self._attempt,
+                model=request.model,
+                request_hash=request_hash,
+                usage_unit_id=ids.usage_unit_id(run_id=self._run_id, call_key=call_key),
+                reserved_credits=max_credits,
+            )
+        return call_key, call_id, None
+
+    async def call(self, call_key: str, request: ModelRequest, invoke: Invoke) -> ModelResponse:
+        call_key, call_id, replayed = await self._open(call_key, request)
+        if replayed is not None or call_id is None:
+            self.replayed += 1
+            assert replayed is not None
             return replayed
-        stream = TextStream(self._db, run_id=self._run_id, call_key=call_key, node=call_key.rsplit(":", 1)[0])
+        stream = TextStream(
+            self._db,
+            run_id=self._run_id,
+            call_key=call_key,
+            node=call_key.rsplit(":", 1)[0],
+            attempt=self._attempt,
+        )
         try:
             # A generation for provider calls only: replayed calls returned above, untraced.
             with self._tracer.model_call(
@@ -164,21 +229,47 @@ class LedgerMeter:
                     tokens_in=response.tokens_in,
                     tokens_out=response.tokens_out,
                     cost_usd=response.cost_usd,
-                    usage_unit_id=response.usage_unit_id,
+                    usage_unit_id=ids.usage_unit_id(run_id=self._run_id, call_key=call_key),
                 )
-        except Exception as exc:
+        except ModelCallInterrupted as exc:
+            # The provider began answering: it bills what it sent, so the customer is charged for it.
+            if exc.partial is not None:
+                await stream.flush()
+                await self._charge(call_id, call_key, exc.partial, status="partial")
+            else:
+                await self._close_unsettled(call_id, exc.reason)
+            raise
+        except ModelGatewayError as exc:
             async with self._db.transaction() as session:
                 await model_calls.mark_failed(session, call_id=call_id, error_message=str(exc))
             raise
+        except BaseException as exc:
+            # Cancelled, or broken in our own code, while the call may have been at the provider.
+            await asyncio.shield(
+                self._close_unsettled(
+                    call_id, f"interrupted by {type(exc).__name__} while at the provider; usage unknown"
+                )
+            )
+            raise
+        await self._charge(call_id, call_key, response, status="settled")
+        self.calls += 1
+        return response
+
+    async def _close_unsettled(self, call_id: str, reason: str) -> None:
+        async with self._db.transaction() as session:
+            await model_calls.mark_unsettled(session, call_id=call_id, reason=reason)
+
+    async def _charge(self, call_id: str, call_key: str, response: ModelResponse, *, status: str) -> None:
+        unit = ids.usage_unit_id(run_id=self._run_id, call_key=call_key)
         credits = charged_credits(response.cost_usd, self._markup)
         charge = ledger.Charge(
             billing_account_id=self._account,
             run_id=self._run_id,
             attempt=self._attempt,
-            usage_unit_id=response.usage_unit_id,
+            usage_unit_id=unit,
             source_system=SOURCE_SYSTEM,
-            source_reference=charge_source_reference(
-                run_id=self._run_id, attempt=self._attempt, usage_unit_id=response.usage_unit_id
+            source_reference=ids.charge_source_reference(
+                run_id=self._run_id, attempt=self._attempt, usage_unit_id=unit
             ),
             graph_id=self._graph_id,
             model=response.model,
@@ -189,6 +280,7 @@ class LedgerMeter:
             markup=self._markup,
             charged_credits=credits,
             grant_id=self._grant_id,
+            provider_response_id=response.provider_response_id or None,
         )
         # The call settles, and its usage event (live cost) commits, with the charge that pays for it.
         settlement = ledger.CallSettlement(
@@ -201,11 +293,14 @@ class LedgerMeter:
                 "tokens_out": response.tokens_out,
                 "cost_usd": str(response.cost_usd),
                 "credits": credits,
-                "usage_unit_id": response.usage_unit_id,
+                "usage_unit_id": unit,
+                "provider_response_id": response.provider_response_id,
+                "partial": status == "partial",
             },
+            status=status,
         )
-        with counting_charge_failures():
-            outcome = await write_charge(self._db, charge, settlement)
+        # Shielded: a cancellation arriving now waits for the charge instead of dropping it.
+        outcome = await asyncio.shield(self._write_in_place(charge, settlement))
         # run_id, workflow_id and node come from the log context (worker interceptor, llm.call).
         log.info(
             "model_call",
@@ -220,9 +315,33 @@ class LedgerMeter:
             balance_after=outcome.balance_after,
             receipt_id=outcome.receipt_id,
             charge_attempt=self._attempt,
+            usage_unit_id=unit,
+            partial=status == "partial",
             duplicate=not outcome.created,
             conflict=outcome.conflict,
         )
-        self.calls += 1
-        self.max_call_credits = max(self.max_call_credits, credits)
-        return response
+
+    async def _write_in_place(
+        self, charge: ledger.Charge, settlement: ledger.CallSettlement
+    ) -> ledger.ChargeOutcome:
+        """The charge write, retried under the same key (a retry is a no-op if an earlier try
+        committed); if every try fails, the call is left unsettled with what it owes."""
+        for n in range(CHARGE_WRITE_ATTEMPTS):
+            try:
+                with counting_charge_failures():
+                    return await write_charge(self._db, charge, settlement)
+            except Exception as exc:
+                if n + 1 < CHARGE_WRITE_ATTEMPTS:
+                    await asyncio.sleep(CHARGE_RETRY_DELAYS[min(n, len(CHARGE_RETRY_DELAYS) - 1)])
+                    continue
+                reason = f"the charge write failed {CHARGE_WRITE_ATTEMPTS} times: {type(exc).__name__}: {exc}"
+                try:
+                    async with self._db.transaction() as session:
+                        await model_calls.mark_unsettled(
+                            session, call_id=settlement.call_id, reason=reason, owed=owed(charge, settlement)
+                        )
+                except Exception as recording:
+                    # The call stays pending: the next attempt marks it unsettled, reconciliation flags it.
+                    log.error("owed_charge_not_recorded", call_id=settlement.call_id, error=str(recording))
+                raise ChargeNotWrittenError(reason) from exc
+        raise AssertionError("unreachable")

@@ -18,8 +18,9 @@ log = structlog.get_logger(__name__)
 
 CHARGE_WRITE_FAILURES = Counter(
     "runledger_worker_charge_write_failures",
-    "Charge transactions (receipt, ledger debit, call settlement, usage event) that raised. The model "
-    "call stays pending: a retry settles it, or reconciliation flags it.",
+    "Charge writes (receipt, ledger debit, call settlement, usage event) that raised. Each is retried "
+    "in place under the same idempotency key; a call whose every try failed is left unsettled with "
+    "the charge it owes, which the run's next attempt or reconciliation writes.",
 )
 RUN_EVENT_PUBLISH_FAILURES = Counter(
     "runledger_worker_run_event_publish_failures",

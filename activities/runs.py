@@ -2,21 +2,29 @@
 finalize (the run row's terminal status).
 
 Failures that a retry cannot fix raise ``ApplicationError(type=<stable code>, non_retryable=True)``;
-everything else (database or provider trouble) raises plainly and Temporal retries it.
+database, network and provider trouble is retryable (``activities.failures``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from pydantic_core import to_jsonable_python
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.events import tool_event_sink
+from activities.failures import execution_failure
 from activities.finalize import finalize_run
-from activities.metering import CreditsExhaustedError, GrantDeniedError, LedgerMeter, RunNotRunningError
+from activities.graph_steps import checkpoints_for, run_steps, step_sink
+from activities.metering import (
+    ChargeNotWrittenError,
+    CreditsExhaustedError,
+    GrantDeniedError,
+    LedgerMeter,
+    RunNotRunningError,
+)
 from activities.tool_effects import PostgresEffects, unmetered_recorder
 from db import events, grants, ledger, reservations, runs
 from db.session import Database
@@ -27,6 +35,7 @@ from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
 from runledger.contracts.grants import check_grant
 from runledger.contracts.runs import (
+    ON_THREAD_STATUSES,
     TERMINAL_STATUSES,
     AuthorizeInput,
     AuthorizeResult,
@@ -34,18 +43,30 @@ from runledger.contracts.runs import (
     ExecuteResult,
     FinalizeInput,
     FinalizeResult,
+    InputPauseInput,
+    InputPauseResult,
     PauseInput,
+    PauseReason,
     PauseResult,
     ResumeInput,
     RunStatus,
+    pause_reason_of,
 )
-from runledger.llm import LiteLLMGateway, UnpricedModelError, bind
-from runledger.llm.gateway import ModelGatewayError
+from runledger.llm import LiteLLMGateway, ModelGatewayError, UnpricedModelError, bind, model_price
 from runledger.projects import GraphRegistry, json_output
 from runledger.telemetry import RunRef, RunTracer
 from runledger.tools.langchain import PASSTHROUGH, guard_graph
 
 RUN_NOT_VISIBLE = "run_not_visible"
+#: Exceptions a tool call passes through to the execution instead of returning as a tool error.
+RUN_STOPPERS: tuple[type[BaseException], ...] = (
+    ModelGatewayError,
+    UnpricedModelError,
+    CreditsExhaustedError,
+    GrantDeniedError,
+    RunNotRunningError,
+    ChargeNotWrittenError,
+)
 #: With the DB retry policy's backoff (0.2 s doubling, capped at 10 s) this waits about two minutes.
 RUN_NOT_VISIBLE_ATTEMPTS = 18
 HEARTBEAT_EVERY_SECONDS = 5.0
@@ -59,10 +80,17 @@ async def _heartbeat_while_running() -> None:
         await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
 
 
-def _run_config(run_id: str, graph_id: str, state_key: str | None) -> RunnableConfig:
-    """The RunnableConfig of a run's execution (and of a factory's call): its LangGraph thread is
-    the run's ``state_key``, else the run (SPEC §2)."""
-    return {"configurable": {"thread_id": state_key or run_id, "run_id": run_id, "graph_id": graph_id}}
+def thread_id(billing_account_id: str, run_id: str, state_key: str | None) -> str:
+    """A run's LangGraph thread (SPEC §2): its ``state_key``, else the run. A ``state_key`` is
+    scoped to its billing account (``{account}:{state_key}``), so two tenants' keys of the same
+    text are two threads."""
+    return f"{billing_account_id}:{state_key}" if state_key else run_id
+
+
+def _run_config(run_id: str, graph_id: str, thread: str) -> RunnableConfig:
+    """The RunnableConfig of a run's execution (and of a factory's call). ``run_id`` in it is copied
+    by LangGraph into each checkpoint's metadata (see ``activities.graph_steps``)."""
+    return {"configurable": {"thread_id": thread, "run_id": run_id, "graph_id": graph_id}}
 
 
 class RunActivities:
@@ -108,21 +136,25 @@ class RunActivities:
                     return AuthorizeResult(
                         allowed=False, error_code=ErrorCode.GRAPH_NOT_FOUND, error_message=run.graph_id
                     )
+                needed = estimate_run_credits(
+                    loaded.spec,
+                    run.input,
+                    model_price(loaded.spec.model or self._settings.default_model),
+                    self._settings.markup,
+                )
                 if run.grant_id is not None:
                     grant = await grants.get_grant(session, grant_id=run.grant_id)
                     denied = check_grant(
                         None if grant is None else grants.view(grant),
                         graph_id=run.graph_id,
                         now=await grants.database_now(session),
-                        next_cost_credits=self._settings.preflight_credits_per_call,
+                        # Room for the first call at its maximum; every call is checked exactly.
+                        next_cost_credits=needed // max(loaded.spec.max_model_calls, 1),
                     )
                     if denied is not None:
                         return AuthorizeResult(
                             allowed=False, error_code=denied.code, error_message=denied.message
                         )
-                needed = estimate_run_credits(
-                    loaded.spec, run.input, self._settings.preflight_credits_per_call
-                )
                 # API runs were given their hold when they were started; this makes the others'.
                 hold = await reservations.reserve(
                     session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed
@@ -133,6 +165,20 @@ class RunActivities:
                         error_code=ErrorCode.INSUFFICIENT_CREDITS,
                         error_message=f"{hold.available} credits are available; the run's estimate is {needed}",
                     )
+                if run.state_key is not None:
+                    other = await runs.run_on_thread(
+                        session,
+                        billing_account_id=run.billing_account_id,
+                        state_key=run.state_key,
+                        except_run_id=run.run_id,
+                        statuses=ON_THREAD_STATUSES,
+                    )
+                    if other is not None:  # a scheduled or webhook slot while its thread is busy
+                        return AuthorizeResult(
+                            allowed=False,
+                            error_code=ErrorCode.THREAD_BUSY,
+                            error_message=f"run {other} of this state_key has not finished",
+                        )
                 if await runs.transition(session, run_id=inp.run_id, to=RunStatus.RUNNING):
                     await events.append(session, run_id=inp.run_id, events=[status_event(RunStatus.RUNNING)])
         return AuthorizeResult(allowed=True)
@@ -145,6 +191,12 @@ class RunActivities:
             loaded = None if run is None else self._registry.get(run.graph_id)
             if run is not None and run.status == RunStatus.RUNNING and loaded is not None:
                 await runs.set_graph_version(session, run_id=run.run_id, graph_version=loaded.spec.version)
+            fork: tuple[str, str] | None = None
+            if run is not None and run.replay_of is not None and run.replay_from_checkpoint is not None:
+                original = await runs.get_run(session, run_id=run.replay_of)
+                if original is not None:
+                    source = thread_id(original.billing_account_id, original.run_id, original.state_key)
+                    fork = (source, run.replay_from_checkpoint)
         if run is None or run.status != RunStatus.RUNNING:
             status = None if run is None else run.status
             raise ApplicationError(
@@ -163,7 +215,7 @@ class RunActivities:
             attempt=attempt,
             markup=self._settings.markup,
             grant_id=run.grant_id,
-            call_estimate_credits=self._settings.preflight_credits_per_call,
+            bound=self._gateway.call_bound,
             tracer=self._tracer,
         )
         traced_run = RunRef(
@@ -173,6 +225,7 @@ class RunActivities:
         # its write tools' results are recorded once (EXACTLY_ONCE_TOOL_EFFECTS).
         tool_runner = tools.ToolRunner(
             policy=tools.AllowList(frozenset(loaded.spec.tool_ids)),
+            approval=frozenset(loaded.spec.approval_tools),
             emit=tool_event_sink(self._db, run.run_id),
             trace=lambda tool_id, args: self._tracer.tool_call(
                 traced_run, attempt=attempt, name=tool_id, input=args
@@ -180,7 +233,9 @@ class RunActivities:
             run_id=run.run_id,
             write_tools=frozenset(loaded.spec.write_tools),
             effects=PostgresEffects(self._db, run_id=run.run_id, attempt=attempt),
-            passthrough=PASSTHROUGH,
+            # A model call inside a tool that stops the run (credits, grant, provider, cancel) stops
+            # it as anywhere else: it is not the tool's failure to report to the model.
+            passthrough=(*PASSTHROUGH, *RUN_STOPPERS),
         )
         heartbeat = asyncio.create_task(_heartbeat_while_running())
         try:
@@ -194,45 +249,74 @@ class RunActivities:
                 ) as model_binding,
                 tools.bind(tool_runner),
             ):
+                # What earlier attempts owe is charged first, so their paid calls replay below.
+                await meter.settle_owed()
                 # A factory is called here, per run, with the run's config (LangGraph Platform's rule).
-                config = _run_config(run.run_id, run.graph_id, run.state_key)
+                thread = thread_id(run.billing_account_id, run.run_id, run.state_key)
+                config = _run_config(run.run_id, run.graph_id, thread)
+                store = await checkpoints_for(self._db)
                 try:
                     async with loaded.open(config) as graph:
                         # Every tool of its ToolNodes runs through the runner (allowlist, effects).
                         guard_graph(graph)
-                        state: Any = await graph.ainvoke(dict(run.input), config)
+                        outcome = await run_steps(
+                            graph,
+                            saver=store.saver,
+                            run_input=dict(run.input),
+                            config=config,
+                            run_id=run.run_id,
+                            on_step=step_sink(self._db, run.run_id),
+                            resuming=inp.resuming,
+                            resume=inp.resume_value,
+                            fork=fork,
+                        )
                 finally:
                     # Calls that bypassed the meter are recorded even when the graph failed.
                     await model_binding.drain()
                 # The graph's final state, JSON-safe (LangChain messages as their dicts).
-                output = json_output(state)
+                output = json_output(outcome.output)
                 execution.record(output)
-        except GrantDeniedError as exc:
-            raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
-        except RunNotRunningError as exc:
-            raise ApplicationError(str(exc), type="run_not_running", non_retryable=True) from exc
-        except CreditsExhaustedError as exc:
-            raise ApplicationError(
-                str(exc), exc.needed, type=ErrorCode.CREDITS_EXHAUSTED, non_retryable=True
-            ) from exc
-        except UnpricedModelError as exc:
-            raise ApplicationError(str(exc), type=ErrorCode.MODEL_NOT_PRICED, non_retryable=True) from exc
-        except ModelGatewayError as exc:
-            # Transient by default: Temporal retries it; settled calls are not repeated.
-            raise ApplicationError(str(exc), type=ErrorCode.MODEL_PROVIDER_ERROR) from exc
         except Exception as exc:
-            # A bug or bad state in graph code: retrying runs the same code again, so stop here.
-            raise ApplicationError(
-                f"{type(exc).__name__}: {exc}", type=ErrorCode.GRAPH_FAILED, non_retryable=True
-            ) from exc
+            raise execution_failure(exc) from exc
         finally:
             heartbeat.cancel()
         async with self._db.transaction() as session:
             calls, credits = await ledger.run_charge_totals(session, run_id=run.run_id)
+            if outcome.interrupts:
+                # Paused inside the graph: the workflow records the pause and waits for a resume.
+                return ExecuteResult(
+                    model_calls=calls,
+                    charged_credits=credits,
+                    interrupts=to_jsonable_python(outcome.interrupts, fallback=str),
+                )
             await runs.set_output(
                 session, run_id=run.run_id, output=output, model_calls=calls, cost_credits=credits
             )
         return ExecuteResult(model_calls=calls, charged_credits=credits)
+
+    @activity.defn(name="pause_for_input")
+    async def pause_for_input(self, inp: InputPauseInput) -> InputPauseResult:
+        """A graph stopped at ``interrupt()``: the run is ``paused`` (``awaiting_approval`` for a
+        tool waiting for approval, else ``awaiting_input``) with what it asked, and an ``interrupt``
+        event carries the values. The hold stays; the wait itself is the workflow's."""
+        reason = pause_reason_of(inp.interrupts[0]) if inp.interrupts else PauseReason.AWAITING_INPUT
+        async with self._db.transaction() as session:
+            moved = await runs.transition(
+                session,
+                run_id=inp.run_id,
+                to=RunStatus.PAUSED,
+                values={"pause_reason": reason, "pending_input": inp.interrupts},
+            )
+            if moved:
+                await events.append(
+                    session,
+                    run_id=inp.run_id,
+                    events=[
+                        ("interrupt", {"pause_reason": reason, "values": inp.interrupts}),
+                        status_event(RunStatus.PAUSED, pause_reason=reason),
+                    ],
+                )
+        return InputPauseResult(pause_reason=reason)
 
     @activity.defn(name="pause_run")
     async def pause(self, inp: PauseInput) -> PauseResult:

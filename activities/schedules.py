@@ -78,4 +78,5 @@ class ScheduleActivities:
             created=created,
             error_code=recorded.error_code,
             credit_wait_seconds=self._settings.credit_wait_seconds,
+            input_wait_seconds=self._settings.input_wait_seconds,
         )

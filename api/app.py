@@ -9,10 +9,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api import ui
+from api.boundary import install_boundary
 from api.deps import AppState
 from api.errors import install_error_handlers
+from api.openapi import document_errors
 from api.routes import (
     admin,
+    api_keys,
     billing,
     events,
     grants,
@@ -20,6 +24,7 @@ from api.routes import (
     me,
     metrics,
     openai_compat,
+    run_steps,
     runs,
     schedules,
     ui_stream,
@@ -60,13 +65,16 @@ def create_app(
         description="Durable LangGraph runs on Temporal, every model call billed into a Postgres ledger.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, html_error_page=ui.render.error_page)
+    install_boundary(app, max_body_bytes=settings.max_body_bytes)
     for router in (
         health.router,
         metrics.router,
         admin.router,
         me.router,
+        api_keys.router,
         runs.router,
+        run_steps.router,
         events.router,
         billing.router,
         grants.router,
@@ -76,4 +84,6 @@ def create_app(
         webhooks.router,
     ):
         app.include_router(router)
+    ui.install(app)
+    document_errors(app)
     return app

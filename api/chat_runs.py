@@ -16,7 +16,7 @@ from typing import Any
 from api.catalog import published_graph
 from api.deps import AppState
 from api.errors import NotFound, Unprocessable
-from api.routes.events import REREAD_SECONDS, TERMINAL_EVENTS
+from api.event_stream import REREAD_SECONDS, TERMINAL_EVENTS
 from api.run_starts import start_api_run
 from api.schemas import StartRunRequest
 from db import events, runs

@@ -22,25 +22,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.catalog import published_graph, validate_input
-from api.errors import PaymentRequired, ServiceUnavailable, Unprocessable
-from api.schemas import StartRunRequest
-from db import events, reservations, runs
+from api.errors import Conflict, PaymentRequired, ServiceUnavailable, Unprocessable
+from api.schemas import ReplayRequest, StartRunRequest
+from db import events, prices, reservations, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.session import Database
 from runledger import launch
 from runledger.config import Settings
 from runledger.contracts import ids
-from runledger.contracts.catalog import GraphSpec, estimate_run_credits
+from runledger.contracts.catalog import GraphSpec, estimate_replay_credits, estimate_run_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
-from runledger.contracts.runs import RunKind, RunStatus, TriggerSource
+from runledger.contracts.money import ModelPrice
+from runledger.contracts.runs import ON_THREAD_STATUSES, RunKind, RunStatus, TriggerSource
 
 
 def request_hash(graph_id: str, body: StartRunRequest) -> str:
@@ -128,14 +131,70 @@ async def start_api_run(
     return run, True
 
 
+@dataclass(frozen=True)
+class ReplayPlan:
+    input: dict[str, Any]
+    from_checkpoint_id: str | None
+    estimated_credits: int
+    reused_calls: int
+
+
+async def plan_replay(
+    session: AsyncSession, settings: Settings, spec: GraphSpec, original: GraphRun, body: ReplayRequest
+) -> ReplayPlan:
+    """What a replay would run and hold, with the run-start preflight's pricing (a dry run answers
+    exactly this)."""
+    if body.from_checkpoint_id is None:
+        payload = dict(original.input) if body.input is None else body.input
+        validate_input(spec, payload)
+        needed = estimate_run_credits(spec, payload, await _price(session, settings, spec), settings.markup)
+        return ReplayPlan(payload, None, needed, 0)
+    if body.input is not None:
+        raise Unprocessable("a replay from a checkpoint continues the original's state: it takes no input")
+    step = next(
+        (
+            e.data
+            for e in await events.of_kind(session, run_id=original.run_id, event="step")
+            if e.data.get("checkpoint_id") == body.from_checkpoint_id
+        ),
+        None,
+    )
+    if step is None:
+        raise Unprocessable(
+            f"checkpoint {body.from_checkpoint_id} is not one of run {original.run_id}'s steps",
+            code=ErrorCode.CHECKPOINT_NOT_FOUND,
+        )
+    reused = int(step.get("model_calls_so_far", 0))
+    needed = estimate_replay_credits(
+        spec,
+        dict(original.input),
+        await _price(session, settings, spec),
+        settings.markup,
+        reused_calls=reused,
+        remaining=bool(step.get("next")),
+    )
+    return ReplayPlan(dict(original.input), body.from_checkpoint_id, needed, reused)
+
+
 async def start_replay(
-    *, database: Database, temporal: Client, settings: Settings, principal: Principal, original: GraphRun
-) -> GraphRun:
-    """A new run with the original's graph and input (``replay_of`` links them), billed and held
-    like any other start."""
+    *,
+    database: Database,
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    original: GraphRun,
+    body: ReplayRequest | None = None,
+) -> GraphRun | ReplayPlan:
+    """A new run with the original's graph (``replay_of`` links them), billed and held like any
+    other start: over from the input (the original's, or ``body.input``), or at one of the
+    original's checkpoints. A ``dry_run`` returns the :class:`ReplayPlan` and records nothing."""
+    body = body or ReplayRequest()
     run_id = ids.replay_run_id()
     async with database.transaction() as session:
         spec = await published_graph(session, original.graph_id)
+        plan = await plan_replay(session, settings, spec, original, body)
+        if body.dry_run:
+            return plan
         run = await _hold_and_record(
             session,
             settings,
@@ -149,23 +208,39 @@ async def start_replay(
                 trigger_source=TriggerSource.REPLAY,
                 trigger_ref=original.run_id,
                 requested_by=principal.user_id,
-                state_key=original.state_key,
-                input=dict(original.input),
+                # A replay runs on a thread of its own: it must not add to the original's.
+                state_key=None,
+                input=plan.input,
                 replay_of=original.run_id,
+                replay_from_checkpoint=plan.from_checkpoint_id,
                 status="pending",
                 trace_id=ids.langfuse_trace_id(run_id),
             ),
+            needed=plan.estimated_credits,
         )
     await start_recorded_run(database, temporal, settings, run, retryable=False)
     return run
 
 
+async def _price(session: AsyncSession, settings: Settings, spec: GraphSpec) -> ModelPrice:
+    """The LiteLLM price of the graph's model, as a worker published it (503 before any did)."""
+    model = spec.model or settings.default_model
+    price = await prices.price_of(session, model)
+    if price is None:
+        # A worker publishes the price of every model it serves when it starts.
+        raise ServiceUnavailable(
+            f"no worker has published a price for model {model!r} yet", code=ErrorCode.MODEL_NOT_PRICED
+        )
+    return price
+
+
 async def _hold_and_record(
-    session: AsyncSession, settings: Settings, spec: GraphSpec, run: GraphRun
+    session: AsyncSession, settings: Settings, spec: GraphSpec, run: GraphRun, *, needed: int | None = None
 ) -> GraphRun:
     """Reserve the run's estimate (402 if it is not available) and record the run, in the caller's
     transaction, so a refusal leaves nothing."""
-    needed = estimate_run_credits(spec, run.input, settings.preflight_credits_per_call)
+    if needed is None:
+        needed = estimate_run_credits(spec, run.input, await _price(session, settings, spec), settings.markup)
     hold = await reservations.reserve(
         session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed
     )
@@ -173,6 +248,20 @@ async def _hold_and_record(
         raise PaymentRequired(
             f"{hold.available} credits are available; this run's estimate is {needed} credits"
         )
+    if run.state_key is not None:
+        # Under the account lock the hold took: of two starts on one thread, one sees the other.
+        other = await runs.run_on_thread(
+            session,
+            billing_account_id=run.billing_account_id,
+            state_key=run.state_key,
+            except_run_id=run.run_id,
+            statuses=ON_THREAD_STATUSES | {RunStatus.PENDING},
+        )
+        if other is not None:
+            raise Conflict(
+                f"run {other} of state_key {run.state_key!r} has not finished; one run of a thread at a time",
+                code=ErrorCode.THREAD_BUSY,
+            )
     await runs.insert_run(session, run=run)
     await events.append(session, run_id=run.run_id, events=[status_event(RunStatus.PENDING)])
     return run

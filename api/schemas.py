@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.params import Timestamp
 from runledger.contracts.runs import RunKind, RunStatus
 from runledger.contracts.schedules import Overlap
 
@@ -73,6 +74,41 @@ class StartRunRequest(Strict):
     state_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+class ReplayRequest(Strict):
+    #: Start at this checkpoint of the original (``GET /runs/{id}/checkpoints``): its state is copied,
+    #: the steps before it are not run or paid again. Absent: start over from the input.
+    from_checkpoint_id: str | None = Field(default=None, min_length=1, max_length=200)
+    #: Start over with this input instead of the original's (not with ``from_checkpoint_id``).
+    input: dict[str, Any] | None = None
+    #: Answer the estimate (200) and start nothing.
+    dry_run: bool = False
+
+
+class ReplayEstimate(BaseModel):
+    estimated_credits: int
+    #: Model calls of the original before the checkpoint, reused rather than made again.
+    reused_calls: int
+
+
+class ResumeRequest(Strict):
+    #: What the graph's ``interrupt()`` returns; for an approval ``{"approved": bool, "reason"?: str}``.
+    value: Any
+
+
+class CheckpointOut(BaseModel):
+    checkpoint_id: str
+    step: int
+    #: The node that ran in this super-step (several are joined by ``,``); ``nodes`` lists them.
+    node: str
+    nodes: list[str]
+    created_at: datetime
+    cost_credits_so_far: int
+
+
+class CheckpointListResponse(BaseModel):
+    checkpoints: list[CheckpointOut]
+
+
 class RunLinks(BaseModel):
     self: str
     events: str
@@ -101,6 +137,9 @@ class RunOut(BaseModel):
     billing_account_id: str
     status: RunStatus
     pause_reason: str | None
+    #: While ``awaiting_input`` / ``awaiting_approval``: what the graph asked (its ``interrupt()``
+    #: values; for an approval ``{"kind": "runledger.approval", "tool_id", "args", "call_id"}``).
+    pending_input: list[Any] | None = None
     run_kind: RunKind
     trigger_source: str
     trigger_ref: str | None
@@ -134,7 +173,10 @@ class ReceiptOut(BaseModel):
     id: str
     run_id: str
     attempt: int
+    #: runledger's id of the model call (the same across the call's attempts).
     usage_unit_id: str
+    #: The provider's own response id (null on receipts written before call ids were runledger's).
+    provider_response_id: str | None = None
     source_system: str
     source_reference: str
     graph_id: str
@@ -160,7 +202,7 @@ class LedgerListResponse(BaseModel):
 
 class CreateGrantRequest(Strict):
     scopes: list[str] = Field(min_length=1, max_length=50)
-    expires_at: datetime | None = None
+    expires_at: Timestamp | None = None
     max_credits: int | None = Field(default=None, ge=0, le=10**15)
 
 
@@ -284,3 +326,26 @@ class WebhookRunOut(BaseModel):
 class WebhookDeliveryResponse(BaseModel):
     delivery_id: str
     runs: list[WebhookRunOut]
+
+
+class CreateApiKeyRequest(Strict):
+    #: A label to tell keys apart (``runledger keys list``).
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class ApiKeyOut(BaseModel):
+    key_id: str
+    name: str | None
+    #: The key's first characters, to recognise it; never enough to use it.
+    key_prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    #: The key itself: shown once, here; only its hash is stored.
+    api_key: str
+
+
+class ApiKeyListResponse(BaseModel):
+    api_keys: list[ApiKeyOut]

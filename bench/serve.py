@@ -43,7 +43,7 @@ async def serve_worker(cfg: StackConfig, *, profile: bool = False) -> None:
     client = await connect(settings)
     deps = build_deps(settings)
     poet_worker = build_worker(client, settings, deps)
-    await publish_catalog(deps.database, deps.registry)
+    await publish_catalog(deps.database, deps.registry, settings.default_model)
     bare_config = poet_worker.config()
     bare_config["task_queue"] = cfg.bare_task_queue
     bare_config["workflows"] = [BareWorkflow, SleepWorkflow]

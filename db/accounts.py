@@ -55,3 +55,30 @@ async def account_exists(session: AsyncSession, *, billing_account_id: str) -> b
         await session.execute(select(BillingAccount.id).where(BillingAccount.id == billing_account_id))
     ).scalar_one_or_none()
     return found is not None
+
+
+async def principal_for_account(session: AsyncSession, *, billing_account_id: str) -> Principal | None:
+    """The owner of a billing account, as the principal that acts for it (an admin's replay)."""
+    owner = (
+        await session.execute(
+            select(BillingAccount.owner_user_id).where(BillingAccount.id == billing_account_id)
+        )
+    ).scalar_one_or_none()
+    return None if owner is None else Principal(user_id=owner, billing_account_id=billing_account_id)
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    billing_account_id: str
+    owner_name: str
+    balance_credits: int
+
+
+async def list_accounts(session: AsyncSession) -> list[AccountSummary]:
+    """Every billing account with its owner's name (the admin's account filter)."""
+    rows = await session.execute(
+        select(BillingAccount.id, User.name, BillingAccount.balance_credits)
+        .join(User, User.id == BillingAccount.owner_user_id)
+        .order_by(User.name, BillingAccount.id)
+    )
+    return [AccountSummary(str(a), n, int(b)) for a, n, b in rows.all()]

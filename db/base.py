@@ -16,3 +16,14 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+#: Tables langgraph-checkpoint-postgres owns (made by migration 0012, not in the ORM metadata).
+CHECKPOINT_TABLES = frozenset(
+    {"checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkpoint_migrations"}
+)
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's autogenerate filter: the checkpoint saver's tables are not ours to diff."""
+    return not (type_ == "table" and name in CHECKPOINT_TABLES)

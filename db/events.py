@@ -20,8 +20,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import GraphRun, RunEvent
+from runledger.contracts.scrub import scrub
 
 CHANNEL = "run_events"
+
+
+def _scrubbed(data: dict[str, Any]) -> dict[str, Any]:
+    message = data.get("message")
+    return {**data, "message": scrub.text(message)} if isinstance(message, str) else data
 
 
 async def append(
@@ -38,6 +44,8 @@ async def append(
         )
     ).scalar_one()
     first = last - len(events) + 1
+    # Error text (a tool's failure, a run's error) may quote a credential: scrubbed like telemetry.
+    events = [(name, _scrubbed(data)) for name, data in events]
     await session.execute(
         insert(RunEvent).values(
             [
@@ -109,6 +117,17 @@ async def read_after(
     stmt = (
         select(RunEvent)
         .where(RunEvent.run_id == run_id, RunEvent.seq > after_seq)
+        .order_by(RunEvent.seq)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def of_kind(session: AsyncSession, *, run_id: str, event: str, limit: int = 1000) -> list[RunEvent]:
+    """A run's events of one kind (e.g. its ``step`` events), in sequence order."""
+    stmt = (
+        select(RunEvent)
+        .where(RunEvent.run_id == run_id, RunEvent.event == event)
         .order_by(RunEvent.seq)
         .limit(limit)
     )

@@ -13,7 +13,7 @@ what the statement alone cannot. Top-ups are idempotent by ``UNIQUE(reason, refe
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -56,6 +56,21 @@ class Charge:
     charged_credits: int
     #: The execution grant the run bills under; its spend counter moves with the charge.
     grant_id: str | None = None
+    #: The provider's own response id, kept on the receipt (never part of the key).
+    provider_response_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The charge as JSON (money as strings), kept on a call whose charge write failed."""
+        data = asdict(self)
+        data["cost_usd"] = str(self.cost_usd)
+        data["markup"] = str(self.markup)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Charge:
+        return cls(
+            **{**data, "cost_usd": Decimal(str(data["cost_usd"])), "markup": Decimal(str(data["markup"]))}
+        )
 
 
 @dataclass(frozen=True)
@@ -127,6 +142,16 @@ class CallSettlement:
     response: dict[str, Any]
     #: The ``usage`` event's payload; the statement adds ``balance_after``.
     usage_event: dict[str, Any]
+    #: ``settled`` (a whole answer, replayed by a retried execution) or ``partial`` (a broken stream
+    #: charged for what arrived: the call is made again).
+    status: str = "settled"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CallSettlement:
+        return cls(**data)
 
 
 #: The whole charge in one statement: receipt, hold settle, grant spend, balance, ledger row, and —
@@ -144,12 +169,13 @@ _CHARGE_SQL = """
 WITH receipt AS (
     INSERT INTO charge_receipts (
         billing_account_id, run_id, attempt, usage_unit_id, source_system, source_reference,
-        graph_id, model, provider, tokens_in, tokens_out, cost_usd, markup, charged_credits
+        graph_id, model, provider, tokens_in, tokens_out, cost_usd, markup, charged_credits,
+        provider_response_id
     )
     VALUES (
         CAST(%(account)s AS uuid), CAST(%(run_id)s AS uuid), %(attempt)s, %(usage_unit_id)s,
         %(source_system)s, %(source_reference)s, %(graph_id)s, %(model)s, %(provider)s,
-        %(tokens_in)s, %(tokens_out)s, %(cost_usd)s, %(markup)s, %(credits)s
+        %(tokens_in)s, %(tokens_out)s, %(cost_usd)s, %(markup)s, %(credits)s, %(provider_response_id)s
     )
     ON CONFLICT (source_system, source_reference) DO NOTHING
     RETURNING id, charged_credits
@@ -166,8 +192,9 @@ WITH receipt AS (
     RETURNING execution_grants.id
 ), settled_call AS (
     UPDATE model_calls
-    SET status = 'settled', usage_unit_id = %(usage_unit_id)s, response = CAST(%(response)s AS jsonb),
-        receipt_id = receipt.id, settled_at = now()
+    SET status = %(call_status)s, usage_unit_id = %(usage_unit_id)s,
+        provider_response_id = %(provider_response_id)s, response = CAST(%(response)s AS jsonb),
+        receipt_id = receipt.id, charge = NULL, settled_at = now()
     FROM receipt
     WHERE model_calls.id = CAST(%(call_id)s AS uuid)
     RETURNING model_calls.id
@@ -206,7 +233,7 @@ WHERE existing.source_system = %(source_system)s AND existing.source_reference =
   AND existing.charged_credits = %(credits)s AND existing.billing_account_id = CAST(%(account)s AS uuid)
   AND NOT EXISTS (SELECT FROM receipt)
   AND (CAST(%(call_id)s AS uuid) IS NULL OR EXISTS (
-      SELECT FROM model_calls WHERE id = CAST(%(call_id)s AS uuid) AND status = 'settled'))
+      SELECT FROM model_calls WHERE id = CAST(%(call_id)s AS uuid) AND status IN ('settled', 'partial')))
 """
 
 
@@ -234,6 +261,8 @@ async def charge_once(
             "markup": charge.markup,
             "credits": charge.charged_credits,
             "grant_id": charge.grant_id,
+            "provider_response_id": charge.provider_response_id,
+            "call_status": "settled" if call is None else call.status,
             "reason": CHARGE,
             "call_id": None if call is None else call.call_id,
             "response": None if call is None else json.dumps(call.response),
@@ -291,7 +320,8 @@ async def record_charge(
     settled = call is not None and await model_calls.settle(
         session,
         call_id=call.call_id,
-        usage_unit_id=charge.usage_unit_id,
+        status=call.status,
+        provider_response_id=charge.provider_response_id,
         response=call.response,
         receipt_id=existing.id,
     )

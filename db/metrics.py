@@ -27,7 +27,7 @@ from db.models import ChargeConflict, ChargeReceipt, GraphRun, ModelCall, Reconc
 DURATION_BUCKETS: tuple[float, ...] = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600, 21600, 86400)
 STATEMENT_TIMEOUT_MS = 5_000
 #: The statuses of ``model_calls`` (the CHECK constraint of the table).
-MODEL_CALL_STATUSES = ("pending", "settled", "failed", "flagged")
+MODEL_CALL_STATUSES = ("pending", "settled", "partial", "failed", "unsettled", "flagged")
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,8 @@ class MetricsSnapshot:
     durations: list[RunDurations]
     charges: list[ChargeTotals]
     charge_conflicts: int
-    #: ``model_calls`` rows by status: pending (in flight, or stuck until reconciliation flags it),
-    #: settled, failed, flagged.
+    #: ``model_calls`` rows by status (``db.models.ModelCall``): pending, settled, partial, failed,
+    #: unsettled, flagged.
     model_calls_by_status: dict[str, int]
     reconciliation: ReconciliationSummary | None
 

@@ -1,8 +1,12 @@
 """Model-call records: the durable "before" half of every billable call (NO_SILENT_UNBILLED_CALLS).
 
-A call is recorded ``pending`` before the provider is asked, and settled (with its stored response and
-its receipt) in the same transaction as the charge. A ``pending`` row that outlives its attempt marks a
-call that may have reached the provider without being billed: reconciliation looks for exactly these.
+A call is recorded ``pending`` before the provider is asked, with runledger's ``usage_unit_id`` and
+its reserved maximum cost, and closed in the same transaction as its charge (``settled``, or
+``partial`` for a broken stream charged for what arrived), as ``failed`` when the provider refused it
+before sending anything, or as ``unsettled`` with a reason when it reached the provider but is not
+charged (a charge write that kept failing, whose owed charge is kept in ``charge``; usage that could
+not be known; an attempt that ended while the call was in flight). A later attempt of the run and
+reconciliation write the owed charges; reconciliation flags what cannot be settled.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import ModelCall
+from db.models import GraphRun, ModelCall
+from runledger.contracts.scrub import scrub
 
 #: The error message of a flagged call that bypassed the meter (its call key is ``unmetered:{n}``).
 UNMETERED = "unmetered: a LiteLLM call that did not go through runledger's meter"
@@ -30,15 +35,31 @@ async def find_settled(session: AsyncSession, *, run_id: str, call_key: str) -> 
 
 
 async def open_call(
-    session: AsyncSession, *, run_id: str, call_key: str, attempt: int, model: str, request_hash: str
+    session: AsyncSession,
+    *,
+    run_id: str,
+    call_key: str,
+    attempt: int,
+    model: str,
+    request_hash: str,
+    usage_unit_id: str,
+    reserved_credits: int,
 ) -> str:
     """Record the call as pending (idempotent per run, key and attempt) and return its id."""
     stmt = (
         insert(ModelCall)
-        .values(run_id=run_id, call_key=call_key, attempt=attempt, model=model, request_hash=request_hash)
+        .values(
+            run_id=run_id,
+            call_key=call_key,
+            attempt=attempt,
+            model=model,
+            request_hash=request_hash,
+            usage_unit_id=usage_unit_id,
+            reserved_credits=reserved_credits,
+        )
         .on_conflict_do_update(
             index_elements=["run_id", "call_key", "attempt"],
-            set_={"request_hash": request_hash},
+            set_={"request_hash": request_hash, "reserved_credits": reserved_credits},
             where=ModelCall.status == "pending",
         )
         .returning(ModelCall.id)
@@ -50,27 +71,98 @@ async def open_call(
 
 
 async def mark_failed(session: AsyncSession, *, call_id: str, error_message: str) -> None:
-    """The provider answered with an error: nothing was used, nothing is billed."""
+    """The provider refused the call before sending anything: nothing was used, nothing is billed."""
     await session.execute(
         update(ModelCall)
         .where(ModelCall.id == call_id, ModelCall.status == "pending")
-        .values(status="failed", error_message=error_message[:2000], settled_at=func.now())
+        .values(status="failed", error_message=scrub.text(error_message)[:2000], settled_at=func.now())
     )
 
 
+async def mark_unsettled(
+    session: AsyncSession, *, call_id: str, reason: str, owed: dict[str, Any] | None = None
+) -> None:
+    """The call reached the provider and is not charged: ``reason`` says why; ``owed`` is the charge
+    it still owes when that is known (written later under the same key)."""
+    await session.execute(
+        update(ModelCall)
+        .where(ModelCall.id == call_id, ModelCall.status.in_(("pending", "unsettled")))
+        .values(status="unsettled", error_message=reason[:2000], charge=owed)
+    )
+
+
+async def unsettle_lost_attempts(session: AsyncSession, *, run_id: str, attempt: int) -> int:
+    """Calls of the run's earlier attempts still ``pending``: their attempt ended (a lost worker)
+    while they were at the provider, so what they used is unknown."""
+    result = await session.execute(
+        update(ModelCall)
+        .where(ModelCall.run_id == run_id, ModelCall.attempt < attempt, ModelCall.status == "pending")
+        .values(
+            status="unsettled",
+            error_message="its attempt ended while the call was at the provider; usage unknown",
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def owed_charges(
+    session: AsyncSession, *, run_id: str | None = None, limit: int = 1000
+) -> list[ModelCall]:
+    """Unsettled calls whose charge is known (of one run, or of every run), oldest first."""
+    stmt = select(ModelCall).where(ModelCall.status == "unsettled", ModelCall.charge.is_not(None))
+    if run_id is not None:
+        stmt = stmt.where(ModelCall.run_id == run_id)
+    return list((await session.execute(stmt.order_by(ModelCall.created_at).limit(limit))).scalars())
+
+
+async def in_flight_credits(session: AsyncSession, *, run_id: str, attempt: int) -> int:
+    """What the attempt's calls now at the provider hold (their reserved maximum costs)."""
+    total = (
+        await session.execute(
+            select(func.coalesce(func.sum(ModelCall.reserved_credits), 0)).where(
+                ModelCall.run_id == run_id, ModelCall.attempt == attempt, ModelCall.status == "pending"
+            )
+        )
+    ).scalar_one()
+    return int(total)
+
+
+async def grant_in_flight_credits(session: AsyncSession, *, grant_id: str) -> int:
+    """What the calls now at the provider of running runs under a grant hold."""
+    total = (
+        await session.execute(
+            select(func.coalesce(func.sum(ModelCall.reserved_credits), 0))
+            .join(GraphRun, GraphRun.run_id == ModelCall.run_id)
+            .where(
+                GraphRun.grant_id == grant_id,
+                GraphRun.status == "running",
+                ModelCall.status == "pending",
+            )
+        )
+    ).scalar_one()
+    return int(total)
+
+
 async def settle(
-    session: AsyncSession, *, call_id: str, usage_unit_id: str, response: dict[str, Any], receipt_id: str
+    session: AsyncSession,
+    *,
+    call_id: str,
+    status: str,
+    provider_response_id: str | None,
+    response: dict[str, Any],
+    receipt_id: str,
 ) -> bool:
     """Settle a call into its receipt; ``False`` when it was settled already (a duplicate delivery).
     The ledger's charge statement settles calls itself; this is for a charge that found its receipt."""
     result = await session.execute(
         update(ModelCall)
-        .where(ModelCall.id == call_id, ModelCall.status != "settled")
+        .where(ModelCall.id == call_id, ModelCall.status.not_in(("settled", "partial")))
         .values(
-            status="settled",
-            usage_unit_id=usage_unit_id,
+            status=status,
+            provider_response_id=provider_response_id,
             response=response,
             receipt_id=receipt_id,
+            charge=None,
             settled_at=func.now(),
         )
     )

@@ -63,7 +63,10 @@ class ApiKey(Base):
     key_prefix: Mapped[str] = mapped_column(Text, nullable=False)
     #: sha256 hex of the whole key. Keys are 256-bit random, so a fast hash is not brute-forceable.
     key_hash: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    #: The owner's label for the key (``runledger keys create --name``); null for a user's first key.
+    name: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
+    #: Set once; a revoked key authenticates nothing from the next request on.
     revoked_at: Mapped[datetime | None] = mapped_column(TZ)
 
 
@@ -117,6 +120,8 @@ class GraphRun(Base):
     schedule_id: Mapped[str | None] = mapped_column(ForeignKey("schedules.id", ondelete="RESTRICT"))
     scheduled_for: Mapped[datetime | None] = mapped_column(TZ)
     replay_of: Mapped[str | None] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="RESTRICT"))
+    #: A replay that starts at this checkpoint of ``replay_of`` (its steps before it are copied).
+    replay_from_checkpoint: Mapped[str | None] = mapped_column(Text)
     #: The execution grant a scheduled or webhook run executes and bills under (BILLING_VIA_GRANT).
     grant_id: Mapped[str | None] = mapped_column(ForeignKey("execution_grants.id", ondelete="RESTRICT"))
     #: The webhook trigger that started a ``system_webhook`` run (its delivery id is ``trigger_ref``).
@@ -131,6 +136,9 @@ class GraphRun(Base):
     output: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'pending'"))
     pause_reason: Mapped[str | None] = mapped_column(Text)
+    #: While paused for input: the values of the graph's pending ``interrupt()`` calls (for an
+    #: approval, the tool call waiting for it).
+    pending_input: Mapped[list[Any] | None] = mapped_column(JSONB)
     error_code: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     cost_credits: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
@@ -165,13 +173,23 @@ class RunStartRequest(Base):
 
 
 class ModelCall(Base):
-    """One model call of a run, recorded *before* the provider is asked (status ``pending``) and
-    settled into its receipt in the charge transaction. A settled call is never made again: a retried
-    execution reuses its stored response."""
+    """One model call of a run, recorded *before* the provider is asked (status ``pending``, holding
+    its maximum cost in ``reserved_credits``) and closed as one of:
+
+    - ``settled``: answered in full and charged; never made again (a retried execution replays it);
+    - ``partial``: the stream broke after output arrived; charged for what arrived, made again;
+    - ``failed``: refused before anything arrived (connection refused, 4xx); nothing billed;
+    - ``unsettled``: it reached the provider but is not charged yet, ``error_message`` says why;
+      ``charge`` holds the charge it owes when that is known (a failed charge write), which a later
+      attempt or reconciliation writes under the same key;
+    - ``flagged``: reconciliation could not settle it (usage unknown): for an operator."""
 
     __tablename__ = "model_calls"
     __table_args__ = (
-        CheckConstraint("status IN ('pending','settled','failed','flagged')", name="status"),
+        CheckConstraint(
+            "status IN ('pending','settled','partial','failed','unsettled','flagged')", name="status"
+        ),
+        CheckConstraint("reserved_credits >= 0", name="reserved_credits_not_negative"),
         UniqueConstraint("run_id", "call_key", "attempt"),
         Index(
             "uq_model_calls_settled_call",
@@ -181,6 +199,8 @@ class ModelCall(Base):
             postgresql_where=text("status = 'settled'"),
         ),
         Index("ix_model_calls_pending", "created_at", postgresql_where=text("status = 'pending'")),
+        Index("ix_model_calls_pending_run", "run_id", postgresql_where=text("status = 'pending'")),
+        Index("ix_model_calls_unsettled", "run_id", postgresql_where=text("status = 'unsettled'")),
     )
 
     id: Mapped[str] = _uuid_pk()
@@ -191,8 +211,14 @@ class ModelCall(Base):
     model: Mapped[str] = mapped_column(Text, nullable=False)
     request_hash: Mapped[str] = mapped_column(Text, nullable=False)
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'pending'"))
+    #: runledger's id of the call (``ids.usage_unit_id``); the provider's id is beside it.
     usage_unit_id: Mapped[str | None] = mapped_column(Text)
+    provider_response_id: Mapped[str | None] = mapped_column(Text)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    #: SQL NULL (not JSON null) when nothing is owed: ``IS NULL`` finds it.
+    charge: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    #: The call's maximum cost, held while it is ``pending`` (BOUNDED_OVERSPEND).
+    reserved_credits: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
     receipt_id: Mapped[str | None] = mapped_column(ForeignKey("charge_receipts.id", ondelete="RESTRICT"))
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
@@ -216,7 +242,10 @@ class ChargeReceipt(Base):
     )
     run_id: Mapped[str] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="RESTRICT"), nullable=False)
     attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    #: runledger's id of the call; for receipts written before revision 0011 the provider's id.
     usage_unit_id: Mapped[str] = mapped_column(Text, nullable=False)
+    #: The provider's own response id (NULL on receipts written before revision 0011).
+    provider_response_id: Mapped[str | None] = mapped_column(Text)
     source_system: Mapped[str] = mapped_column(Text, nullable=False)
     source_reference: Mapped[str] = mapped_column(Text, nullable=False)
     graph_id: Mapped[str] = mapped_column(Text, nullable=False)
@@ -393,7 +422,7 @@ class CreditReservation(Base):
 
 
 class ReconciliationReport(Base):
-    """What one reconciliation pass found: stale pending model calls it flagged, and per-account
+    """What one reconciliation pass found: model calls it charged or flagged (with reasons), and per-account
     drift between the cached balance and the ledger's sum."""
 
     __tablename__ = "reconciliation_reports"
@@ -461,6 +490,86 @@ class CatalogEntry(Base):
     graph_id: Mapped[str] = mapped_column(Text, primary_key=True)
     version: Mapped[str] = mapped_column(Text, nullable=False)
     published_at: Mapped[datetime] = _created_at()
+
+
+class ModelPrice(Base):
+    """LiteLLM's price of a model the worker serves, published at worker start so the API's run-start
+    preflight prices runs exactly as the worker's per-call reservation does (the API never imports
+    LiteLLM)."""
+
+    __tablename__ = "model_prices"
+    __table_args__ = (
+        CheckConstraint("input_usd_per_token >= 0", name="input_not_negative"),
+        CheckConstraint("output_usd_per_token >= 0", name="output_not_negative"),
+    )
+
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    input_usd_per_token: Mapped[Decimal] = mapped_column(Numeric(24, 15), nullable=False)
+    output_usd_per_token: Mapped[Decimal] = mapped_column(Numeric(24, 15), nullable=False)
+    published_at: Mapped[datetime] = _created_at()
+
+
+class UiSession(Base):
+    """A signed-in dashboard browser. The cookie holds a random token; only its SHA-256 is stored,
+    so a leaked table signs nobody in. ``key_hash`` is the hash of the API key (or admin token) it
+    signed in with: every request re-resolves it, so a revoked key ends its sessions at once."""
+
+    __tablename__ = "ui_sessions"
+    __table_args__ = (Index("ix_ui_sessions_expires", "expires_at"),)
+
+    token_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    key_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    is_admin: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime] = mapped_column(TZ, nullable=False)
+
+
+class BulkOperation(Base):
+    """A dashboard bulk cancel or replay. Its id is minted when the confirmation is shown and sent
+    back by the confirm form, so a second click finds the operation already claimed (idempotent)."""
+
+    __tablename__ = "bulk_operations"
+    __table_args__ = (
+        CheckConstraint("action IN ('cancel','replay')", name="action"),
+        CheckConstraint("status IN ('proposed','running','done')", name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
+    action: Mapped[str] = mapped_column(Text, nullable=False)
+    #: The account the operation is confined to; NULL for an admin's (every account).
+    billing_account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("billing_accounts.id", ondelete="RESTRICT")
+    )
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'proposed'"))
+    estimated_credits: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: The filter (or selection) the runs were chosen by, for the progress view.
+    description: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+    started_at: Mapped[datetime | None] = mapped_column(TZ)
+    finished_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class BulkOperationItem(Base):
+    """One run of a bulk operation and what happened to it."""
+
+    __tablename__ = "bulk_operation_items"
+    __table_args__ = (
+        CheckConstraint(
+            "outcome IN ('pending','working','cancelled','replayed','unchanged','failed')", name="outcome"
+        ),
+    )
+
+    operation_id: Mapped[str] = mapped_column(
+        ForeignKey("bulk_operations.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="RESTRICT"), nullable=False)
+    outcome: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'pending'"))
+    new_run_id: Mapped[str | None] = mapped_column(Uuid(as_uuid=False))
+    message: Mapped[str | None] = mapped_column(Text)
+    #: When the item was last claimed or decided: a run's action is claimed (``working``) before
+    #: it is taken, so two executors never act on one run.
+    updated_at: Mapped[datetime | None] = mapped_column(TZ)
 
 
 class ToolEffect(Base):

@@ -1,9 +1,16 @@
-"""Reconciliation queries: stale pending model calls and balance drift (NO_SILENT_UNBILLED_CALLS).
+"""Reconciliation queries: calls that reached a provider without a charge, and balance drift
+(NO_SILENT_UNBILLED_CALLS).
 
-A model call is recorded ``pending`` before the provider is asked and settled with its receipt. A
-``pending`` row older than the threshold belongs to an attempt that died between the two (a killed
-worker): the provider may have answered and billed us, and no receipt exists. Such rows are flagged —
-never silently dropped — and listed in the report for an operator to settle by hand.
+A model call is recorded ``pending`` before the provider is asked and settled with its receipt.
+What reconciliation finds (the charges ``unsettled`` calls owe are written first, by the activity,
+through the ledger writer):
+
+- ``unsettled`` calls without a known charge (a stream that broke with its usage unknown, an
+  attempt that ended mid-call): flagged with their reason;
+- ``pending`` calls older than the threshold (an attempt that died between the two, e.g. a killed
+  worker; the provider may have answered and billed us): flagged with that reason.
+
+Flagged calls are never silently dropped: every report lists them all for an operator.
 """
 
 from __future__ import annotations
@@ -11,23 +18,40 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import BillingAccount, CreditLedgerEntry, GraphRun, ModelCall, ReconciliationReport
 
+STALE_PENDING_REASON = "pending past the reconciliation threshold: its attempt may have died mid-call"
 
-async def flag_stale_pending(session: AsyncSession, *, older_than_seconds: int) -> list[dict[str, Any]]:
+
+async def flag_unsettleable(session: AsyncSession, *, older_than_seconds: int) -> list[dict[str, Any]]:
+    """Flag what cannot be settled (see the module docstring); returns the calls with their reason."""
+    stale = and_(
+        ModelCall.status == "pending",
+        ModelCall.created_at <= func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds),
+    )
+    unknown = and_(ModelCall.status == "unsettled", ModelCall.charge.is_(None))
     result = await session.execute(
         update(ModelCall)
-        .where(
-            ModelCall.status == "pending",
-            ModelCall.created_at <= func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds),
-        )
+        .where(or_(stale, unknown))
         .values(
-            status="flagged", error_message="pending past the reconciliation threshold", settled_at=func.now()
+            status="flagged",
+            error_message=case(
+                (ModelCall.status == "pending", STALE_PENDING_REASON),
+                else_=func.coalesce(ModelCall.error_message, "unsettled"),
+            ),
+            settled_at=func.now(),
         )
-        .returning(ModelCall.id, ModelCall.run_id, ModelCall.call_key, ModelCall.attempt, ModelCall.model)
+        .returning(
+            ModelCall.id,
+            ModelCall.run_id,
+            ModelCall.call_key,
+            ModelCall.attempt,
+            ModelCall.model,
+            ModelCall.error_message.label("reason"),
+        )
     )
     flagged = [dict(row._mapping) for row in result]
     if not flagged:
@@ -41,6 +65,26 @@ async def flag_stale_pending(session: AsyncSession, *, older_than_seconds: int) 
     for row in flagged:
         row["billing_account_id"] = accounts.get(row["run_id"])
     return flagged
+
+
+async def open_flags(session: AsyncSession, *, limit: int = 500) -> list[dict[str, Any]]:
+    """Every call flagged so far (newest first): what an operator still has to settle by hand."""
+    rows = await session.execute(
+        select(
+            ModelCall.id,
+            ModelCall.run_id,
+            ModelCall.call_key,
+            ModelCall.attempt,
+            ModelCall.model,
+            ModelCall.error_message.label("reason"),
+            GraphRun.billing_account_id,
+        )
+        .join(GraphRun, GraphRun.run_id == ModelCall.run_id)
+        .where(ModelCall.status == "flagged")
+        .order_by(ModelCall.created_at.desc())
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in rows]
 
 
 async def unmetered_calls(session: AsyncSession, *, since: datetime | None) -> list[dict[str, Any]]:
@@ -88,6 +132,7 @@ async def save_report(
     flagged: list[dict[str, Any]],
     drift: list[dict[str, Any]],
     accounts_checked: int,
+    settled: list[dict[str, Any]] | None = None,
     unmetered: list[dict[str, Any]] | None = None,
 ) -> ReconciliationReport:
     report = ReconciliationReport(
@@ -97,7 +142,13 @@ async def save_report(
         flagged_calls=len(flagged),
         accounts_checked=accounts_checked,
         accounts_with_drift=len(drift),
-        details={"flagged_calls": flagged, "drift": drift, "unmetered_calls": unmetered or []},
+        details={
+            "flagged_calls": flagged,
+            "settled_calls": settled or [],
+            "open_flags": await open_flags(session),
+            "unmetered_calls": unmetered or [],
+            "drift": drift,
+        },
     )
     session.add(report)
     await session.flush()

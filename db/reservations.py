@@ -3,6 +3,14 @@
 ``available = balance - sum of open holds (reserved - settled, never below 0)``. Reserving locks the
 account row, so concurrent reservations on one account are serialized and each sees the others.
 Charges settle against the run's hold inside ``db.ledger.record_charge``; the run's end releases it.
+
+Before each model call (BOUNDED_OVERSPEND) the meter locks the account (:func:`lock_account`) and
+:func:`hold_for_call` grows the run's hold to cover the call's maximum cost plus the run's calls
+already in flight, if the balance less the other runs' holds covers it. No charge on the account can
+commit while the lock is held (every charge updates the account row), so the balance, the holds and
+the calls in flight are read as one state. Since every hold covers its calls in flight and each
+charge is at most its call's reservation, the balance never goes below zero by more than what a
+provider bills beyond the ``max_tokens`` it was sent.
 """
 
 from __future__ import annotations
@@ -23,6 +31,49 @@ class Hold:
     ok: bool
     available: int
     reservation: CreditReservation | None
+
+
+@dataclass(frozen=True)
+class CallHold:
+    ok: bool
+    #: What the run may spend: the balance less the other runs' holds.
+    spendable: int
+
+
+async def lock_account(session: AsyncSession, *, billing_account_id: str) -> int:
+    """Lock the account row for the rest of the transaction; returns its balance."""
+    return await _lock_balance(session, billing_account_id)
+
+
+async def hold_for_call(
+    session: AsyncSession, *, billing_account_id: str, run_id: str, balance: int, needed: int
+) -> CallHold:
+    """With the account locked (``balance`` from :func:`lock_account`): if what the run may spend
+    covers ``needed`` (its calls in flight plus the next call's maximum), grow the run's hold so
+    that its unsettled part covers it too, and other runs see it held."""
+    spendable = balance - await held(session, billing_account_id=billing_account_id, except_run_id=run_id)
+    if spendable < needed:
+        return CallHold(ok=False, spendable=spendable)
+    existing = await for_run(session, run_id=run_id)
+    if existing is None:
+        session.add(
+            CreditReservation(billing_account_id=billing_account_id, run_id=run_id, reserved_credits=needed)
+        )
+        await session.flush()
+    elif existing.status != "open":
+        # Released: the run has ended; the meter checked it is running, so this is a race with its end.
+        return CallHold(ok=False, spendable=spendable)
+    else:
+        await session.execute(
+            update(CreditReservation)
+            .where(CreditReservation.id == existing.id)
+            .values(
+                reserved_credits=func.greatest(
+                    CreditReservation.reserved_credits, CreditReservation.settled_credits + needed
+                )
+            )
+        )
+    return CallHold(ok=True, spendable=spendable)
 
 
 async def _lock_balance(session: AsyncSession, billing_account_id: str) -> int:
@@ -95,3 +146,14 @@ async def release(session: AsyncSession, *, run_id: str) -> None:
         .where(CreditReservation.run_id == run_id, CreditReservation.status == "open")
         .values(status="released", released_at=func.now())
     )
+
+
+async def open_holds(
+    session: AsyncSession, *, billing_account_id: str | None, limit: int = 100
+) -> list[CreditReservation]:
+    """Open holds, newest first; ``billing_account_id`` None is every account's."""
+    stmt = select(CreditReservation).where(CreditReservation.status == "open")
+    if billing_account_id is not None:
+        stmt = stmt.where(CreditReservation.billing_account_id == billing_account_id)
+    stmt = stmt.order_by(CreditReservation.created_at.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import CreditReservation, GraphRun, RunEvent, RunStartRequest
+from runledger.contracts.scrub import scrub
 
 TERMINAL = ("success", "error", "cancelled", "skipped")
 #: Statuses a run may move to from each status; mirrors the SQL trigger of the first migration.
@@ -142,19 +143,27 @@ class RunFilters:
     run_kind: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    #: Inclusive bounds on the run's charged credits (the dashboard's cost range).
+    cost_min: int | None = None
+    cost_max: int | None = None
+    #: Replays of this run; runs of this webhook trigger.
+    replay_of: str | None = None
+    webhook_trigger_id: str | None = None
+    #: Only these runs (a dashboard selection); statuses to leave out (a bulk cancel skips finished runs).
+    run_ids: tuple[str, ...] | None = None
+    exclude_statuses: tuple[str, ...] = ()
 
 
-async def list_runs(
-    session: AsyncSession,
-    *,
-    billing_account_id: str,
-    filters: RunFilters,
-    limit: int,
-    before: tuple[datetime, str] | None = None,
-) -> list[GraphRun]:
-    """Newest first, keyset-paginated on ``(created_at, run_id)``."""
-    stmt = select(GraphRun).where(GraphRun.billing_account_id == billing_account_id)
-    if filters.status is not None:
+#: Orders of :func:`list_runs`; each is a keyset on ``(key, run_id)``.
+RunOrder = Literal["created_desc", "created_asc", "cost_desc", "cost_asc"]
+RUN_ORDERS: tuple[str, ...] = ("created_desc", "created_asc", "cost_desc", "cost_asc")
+
+
+def _filtered(stmt: Any, billing_account_id: str | None, filters: RunFilters, *, status: bool = True) -> Any:
+    """``billing_account_id`` None is every account (the admin's view)."""
+    if billing_account_id is not None:
+        stmt = stmt.where(GraphRun.billing_account_id == billing_account_id)
+    if status and filters.status is not None:
         stmt = stmt.where(GraphRun.status == filters.status)
     if filters.graph_id is not None:
         stmt = stmt.where(GraphRun.graph_id == filters.graph_id)
@@ -166,14 +175,57 @@ async def list_runs(
         stmt = stmt.where(GraphRun.created_at > filters.created_after)
     if filters.created_before is not None:
         stmt = stmt.where(GraphRun.created_at < filters.created_before)
+    if filters.cost_min is not None:
+        stmt = stmt.where(GraphRun.cost_credits >= filters.cost_min)
+    if filters.cost_max is not None:
+        stmt = stmt.where(GraphRun.cost_credits <= filters.cost_max)
+    if filters.replay_of is not None:
+        stmt = stmt.where(GraphRun.replay_of == filters.replay_of)
+    if filters.webhook_trigger_id is not None:
+        stmt = stmt.where(GraphRun.webhook_trigger_id == filters.webhook_trigger_id)
+    if filters.run_ids is not None:
+        stmt = stmt.where(GraphRun.run_id.in_(filters.run_ids))
+    if filters.exclude_statuses:
+        stmt = stmt.where(GraphRun.status.not_in(filters.exclude_statuses))
+    return stmt
+
+
+async def list_runs(
+    session: AsyncSession,
+    *,
+    billing_account_id: str | None,
+    filters: RunFilters,
+    limit: int,
+    before: tuple[Any, str] | None = None,
+    order: RunOrder = "created_desc",
+) -> list[GraphRun]:
+    """Runs in ``order`` (newest first by default), keyset-paginated on ``(key, run_id)`` where the
+    key is ``created_at`` or ``cost_credits``; ``before`` is the last row's pair of the previous page.
+    ``billing_account_id`` None lists every account's runs (admin)."""
+    stmt = _filtered(select(GraphRun), billing_account_id, filters)
+    key = GraphRun.created_at if order.startswith("created") else GraphRun.cost_credits
+    descending = order.endswith("desc")
     if before is not None:
-        created_at, run_id = before
-        stmt = stmt.where(
-            (GraphRun.created_at < created_at)
-            | ((GraphRun.created_at == created_at) & (GraphRun.run_id < run_id))
-        )
-    stmt = stmt.order_by(GraphRun.created_at.desc(), GraphRun.run_id.desc()).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+        value, run_id = before
+        if descending:
+            stmt = stmt.where((key < value) | ((key == value) & (GraphRun.run_id < run_id)))
+        else:
+            stmt = stmt.where((key > value) | ((key == value) & (GraphRun.run_id > run_id)))
+    if descending:
+        stmt = stmt.order_by(key.desc(), GraphRun.run_id.desc())
+    else:
+        stmt = stmt.order_by(key.asc(), GraphRun.run_id.asc())
+    return list((await session.execute(stmt.limit(limit))).scalars())
+
+
+async def count_by_status(
+    session: AsyncSession, *, billing_account_id: str | None, filters: RunFilters
+) -> dict[str, int]:
+    """How many runs match ``filters`` (its status aside) in each status."""
+    stmt = _filtered(
+        select(GraphRun.status, func.count()), billing_account_id, filters, status=False
+    ).group_by(GraphRun.status)
+    return {status: int(n) for status, n in (await session.execute(stmt)).all()}
 
 
 async def transition(
@@ -182,9 +234,13 @@ async def transition(
     """Move a run to ``to`` if that is a legal step from its current status; returns whether it moved.
     ``started_at``/``completed_at`` are stamped by the database clock."""
     extra: dict[str, Any] = dict(values or {})
+    if isinstance(extra.get("error_message"), str):
+        extra["error_message"] = scrub.text(extra["error_message"])
     if to == "running":
         extra.setdefault("started_at", func.coalesce(GraphRun.started_at, func.now()))
         extra.setdefault("pause_reason", None)
+    if to != "paused":
+        extra.setdefault("pending_input", None)
     if to in TERMINAL:
         extra.setdefault("completed_at", func.now())
     result = await session.execute(
@@ -222,6 +278,30 @@ async def paused_for_credits(session: AsyncSession, *, billing_account_id: str) 
         GraphRun.pause_reason == "insufficient_credits",
     )
     return list((await session.execute(stmt)).scalars())
+
+
+async def run_on_thread(
+    session: AsyncSession,
+    *,
+    billing_account_id: str,
+    state_key: str,
+    except_run_id: str,
+    statuses: frozenset[str],
+) -> str | None:
+    """Another run of this account's ``state_key`` thread in one of ``statuses`` (its id), if any.
+    Callers hold the account's row lock (``reservations.reserve``), so two starts on one thread
+    cannot both see it free."""
+    stmt = (
+        select(GraphRun.run_id)
+        .where(
+            GraphRun.billing_account_id == billing_account_id,
+            GraphRun.state_key == state_key,
+            GraphRun.run_id != except_run_id,
+            GraphRun.status.in_(sorted(statuses)),
+        )
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def status_of(session: AsyncSession, *, run_id: str) -> str | None:

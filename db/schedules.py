@@ -32,12 +32,12 @@ async def get_schedule(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def list_schedules(session: AsyncSession, *, owner_user_id: str) -> list[Schedule]:
-    stmt = (
-        select(Schedule)
-        .where(Schedule.owner_user_id == owner_user_id, Schedule.deleted_at.is_(None))
-        .order_by(Schedule.created_at.desc(), Schedule.id.desc())
-    )
+async def list_schedules(session: AsyncSession, *, owner_user_id: str | None) -> list[Schedule]:
+    """A user's live schedules; ``owner_user_id`` None is every user's (the dashboard's admin)."""
+    stmt = select(Schedule).where(Schedule.deleted_at.is_(None))
+    if owner_user_id is not None:
+        stmt = stmt.where(Schedule.owner_user_id == owner_user_id)
+    stmt = stmt.order_by(Schedule.created_at.desc(), Schedule.id.desc())
     return list((await session.execute(stmt)).scalars())
 
 

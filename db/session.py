@@ -72,6 +72,8 @@ class Database:
         )
         self._statement_pool_open = False
         self._statement_pool_lock = asyncio.Lock()
+        #: Closed by :meth:`dispose`: pools that other layers open on this database (checkpoints).
+        self.closers: list[Callable[[], Awaitable[None]]] = []
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -106,6 +108,9 @@ class Database:
         return self._statement_pool
 
     async def dispose(self) -> None:
+        for close in self.closers:
+            await close()
+        self.closers.clear()
         if self._statement_pool_open:
             await self._statement_pool.close()
             self._statement_pool_open = False

@@ -15,21 +15,22 @@ async def insert_trigger(session: AsyncSession, *, trigger: WebhookTrigger) -> W
     return trigger
 
 
-async def get_trigger(session: AsyncSession, *, trigger_id: str, owner_user_id: str) -> WebhookTrigger | None:
-    stmt = select(WebhookTrigger).where(
-        WebhookTrigger.id == trigger_id,
-        WebhookTrigger.owner_user_id == owner_user_id,
-        WebhookTrigger.deleted_at.is_(None),
-    )
+async def get_trigger(
+    session: AsyncSession, *, trigger_id: str, owner_user_id: str | None
+) -> WebhookTrigger | None:
+    """A live trigger of ``owner_user_id``; None is any user's (the dashboard's admin)."""
+    stmt = select(WebhookTrigger).where(WebhookTrigger.id == trigger_id, WebhookTrigger.deleted_at.is_(None))
+    if owner_user_id is not None:
+        stmt = stmt.where(WebhookTrigger.owner_user_id == owner_user_id)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def list_triggers(session: AsyncSession, *, owner_user_id: str) -> list[WebhookTrigger]:
-    stmt = (
-        select(WebhookTrigger)
-        .where(WebhookTrigger.owner_user_id == owner_user_id, WebhookTrigger.deleted_at.is_(None))
-        .order_by(WebhookTrigger.created_at.desc(), WebhookTrigger.id.desc())
-    )
+async def list_triggers(session: AsyncSession, *, owner_user_id: str | None) -> list[WebhookTrigger]:
+    """A user's live triggers; ``owner_user_id`` None is every user's."""
+    stmt = select(WebhookTrigger).where(WebhookTrigger.deleted_at.is_(None))
+    if owner_user_id is not None:
+        stmt = stmt.where(WebhookTrigger.owner_user_id == owner_user_id)
+    stmt = stmt.order_by(WebhookTrigger.created_at.desc(), WebhookTrigger.id.desc())
     return list((await session.execute(stmt)).scalars())
 
 

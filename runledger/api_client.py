@@ -304,6 +304,17 @@ class ApiClient:
     def revoke_grant(self, grant_id: str) -> None:
         self.request("DELETE", f"/api/v1/grants/{_segment(grant_id)}")
 
+    # -- API keys -------------------------------------------------------------------------------
+
+    def list_api_keys(self) -> JsonObject:
+        return self._object("GET", "/api/v1/me/api-keys")
+
+    def create_api_key(self, body: JsonObject) -> JsonObject:
+        return self._object("POST", "/api/v1/me/api-keys", body=body)
+
+    def revoke_api_key(self, key_id: str) -> None:
+        self.request("DELETE", f"/api/v1/me/api-keys/{_segment(key_id)}")
+
     # -- webhooks ---------------------------------------------------------------------------------
 
     def list_webhook_triggers(self) -> JsonObject:
@@ -336,6 +347,15 @@ class ApiClient:
 
     def run_charges(self, run_id: str) -> JsonObject:
         return self._object("GET", f"/api/v1/runs/{_segment(run_id)}/charges")
+
+    def run_checkpoints(self, run_id: str) -> JsonObject:
+        return self._object("GET", f"/api/v1/runs/{_segment(run_id)}/checkpoints")
+
+    def resume_run(self, run_id: str, value: Any) -> JsonObject:
+        return self._object("POST", f"/api/v1/runs/{_segment(run_id)}/resume", body={"value": value})
+
+    def replay_run(self, run_id: str, body: JsonObject) -> JsonObject:
+        return self._object("POST", f"/api/v1/runs/{_segment(run_id)}/replay", body=body)
 
     def run_events(
         self,

@@ -4,7 +4,8 @@ Contract:
 - :func:`render_banner` takes what the stack found or started and returns the banner text; printing it
   is the caller's job. It starts and stops nothing and reads no files; only the path of the bundled
   ``temporal`` binary is looked up (bare ``temporal`` when it is missing).
-- The text begins and ends with an empty line. It shows the API docs and metrics URLs (and the worker's
+- The text begins and ends with an empty line. It shows the dashboard URL and how to sign in, the API
+  docs and metrics URLs (and the worker's
   metrics URL unless its port is 0), the Temporal UI, the Temporal address and namespace, Postgres
   (password hidden), the graphs served (built-in, and the project's langgraph.json), the admin token, the demo user's API key, id, balance and where it is saved,
   commands to start a run, get it and find it in Temporal, where the logs are, and ``Press Ctrl-C to
@@ -65,6 +66,7 @@ def render_banner(
         "",
         "runledger dev stack is up",
         "",
+        f"  Dashboard     {api}/ui  (sign in with the demo API key below; the admin token shows every account)",
         f"  API docs      {api}/docs",
         f"  Metrics       {api}/metrics" + (f", worker {worker_metrics}" if worker_metrics_port else ""),
         f"  Temporal UI   {settings.temporal_ui_base}{ui_note}",
@@ -88,8 +90,9 @@ def render_banner(
         '-H "Content-Type: application/json" -H "Idempotency-Key: demo-1" '
         '-d \'{"input":{"topic":"the sea"}}\'',
         "",
-        "Get the run (RUN_ID from the answer above):",
+        "Get the run (RUN_ID from the answer above), or watch it live in the dashboard:",
         f'  curl -s {api}/api/v1/runs/RUN_ID -H "Authorization: Bearer {key}"',
+        f"  {api}/ui/runs/RUN_ID",
         "",
         "Find runs in Temporal:",
         f"  {temporal} workflow list --address {temporal_address}{ns_flag} "

@@ -169,8 +169,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         finally:
             await database.dispose()
         print(
-            f"runledger reconcile: report {result.report_id}: {result.flagged_calls} stale pending model call(s) "
-            f"flagged, {result.accounts_with_drift} of {result.accounts_checked} account(s) with balance drift"
+            f"runledger reconcile: report {result.report_id}: {result.settled_calls} unsettled model call(s) "
+            f"charged, {result.flagged_calls} model call(s) flagged (reasons in the report), "
+            f"{result.accounts_with_drift} of {result.accounts_checked} account(s) with balance drift"
         )
         return 1 if result.accounts_with_drift else 0
 
@@ -352,12 +353,9 @@ def _remote(handler: RemoteHandler, *, authenticated: bool = True) -> Callable[[
 
 def _show(args: argparse.Namespace, data: object, view: Callable[[], object]) -> None:
     """``--json``: the API's JSON as it came; otherwise the rich view ``view()`` builds."""
-    from runledger.cli_tables import emit_json, make_console
+    from runledger.cli_tables import show
 
-    if args.as_json:
-        emit_json(data)
-    else:
-        make_console().print(view())
+    show(args.as_json, data, view)
 
 
 def _say(args: argparse.Namespace, data: object, text: str) -> None:
@@ -575,6 +573,29 @@ def _grants_revoke(client: ApiClient, args: argparse.Namespace) -> None:
         args,
         {"grant_id": args.grant_id, "revoked": True},
         f"revoked grant {args.grant_id}; runs that rely on it are refused from now on",
+    )
+
+
+def _keys_list(client: ApiClient, args: argparse.Namespace) -> None:
+    from runledger.cli_tables import api_keys_table
+
+    answer = client.list_api_keys()
+    _show(args, answer, lambda: api_keys_table(answer["api_keys"]))
+
+
+def _keys_create(client: ApiClient, args: argparse.Namespace) -> None:
+    from runledger.cli_tables import api_key_created
+
+    answer = client.create_api_key({} if args.name is None else {"name": args.name})
+    _show(args, answer, lambda: api_key_created(answer))
+
+
+def _keys_revoke(client: ApiClient, args: argparse.Namespace) -> None:
+    client.revoke_api_key(args.key_id)
+    _say(
+        args,
+        {"key_id": args.key_id, "revoked": True},
+        f"revoked API key {args.key_id}; it is refused from the next request on",
     )
 
 
@@ -845,6 +866,15 @@ def _add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "grant_id", metavar="GRANT_ID"
     )
 
+    keys = group("keys", "your API keys (create, list, revoke), through the API")
+    leaf(keys, "list", "list your API keys (never the keys themselves)", _keys_list)
+    leaf(keys, "create", "create an API key (shown once)", _keys_create).add_argument(
+        "--name", default=None, help="a label to tell the key apart"
+    )
+    leaf(keys, "revoke", "revoke an API key (refused from the next request on)", _keys_revoke).add_argument(
+        "key_id", metavar="KEY_ID"
+    )
+
     webhooks = group(
         "webhooks", "webhook triggers (signed deliveries that start graph runs), through the API"
     )
@@ -936,6 +966,9 @@ def _add_api_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="EVENT_ID",
         help="start after this event id (default: from the first)",
     )
+    from runledger.cli_runs import add_step_commands
+
+    add_step_commands(runs, leaf)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -966,8 +999,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
     reconcile = sub.add_parser(
         "reconcile",
-        help="flag stale pending model calls and report balance drift (exit 1 on drift)",
-        description="flag stale pending model calls and report balance drift (exit 1 on drift)",
+        help="charge unsettled model calls, flag what cannot be settled, report balance drift (exit 1 on drift)",
+        description="charge unsettled model calls, flag what cannot be settled, report balance drift (exit 1 on drift)",
     )
     reconcile.add_argument(
         "--after-seconds",

@@ -165,6 +165,14 @@ def note(text: str) -> Text:
     return Text(text, style="dim")
 
 
+def show(as_json: bool, data: object, view: Any) -> None:
+    """``--json``: the API's JSON as it came; otherwise the rich view ``view()`` builds."""
+    if as_json:
+        emit_json(data)
+    else:
+        make_console().print(view())
+
+
 # -- schedules ------------------------------------------------------------------------------------
 
 
@@ -274,6 +282,35 @@ def grant_view(grant: Row, now: datetime) -> RenderableType:
 
 
 # -- webhooks -------------------------------------------------------------------------------------
+
+
+def api_keys_table(keys: Sequence[Row]) -> RenderableType:
+    if not keys:
+        return note("no API keys")
+    table = _table()
+    _id_column(table, "KEY ID")
+    table.add_column("NAME")
+    table.add_column("PREFIX", no_wrap=True)
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("CREATED", no_wrap=True)
+    for k in keys:
+        revoked = k.get("revoked_at")
+        table.add_row(
+            plain(k["key_id"]),
+            plain(k.get("name") or ""),
+            plain(f"{k['key_prefix']}…"),
+            Text(f"revoked {when(revoked)}", style="red") if revoked else Text("active", style="green"),
+            plain(when(k["created_at"])),
+        )
+    return table
+
+
+def api_key_created(key: Row) -> RenderableType:
+    return Group(
+        Text(f"created API key {key['key_id']}", style="bold"),
+        Text(key["api_key"]),
+        Text("This is the only time the key is shown: store it now.", style="yellow"),
+    )
 
 
 def input_mapping_text(mapping: Mapping[str, str]) -> str:
@@ -498,6 +535,8 @@ class FollowState:
         self.balance_after: int | None = None
         #: Text of the calls not yet billed, by call key, with their node.
         self.streaming: dict[str, tuple[str, str]] = {}
+        #: The execution attempt whose text each call key shows (a retried step streams again).
+        self.attempts: dict[str, int] = {}
         #: The terminal event (``done`` or ``error``) and its data, once it came.
         self.final: tuple[str, Row] | None = None
 
@@ -509,7 +548,14 @@ class FollowState:
             self.pause_reason = row.get("pause_reason")
         elif event == "text_delta":
             key = str(row.get("call_key", ""))
+            attempt = int(row.get("attempt") or 1)
+            shown = self.attempts.setdefault(key, attempt)
+            if attempt < shown:
+                return []  # a late delta of an attempt that was retried
             node, text = self.streaming.get(key, (str(row.get("node") or key), ""))
+            if attempt > shown:
+                text = ""  # the step was retried: its text starts over, never shown twice
+                self.attempts[key] = attempt
             self.streaming[key] = (node, text + str(row.get("text", "")))
         elif event == "usage":
             self.calls += 1

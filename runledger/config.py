@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     temporal_ui_url: str | None = Field(default=None, validation_alias=_env("RUNLEDGER_TEMPORAL_UI_URL"))
 
     admin_token: SecretStr | None = Field(default=None, validation_alias=_env("RUNLEDGER_ADMIN_TOKEN"))
+    #: How long a dashboard sign-in lasts (server-side: the session row expires, whatever the cookie).
+    ui_session_seconds: int = Field(
+        default=8 * 3600, ge=60, validation_alias=_env("RUNLEDGER_UI_SESSION_SECONDS")
+    )
 
     markup: Decimal = Field(default=Decimal("2.0"), validation_alias=_env("RUNLEDGER_MARKUP"))
     default_model: str = Field(default=OFFLINE_MODEL, validation_alias=_env("RUNLEDGER_DEFAULT_MODEL"))
@@ -54,13 +58,19 @@ class Settings(BaseSettings):
     model_timeout_seconds: float = Field(
         default=60.0, validation_alias=_env("RUNLEDGER_MODEL_TIMEOUT_SECONDS")
     )
-    #: Preflight estimate of one model call, in credits; a run needs max_model_calls x this.
+    #: What a grant must have left when a schedule slot or webhook delivery is recorded. Runs are
+    #: held, and each call reserved, at LiteLLM's prices (contracts.money.max_call_credits).
     preflight_credits_per_call: int = Field(
         default=2_000, ge=0, validation_alias=_env("RUNLEDGER_PREFLIGHT_CREDITS_PER_CALL")
     )
     #: How long a run paused for credits waits for a top-up before it ends ``insufficient_credits``.
     credit_wait_seconds: int = Field(
         default=86_400, ge=1, validation_alias=_env("RUNLEDGER_CREDIT_WAIT_SECONDS")
+    )
+    #: How long a run paused by ``interrupt()`` or a tool approval waits for ``POST /runs/{id}/resume``
+    #: before it ends ``error`` / ``input_timeout``.
+    input_wait_seconds: int = Field(
+        default=86_400, ge=1, validation_alias=_env("RUNLEDGER_INPUT_WAIT_SECONDS")
     )
     #: Pending model calls older than this are flagged by reconciliation.
     #: Events of runs that finished more than this many days ago are pruned by reconciliation.
@@ -74,6 +84,11 @@ class Settings(BaseSettings):
     #: reconciliation pass (lost starts are started, runs of ended workflows finalized).
     sweep_after_seconds: int = Field(
         default=120, ge=0, validation_alias=_env("RUNLEDGER_SWEEP_AFTER_SECONDS")
+    )
+    #: The largest request body the API reads (JSON endpoints; 413 ``payload_too_large`` above it,
+    #: refused before the body is parsed). The webhook receiver keeps its own 1 MiB limit.
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1_024, le=1_073_741_824, validation_alias=_env("RUNLEDGER_MAX_BODY_BYTES")
     )
     #: Credits granted to the demo user of the dev stack (10,000,000 credits = 1 USD).
     demo_credits: int = Field(default=10_000_000, ge=0, validation_alias=_env("RUNLEDGER_DEMO_CREDITS"))

@@ -58,6 +58,7 @@ async def start_graph_workflow(temporal: Client, settings: Settings, run: Record
                 billing_account_id=run.billing_account_id,
                 run_kind=run.run_kind,
                 credit_wait_seconds=settings.credit_wait_seconds,
+                input_wait_seconds=settings.input_wait_seconds,
             ),
             id=run.workflow_id,
             task_queue=settings.temporal_task_queue,

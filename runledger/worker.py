@@ -30,14 +30,15 @@ from activities.reconcile import ReconcileActivities
 from activities.runs import RunActivities
 from activities.schedules import ScheduleActivities
 from activities.sweep import SweepActivities
-from db import catalog
+from db import catalog, prices
 from db.session import Database
 from runledger.config import Settings
 from runledger.contracts.reconcile import RECONCILE_SCHEDULE_ID, RECONCILE_WORKFLOW, ReconcileInput
-from runledger.llm import LiteLLMGateway, UnpricedModelError
+from runledger.contracts.scrub import Scrubber
+from runledger.llm import LiteLLMGateway, UnpricedModelError, model_price
 from runledger.log_context import LogContextInterceptor
 from runledger.projects import GraphRegistry, ProjectError, load_registry
-from runledger.telemetry import RunTracer, build_run_tracer, install_tracing
+from runledger.telemetry import RunTracer, build_run_tracer, install_tracing, known_secrets, scrubbing_client
 from workflows.registry import WORKFLOWS
 
 #: The sandbox re-imports a workflow's modules for every run; our pure contracts and retry policies
@@ -81,10 +82,13 @@ def check_models(registry: GraphRegistry, gateway: LiteLLMGateway) -> None:
             raise ProjectError(loaded.spec.source, str(exc), entry=f"runledger.graphs.{name}.model") from exc
 
 
-async def publish_catalog(database: Database, registry: GraphRegistry) -> None:
-    """Publish every graph this worker serves (the API reads the catalog only from Postgres)."""
+async def publish_catalog(database: Database, registry: GraphRegistry, default_model: str) -> None:
+    """Publish every graph this worker serves, and LiteLLM's price of every model they use (the
+    default model for graphs that name none): the API reads both only from Postgres."""
+    models = {spec.model or default_model for spec in registry.specs} | {default_model}
     async with database.transaction() as session:
         published = await catalog.publish(session, registry.specs)
+        await prices.publish(session, {model: model_price(model) for model in models})
     log.info(
         "published the graph catalog: %s",
         ", ".join(f"{p.graph_id}@{p.version}{'' if p.changed else ' (unchanged)'}" for p in published),
@@ -128,7 +132,8 @@ def build_worker(
     reconcile = ReconcileActivities(database=deps.database)
     sweeper = SweepActivities(database=deps.database, settings=settings, tracer=deps.tracer)
     return Worker(
-        client,
+        # Every failure this worker records in history is scrubbed (NO_SECRETS_IN_HISTORY).
+        scrubbing_client(client, Scrubber(known_secrets(settings))),
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
@@ -137,6 +142,7 @@ def build_worker(
             acts.authorize,
             acts.execute,
             acts.pause,
+            acts.pause_for_input,
             acts.resume,
             acts.finalize,
             slots.record_slot,
@@ -205,7 +211,7 @@ async def run_worker(
 ) -> None:
     deps = build_deps(settings, registry)
     worker = build_worker(client, settings, deps)
-    await publish_catalog(deps.database, deps.registry)
+    await publish_catalog(deps.database, deps.registry, settings.default_model)
     await ensure_reconcile_schedule(client, settings)
     try:
         async with worker:

@@ -116,7 +116,7 @@ def settings(database_url: str, temporal_env: WorkflowEnvironment, fake_provider
 async def database(settings: Settings) -> AsyncIterator[Database]:
     db = Database(settings.require_database_url(), pool_size=20)
     # What every worker does at start; the API (and API-only tests) read the catalog from here.
-    await publish_catalog(db, load_registry())
+    await publish_catalog(db, load_registry(), settings.default_model)
     try:
         yield db
     finally:
@@ -190,6 +190,17 @@ async def api_url(settings: Settings, database: Database, client: Client) -> Asy
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=10)
+
+
+@pytest.fixture
+def paced_provider(fake_provider: FakeProvider) -> Iterator[FakeProvider]:
+    """The fake provider streaming like a real model (80 ms between chunks), for tests that check
+    a client sees text arrive in pieces."""
+    fake_provider.log.chunk_delay = 0.08
+    try:
+        yield fake_provider
+    finally:
+        fake_provider.log.chunk_delay = 0.0
 
 
 @pytest.fixture

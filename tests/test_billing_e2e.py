@@ -31,7 +31,10 @@ async def test_IDEMPOTENT_CHARGES_multi_call_run_receipts_equal_model_calls(
     ]
     provider_ids = set(fake_provider.log.ids()) - before_calls
     assert len(receipts) == 3 == run["model_calls"]
-    assert {r["usage_unit_id"] for r in receipts} == provider_ids
+    assert {r["provider_response_id"] for r in receipts} == provider_ids
+    # The charge key is runledger's own call id, one per call, never the provider's.
+    assert len({r["usage_unit_id"] for r in receipts}) == 3
+    assert not {r["usage_unit_id"] for r in receipts} & provider_ids
     for receipt in receipts:
         assert (
             receipt["source_reference"] == f"{run['run_id']}/{receipt['attempt']}/{receipt['usage_unit_id']}"

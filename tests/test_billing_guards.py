@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,17 +19,20 @@ import pytest
 from temporalio.client import Client
 
 from activities.reconcile import reconcile_once
-from db import ledger
+from db import catalog, ledger
+from db.migrate import upgrade
 from db.session import Database
 from runledger.config import Settings
 from runledger.contracts import ids
-from runledger.llm import LiteLLMGateway
-from runledger.worker import WorkerDeps, build_worker
-from tests.conftest import api_client
+from runledger.contracts.catalog import estimate_run_credits
+from runledger.llm import LiteLLMGateway, model_price
+from runledger.worker import WorkerDeps, build_worker, load_graphs, publish_catalog
+from tests.conftest import api_client, create_database
 from tests.db.queries import rows, scalar
 from tests.db.test_ledger import _run_row
 from tests.fakes.openai_server import FakeProvider
 from tests.helpers import ADMIN, Tenant, create_user, eventually, start_run, top_up, wait_for_run
+from tests.projects.helpers import write_project
 
 
 def _queue(settings: Settings, **changes: Any) -> Settings:
@@ -86,7 +90,12 @@ async def test_IDEMPOTENT_CHARGES_50_concurrent_writers_with_10x_duplicates(
 async def test_concurrent_starts_cannot_overspend(
     api: httpx.AsyncClient, database: Database, settings: Settings
 ) -> None:
-    per_run = settings.preflight_credits_per_call  # langgraph:poet declares one model call
+    async with database.transaction() as session:
+        poet = await catalog.current_graph(session, "langgraph:poet")
+    assert poet is not None
+    per_run = estimate_run_credits(
+        poet, {"topic": "the sea"}, model_price(settings.default_model), settings.markup
+    )
     user = await create_user(api, credits=3 * per_run)
     responses = await asyncio.gather(*(start_run(api, user, key=f"race-{i}") for i in range(12)))
     codes = sorted(r.status_code for r in responses)
@@ -108,28 +117,82 @@ async def test_concurrent_starts_cannot_overspend(
     await _balance_matches_ledger(database, user.billing_account_id)
 
 
+#: Declares one model call and makes three; the second asks for far more output than the first, so
+#: an account that covers the start (one call at the preflight's maximum) runs dry at the second.
+DRY_GRAPH = """
+    from langgraph.graph import END, START, StateGraph
+    from typing_extensions import TypedDict
+
+    from runledger.sdk import ChatModel
+
+
+    class State(TypedDict, total=False):
+        topic: str
+        notes: list[str]
+
+
+    async def think(state: State) -> State:
+        notes: list[str] = []
+        for max_tokens in (100, 16000, 100):
+            answer = await ChatModel(max_tokens=max_tokens).ainvoke([("user", f"Topic: {state['topic']} ({len(notes)})")])
+            notes.append(answer.text)
+        return {"notes": notes}
+
+
+    builder = StateGraph(State)
+    builder.add_node("think", think)
+    builder.add_edge(START, "think")
+    builder.add_edge("think", END)
+    graph = builder.compile()
+"""
+
+
 @asynccontextmanager
 async def _run_that_runs_dry(
-    settings: Settings, database: Database, client: Client, gateway: LiteLLMGateway, *, wait_seconds: int
-) -> AsyncIterator[tuple[httpx.AsyncClient, Tenant, str]]:
-    """A 3-call run on its own worker whose account covers the start but runs dry mid-graph: a
-    1-credit per-call estimate lets it start on 40 credits."""
-    tight = _queue(settings, preflight_credits_per_call=1, credit_wait_seconds=wait_seconds)
-    async with (
-        build_worker(client, tight, WorkerDeps(database=database, gateway=gateway)),
-        api_client(tight, database, client) as api,
-    ):
-        user = await create_user(api, credits=40)
-        started = await start_run(api, user, graph_id="langgraph:brief")
-        assert started.status_code == 202
-        yield api, user, started.json()["run_id"]
+    settings: Settings,
+    pg_server_url: str,
+    client: Client,
+    gateway: LiteLLMGateway,
+    tmp_path: Path,
+    *,
+    wait_seconds: int,
+) -> AsyncIterator[tuple[httpx.AsyncClient, Database, Tenant, str]]:
+    """A run of the dry graph on a database and worker of its own, on exactly its preflight."""
+    url = create_database(pg_server_url)
+    await asyncio.to_thread(upgrade, url)
+    module = f"dry_{uuid.uuid4().hex[:8]}"  # the process keeps what it imported: one name per test
+    project = write_project(
+        tmp_path / "dry",
+        {f"{module}.py": DRY_GRAPH},
+        {"graphs": {"dry": f"./{module}.py:graph"}, "runledger": {"graphs": {"dry": {"max_model_calls": 1}}}},
+    )
+    own = _queue(settings, database_url=url, graphs_config=project, credit_wait_seconds=wait_seconds)
+    database = Database(url, pool_size=5)
+    try:
+        registry = load_graphs(own)
+        await publish_catalog(database, registry, own.default_model)
+        spec = registry.get("langgraph:dry")
+        assert spec is not None
+        payload = {"topic": "the sea"}
+        preflight = estimate_run_credits(spec.spec, payload, model_price(own.default_model), own.markup)
+        async with (
+            build_worker(client, own, WorkerDeps(database=database, gateway=gateway, registry=registry)),
+            api_client(own, database, client) as api,
+        ):
+            user = await create_user(api, credits=preflight)
+            started = await start_run(api, user, graph_id="langgraph:dry", payload={"input": payload})
+            assert started.status_code == 202, started.text
+            yield api, database, user, started.json()["run_id"]
+    finally:
+        await database.dispose()
 
 
 async def test_exhausted_credits_pause_then_top_up_resumes(
-    settings: Settings, database: Database, client: Client, gateway: LiteLLMGateway
+    settings: Settings, pg_server_url: str, client: Client, gateway: LiteLLMGateway, tmp_path: Path
 ) -> None:
-    async with _run_that_runs_dry(settings, database, client, gateway, wait_seconds=120) as (
+    async with _run_that_runs_dry(settings, pg_server_url, client, gateway, tmp_path, wait_seconds=120) as (
         api,
+        database,
         user,
         run_id,
     ):
@@ -141,19 +204,26 @@ async def test_exhausted_credits_pause_then_top_up_resumes(
         paused = await eventually(detail, until=lambda run: run["status"] == "paused", within=30)
         assert paused["pause_reason"] == "insufficient_credits"
         calls_before = paused["model_calls"]
-        await top_up(api, user.billing_account_id, 1_000_000)
+        await top_up(api, user.billing_account_id, 10_000_000)
         run = await wait_for_run(api, user, run_id, within=30)
-    assert run["status"] == "success", run
-    receipts = await rows(database, "SELECT usage_unit_id FROM charge_receipts WHERE run_id = :r", r=run_id)
-    assert len(receipts) == 3 == len({r["usage_unit_id"] for r in receipts})
-    assert calls_before < 3
-    await _balance_matches_ledger(database, user.billing_account_id)
+        assert run["status"] == "success", run
+        receipts = await rows(
+            database, "SELECT usage_unit_id FROM charge_receipts WHERE run_id = :r", r=run_id
+        )
+        assert len(receipts) == 3 == len({r["usage_unit_id"] for r in receipts})
+        assert calls_before < 3
+        await _balance_matches_ledger(database, user.billing_account_id)
 
 
 async def test_paused_run_times_out_with_insufficient_credits(
-    settings: Settings, database: Database, client: Client, gateway: LiteLLMGateway
+    settings: Settings, pg_server_url: str, client: Client, gateway: LiteLLMGateway, tmp_path: Path
 ) -> None:
-    async with _run_that_runs_dry(settings, database, client, gateway, wait_seconds=2) as (api, user, run_id):
+    async with _run_that_runs_dry(settings, pg_server_url, client, gateway, tmp_path, wait_seconds=2) as (
+        api,
+        _,
+        user,
+        run_id,
+    ):
         run = await wait_for_run(api, user, run_id, within=30)
     assert run["status"] == "error"
     assert run["error_code"] == "insufficient_credits"
@@ -229,20 +299,21 @@ async def test_NO_SILENT_UNBILLED_CALLS_kill_9_worker_mid_run(
     assert run["status"] == "success", run
     delivered = set(log.ids()) - delivered_before
     receipts = await rows(
-        database, "SELECT usage_unit_id, attempt FROM charge_receipts WHERE run_id = :r", r=run_id
+        database, "SELECT provider_response_id, attempt FROM charge_receipts WHERE run_id = :r", r=run_id
     )
-    assert {r["usage_unit_id"] for r in receipts} == delivered  # every delivered call billed once
+    assert {r["provider_response_id"] for r in receipts} == delivered  # every delivered call billed once
     assert len(receipts) == len(delivered) == 3
     calls = await rows(
         database, "SELECT call_key, attempt, status FROM model_calls WHERE run_id = :r", r=run_id
     )
-    assert sorted(c["status"] for c in calls) == ["pending", "settled", "settled", "settled"]
+    # The new attempt found the lost attempt's call still pending: left unsettled, usage unknown.
+    assert sorted(c["status"] for c in calls) == ["settled", "settled", "settled", "unsettled"]
 
     report = await reconcile_once(database, threshold_seconds=0)
     assert report.flagged_calls >= 1
     calls = await rows(database, "SELECT call_key, status FROM model_calls WHERE run_id = :r", r=run_id)
     assert sorted(c["status"] for c in calls) == ["flagged", "settled", "settled", "settled"]
-    assert [c["call_key"] for c in calls if c["status"] == "flagged"] == ["draft:0"]
+    assert [c["call_key"] for c in calls if c["status"] == "flagged"] == ["draft:2.0"]
     assert (
         await scalar(
             database, "SELECT count(*) FROM model_calls WHERE status = 'pending' AND run_id = :r", r=run_id
@@ -304,7 +375,7 @@ async def test_runledger_reconcile_command(settings: Settings) -> None:
     )
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
-    assert "stale pending model call(s) flagged" in out.decode()
+    assert "model call(s) flagged (reasons in the report)" in out.decode()
 
 
 @pytest.mark.usefixtures("worker")

@@ -363,6 +363,42 @@ async def test_webhook_trigger_lifecycle_through_the_cli(api: httpx.AsyncClient,
     assert gone.err.startswith("error: webhook_source_not_found: "), gone
 
 
+async def test_run_steps_and_replays_through_the_cli(api: httpx.AsyncClient, cli: Cli) -> None:
+    started = await api.post(
+        "/api/v1/graphs/langgraph:brief/runs", json={"input": {"topic": "tides"}}, headers=cli.user.headers
+    )
+    run = await wait_for_run(api, cli.user, started.json()["run_id"], within=60)
+    steps = (await cli.ok("runs", "steps", run["run_id"], "--json")).json()["checkpoints"]
+    assert [s["node"] for s in steps] == ["outline", "draft", "review"]
+    table = (await cli.ok("runs", "steps", run["run_id"])).out
+    assert "outline" in table
+    assert steps[0]["checkpoint_id"] in table
+    last = steps[-1]["checkpoint_id"]
+    dry = (await cli.ok("runs", "replay", run["run_id"], "--from", last, "--dry-run", "--json")).json()
+    assert dry == {"estimated_credits": 0, "reused_calls": 3}
+    printed = (
+        await cli.ok("runs", "replay", run["run_id"], "--from", steps[1]["checkpoint_id"], "--dry-run")
+    ).out
+    assert "nothing (dry run)" in printed
+    fork = (
+        await cli.ok("runs", "replay", run["run_id"], "--from", steps[1]["checkpoint_id"], "--json")
+    ).json()
+    done = await wait_for_run(api, cli.user, fork["run_id"], within=60)
+    assert (done["replay_of"], done["model_calls"]) == (run["run_id"], 1)
+    # A finished run waits for nothing: resume, approve and deny say so.
+    for args in (
+        ("resume", run["run_id"], "--value", '"yes"'),
+        ("approve", run["run_id"]),
+        ("deny", run["run_id"]),
+    ):
+        refused = await cli("runs", *args)
+        assert refused.code == 1, refused
+        assert refused.err.startswith("error: run_not_paused: "), refused
+    not_json = await cli("runs", "resume", run["run_id"], "--value", "{oops")
+    assert not_json.code == 2
+    assert "not JSON" in not_json.err
+
+
 async def test_errors_print_the_api_code_and_exit_1(cli: Cli, tmp_path: Path) -> None:
     bad_cron, bad_timezone, wrong_key, unknown, bad_run, refused, no_key = await asyncio.gather(
         cli(
@@ -390,7 +426,7 @@ async def test_errors_print_the_api_code_and_exit_1(cli: Cli, tmp_path: Path) ->
         ),
         cli("schedules", "list", RUNLEDGER_API_KEY="rl_not_a_key"),
         cli("schedules", "pause", str(uuid.uuid4())),
-        cli("runs", "show", "not-a-run"),
+        cli("runs", "show", str(uuid.uuid4())),
         cli("grants", "list", RUNLEDGER_API_URL=f"http://127.0.0.1:{free_port()}"),
         cli("runs", "list", RUNLEDGER_API_KEY="", RUNLEDGER_DATA_DIR=str(tmp_path / "empty")),
     )

@@ -74,8 +74,8 @@ async def test_follow_json_streams_text_usage_and_ends_with_done(
     assert events[-1]["data"]["status"] == "success"
     run = await wait_for_run(api, user, run_id)
     deltas = [e["data"] for e in events if e["event"] == "text_delta"]
-    for key in ("outline", "draft", "review"):
-        streamed = [d for d in deltas if d["call_key"] == f"{key}:0"]
+    for key, call_key in (("outline", "outline:1.0"), ("draft", "draft:2.0"), ("review", "review:3.0")):
+        streamed = [d for d in deltas if d["call_key"] == call_key]
         assert {d["node"] for d in streamed} == {key}
         assert "".join(d["text"] for d in streamed) == run["output"][key]
     usage = [e["data"] for e in events if e["event"] == "usage"]
@@ -223,3 +223,14 @@ def test_sse_parser_follows_the_event_stream_rules() -> None:
     messages = [m for m in map(parser.feed, lines) if m is not None]
     assert messages == [("usage", '{\n"a": 1}', "7"), ("message", "x", "7")]  # the last id carries over
     assert parser.retry_ms == 2500
+
+
+def test_follow_replaces_the_text_of_a_retried_step() -> None:
+    from runledger.cli_tables import FollowState
+
+    state = FollowState("r")
+    state.apply("text_delta", {"call_key": "n:1.0", "node": "n", "text": "Half a sen", "attempt": 1})
+    state.apply("text_delta", {"call_key": "n:1.0", "node": "n", "text": "A whole ", "attempt": 2})
+    state.apply("text_delta", {"call_key": "n:1.0", "node": "n", "text": "sentence.", "attempt": 2})
+    state.apply("text_delta", {"call_key": "n:1.0", "node": "n", "text": " (late)", "attempt": 1})
+    assert state.streaming["n:1.0"] == ("n", "A whole sentence.")

@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import threading
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -203,6 +204,10 @@ async def test_HOLDS_ALWAYS_RELEASED_overlapping_schedule_slot_cancels_the_old_r
             return fake_provider.log.waiting
 
         await eventually(waiting, until=lambda n: n >= 1, within=60)
+        # A slot's run id is derived from its second (SPEC §2): a second trigger within the same
+        # second is the same slot, so the next one waits for the next second.
+        slot = datetime.fromisoformat(first["scheduled_for"])
+        await asyncio.sleep(max(0.0, (slot + timedelta(seconds=1.1) - datetime.now(UTC)).total_seconds()))
         # The next slot terminates the running one (terminate_other): its run is asked to cancel.
         await schedule.trigger(overlap=ScheduleOverlapPolicy.TERMINATE_OTHER)
         old = await wait_for_run(api, user, first["run_id"], within=60)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -236,6 +237,7 @@ def test_up_serves_a_billed_run_stops_cleanly_and_resumes(tmp_path: Path) -> Non
             assert stat.S_IMODE((data_dir / secret).stat().st_mode) == 0o600
         for printed in (
             f"{api}/docs",
+            f"{api}/ui  (sign in with the demo API key",
             f"http://127.0.0.1:{ports.ui}",
             admin_token,
             demo["api_key"],
@@ -281,6 +283,20 @@ def test_up_serves_a_billed_run_stops_cleanly_and_resumes(tmp_path: Path) -> Non
             assert echo_run["status"] == "success", (echo_run, _logs(data_dir))
             assert echo_run["output"]["reply"] == "HI"
             assert echo_run["graph_version"] == listed["langgraph:echo"]["version"]
+
+        # The banner's dashboard: sign in with the demo key and see the run on its detail page.
+        with httpx.Client(base_url=api, timeout=10) as browser:
+            form = browser.get("/ui/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert token, form.text
+            detail = browser.post(
+                "/ui/login",
+                data={"api_key": demo["api_key"], "csrf_token": token.group(1), "next": f"/ui/runs/{run_id}"},
+                follow_redirects=True,
+            )
+            assert detail.status_code == 200, detail.text
+            assert f"<code>{run_id}</code>" in detail.text
+            assert 'id="run-status">success<' in detail.text
 
         assert httpx.get(f"http://127.0.0.1:{ports.ui}/", timeout=10).status_code == 200
         assert first.stop() == 0, first.output

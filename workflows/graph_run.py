@@ -22,12 +22,14 @@ from runledger.contracts.grants import is_grant_error
 from runledger.contracts.runs import (
     CREDITS_ADDED_SIGNAL,
     GRAPH_RUN_WORKFLOW,
+    RESUME_SIGNAL,
     AuthorizeInput,
     ExecuteInput,
     ExecuteResult,
     FinalizeInput,
     GraphRunInput,
     GraphRunResult,
+    InputPauseInput,
     PauseInput,
     ResumeInput,
     RunStatus,
@@ -45,10 +47,16 @@ ATTEMPTS_PER_EXECUTION = 1000
 class GraphRunWorkflow:
     def __init__(self) -> None:
         self._credit_signals = 0
+        #: Values sent by ``POST /runs/{id}/resume``; only those after a pause resume it.
+        self._resumes: list[Any] = []
 
     @workflow.signal(name=CREDITS_ADDED_SIGNAL)
     def credits_added(self) -> None:
         self._credit_signals += 1
+
+    @workflow.signal(name=RESUME_SIGNAL)
+    def resume(self, payload: dict[str, Any]) -> None:
+        self._resumes.append(payload.get("value"))
 
     @workflow.run
     async def run(self, inp: GraphRunInput) -> GraphRunResult:
@@ -64,17 +72,35 @@ class GraphRunWorkflow:
                     inp, _refusal_status(auth.error_code), code=auth.error_code, message=auth.error_message
                 )
             execution = 0
+            resume: ExecuteInput | None = None
             while True:
                 try:
                     result: ExecuteResult = await workflow.execute_activity_method(
                         RunActivities.execute,
-                        ExecuteInput(run_id=inp.run_id, attempt_base=execution * ATTEMPTS_PER_EXECUTION),
+                        ExecuteInput(
+                            run_id=inp.run_id,
+                            attempt_base=execution * ATTEMPTS_PER_EXECUTION,
+                            resuming=resume is not None,
+                            resume_value=None if resume is None else resume.resume_value,
+                        ),
                         start_to_close_timeout=policies.GRAPH_START_TO_CLOSE,
                         schedule_to_close_timeout=policies.GRAPH_SCHEDULE_TO_CLOSE,
                         heartbeat_timeout=policies.GRAPH_HEARTBEAT,
                         retry_policy=policies.GRAPH_RETRY,
                     )
-                    break
+                    if not result.interrupts:
+                        break
+                    # Paused by the graph: the worker slot is free, the wait is Temporal's.
+                    given = await self._wait_for_input(inp, result.interrupts)
+                    if given is None:
+                        return await self._finish(
+                            inp,
+                            RunStatus.ERROR,
+                            code=ErrorCode.INPUT_TIMEOUT,
+                            message=f"no resume within {inp.input_wait_seconds}s",
+                        )
+                    resume = ExecuteInput(run_id=inp.run_id, resuming=True, resume_value=given[0])
+                    execution += 1
                 except ActivityError as err:
                     code, message, details = _failure(err)
                     if code != ErrorCode.CREDITS_EXHAUSTED:
@@ -87,6 +113,7 @@ class GraphRunWorkflow:
                             message=f"no top-up within {inp.credit_wait_seconds}s: {message}",
                         )
                     execution += 1
+                    resume = None
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
                 # The run was cancelled while the graph ran: record it as cancelled, not failed.
@@ -121,6 +148,25 @@ class GraphRunWorkflow:
             RunActivities.resume, ResumeInput(run_id=inp.run_id), **policies.DB_STEP
         )
         return True
+
+    async def _wait_for_input(self, inp: GraphRunInput, interrupts: list[Any]) -> list[Any] | None:
+        """Record the pause and wait for a resume: ``[value]``, or None when the wait timed out."""
+        seen = len(self._resumes)
+        await workflow.execute_local_activity_method(
+            RunActivities.pause_for_input,
+            InputPauseInput(run_id=inp.run_id, interrupts=interrupts),
+            **policies.DB_STEP,
+        )
+        try:
+            await workflow.wait_condition(
+                lambda: len(self._resumes) > seen, timeout=timedelta(seconds=inp.input_wait_seconds)
+            )
+        except TimeoutError:
+            return None
+        await workflow.execute_local_activity_method(
+            RunActivities.resume, ResumeInput(run_id=inp.run_id), **policies.DB_STEP
+        )
+        return [self._resumes[seen]]
 
     async def _finish(
         self,

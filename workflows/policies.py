@@ -39,7 +39,12 @@ GRAPH_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=5,
-    non_retryable_error_types=[ErrorCode.GRAPH_FAILED, ErrorCode.GRAPH_NOT_FOUND, ErrorCode.MODEL_NOT_PRICED],
+    non_retryable_error_types=[
+        ErrorCode.GRAPH_FAILED,
+        ErrorCode.GRAPH_NOT_FOUND,
+        ErrorCode.MODEL_NOT_PRICED,
+        ErrorCode.CHECKPOINT_NOT_FOUND,
+    ],
 )
 GRAPH_START_TO_CLOSE = timedelta(minutes=10)
 #: The execute activity heartbeats every few seconds while the graph runs.

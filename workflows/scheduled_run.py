@@ -67,6 +67,7 @@ class ScheduledRunWorkflow:
                     billing_account_id=slot.billing_account_id,
                     run_kind=RunKind.SYSTEM_SCHEDULED,
                     credit_wait_seconds=slot.credit_wait_seconds,
+                    input_wait_seconds=slot.input_wait_seconds,
                 ),
                 id=ids.graph_run_workflow_id(slot.run_id),
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

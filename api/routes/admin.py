@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-
 import structlog
 from fastapi import APIRouter, Response, status
 from temporalio.service import RPCError
 
 from api.deps import AdminDep, AppState, StateDep
-from api.errors import Conflict, NotFound, Unprocessable
+from api.errors import Conflict, NotFound
 from api.keys import display_prefix, hash_api_key, new_api_key
+from api.openapi import errors
+from api.params import ObjectId
 from api.presenters import ledger_out
 from api.schemas import CreateUserRequest, CreateUserResponse, LedgerEntryOut, TopupRequest
 from db import accounts, ledger, runs
@@ -39,14 +39,14 @@ async def create_user(body: CreateUserRequest, state: StateDep, _: AdminDep) -> 
     "/billing-accounts/{billing_account_id}/credits",
     status_code=status.HTTP_201_CREATED,
     response_model=LedgerEntryOut,
+    responses={
+        200: {"model": LedgerEntryOut, "description": "the entry of an earlier top-up"},
+        **errors(409),
+    },
 )
 async def top_up(
-    billing_account_id: str, body: TopupRequest, state: StateDep, _: AdminDep, response: Response
+    billing_account_id: ObjectId, body: TopupRequest, state: StateDep, _: AdminDep, response: Response
 ) -> LedgerEntryOut:
-    try:
-        uuid.UUID(billing_account_id)
-    except ValueError as exc:
-        raise Unprocessable("billing_account_id must be a UUID") from exc
     try:
         async with state.database.transaction() as session:
             if not await accounts.account_exists(session, billing_account_id=billing_account_id):

@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import cast
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from api.deps import AdminDep, StateDep, UserDep
-from api.errors import NotFound, Unprocessable
+from api.errors import NotFound
+from api.openapi import errors
+from api.params import Limit, keyset
 from api.presenters import ledger_out, receipt_out
 from api.schemas import LedgerListResponse, ReceiptListResponse, ReconciliationReportOut
 from db import ledger, reconciliation
-from db.pagination import InvalidCursorError, decode_cursor, encode_cursor
-from runledger.contracts.errors import ErrorCode
+from db.pagination import encode_cursor
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
-
-Limit = Annotated[int, Query(ge=1, le=100)]
-
-
-def _bad_cursor() -> Unprocessable:
-    return Unprocessable("cursor is not valid", code=ErrorCode.INVALID_CURSOR)
 
 
 @router.get("/ledger", response_model=LedgerListResponse)
@@ -33,13 +28,8 @@ async def get_ledger(
     limit: Limit = 50,
     cursor: str | None = None,
 ) -> LedgerListResponse:
-    before_id = None
-    if cursor is not None:
-        try:
-            (before_id,) = decode_cursor(cursor, arity=1)
-            before_id = int(before_id)
-        except (InvalidCursorError, ValueError, TypeError) as exc:
-            raise _bad_cursor() from exc
+    key = keyset(cursor, ("int",))
+    before_id = None if key is None else cast(int, key[0])
     async with state.database.transaction() as session:
         rows = await ledger.list_ledger(
             session,
@@ -62,13 +52,7 @@ async def get_receipts(
     limit: Limit = 50,
     cursor: str | None = None,
 ) -> ReceiptListResponse:
-    before = None
-    if cursor is not None:
-        try:
-            created_at, receipt_id = decode_cursor(cursor, arity=2)
-            before = (datetime.fromisoformat(str(created_at)), str(uuid.UUID(str(receipt_id))))
-        except (InvalidCursorError, ValueError) as exc:
-            raise _bad_cursor() from exc
+    before = cast("tuple[datetime, str] | None", keyset(cursor, ("timestamp", "uuid")))
     async with state.database.transaction() as session:
         rows = await ledger.list_receipts(
             session,
@@ -82,7 +66,7 @@ async def get_receipts(
     return ReceiptListResponse(receipts=[receipt_out(r) for r in page], next_cursor=next_cursor)
 
 
-@router.get("/reconciliation", response_model=ReconciliationReportOut)
+@router.get("/reconciliation", response_model=ReconciliationReportOut, responses=errors(404))
 async def last_reconciliation(state: StateDep, _: AdminDep) -> ReconciliationReportOut:
     """The last reconciliation report (admin): flagged model calls and per-account drift."""
     async with state.database.transaction() as session:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
+import re
 
 from fastapi import APIRouter, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import StateDep, UserDep
 from api.errors import NotFound, Unprocessable
+from api.params import CANONICAL_UUID, ObjectId
 from api.schemas import CreateGrantRequest, GrantListResponse, GrantOut
 from db import grants
 from db.accounts import Principal
@@ -51,11 +52,9 @@ async def grant_for_trigger(
             max_credits=None,
         )
         return minted, True
-    try:
-        uuid.UUID(grant_id)
-    except ValueError:
-        raise grant_not_found(grant_id) from None
-    grant = await grants.get_grant(session, grant_id=grant_id, user_id=principal.user_id)
+    if not re.fullmatch(CANONICAL_UUID, grant_id):
+        raise grant_not_found(grant_id)
+    grant = await grants.get_grant(session, grant_id=grant_id.lower(), user_id=principal.user_id)
     if grant is None:
         raise grant_not_found(grant_id)
     denied = check_grant(grants.view(grant), graph_id=graph_id, now=await grants.database_now(session))
@@ -93,11 +92,7 @@ async def list_grants(principal: UserDep, state: StateDep) -> GrantListResponse:
 
 
 @router.delete("/{grant_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def revoke_grant(grant_id: str, principal: UserDep, state: StateDep) -> Response:
-    try:
-        uuid.UUID(grant_id)
-    except ValueError:
-        raise grant_not_found(grant_id) from None
+async def revoke_grant(grant_id: ObjectId, principal: UserDep, state: StateDep) -> Response:
     async with state.database.transaction() as session:
         grant = await grants.get_grant(session, grant_id=grant_id, user_id=principal.user_id)
         if grant is None:

@@ -19,7 +19,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "Postgres or Temporal is unreachable"}})
 async def readyz(state: StateDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     try:

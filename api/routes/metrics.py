@@ -140,8 +140,10 @@ def _model_calls(snap: MetricsSnapshot) -> Iterator[Metric]:
     records = GaugeMetricFamily(
         "runledger_model_call_records",
         "Recorded model calls by status: pending (in flight, or stuck until reconciliation flags it), "
-        "settled, failed, flagged (a call that may have been billed by the provider without a receipt; "
-        "an operator settles it).",
+        "settled, partial (a broken stream charged for what arrived), failed (refused before anything "
+        "arrived, unbilled), unsettled (reached the provider, not charged yet: the run's next attempt or "
+        "reconciliation charges it when its charge is known, else flags it), flagged (may have been "
+        "billed by the provider without a receipt; an operator settles it).",
         labels=["status"],
     )
     for status in MODEL_CALL_STATUSES:
@@ -160,7 +162,7 @@ def _reconciliation(snap: MetricsSnapshot) -> Iterator[Metric]:
     )
     yield GaugeMetricFamily(
         "runledger_reconciliation_flagged_calls",
-        "Stale pending model calls flagged by the last reconciliation pass.",
+        "Model calls flagged by the last reconciliation pass (stale pending, or unsettled with usage unknown).",
         value=report.flagged_calls,
     )
     yield GaugeMetricFamily(

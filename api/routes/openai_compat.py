@@ -57,7 +57,8 @@ from api.chat_runs import (
 )
 from api.deps import AppState, StateDep, UserDep
 from api.errors import AppError, PaymentRequired, Unprocessable, error_body
-from api.routes.events import PING_SECONDS
+from api.event_stream import PING_SECONDS
+from api.openapi import errors
 from db import catalog
 from db.models import GraphRun
 from runledger.contracts.catalog import accepts_messages
@@ -232,7 +233,17 @@ async def _wait_for_terminal(state: AppState, run: GraphRun, tally: _Tally) -> R
     return await terminal_from_row(state, run.run_id)
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses={
+        200: {
+            "description": "a chat.completion, or with stream: true a stream of chat.completion.chunk",
+            "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {}},
+        },
+        **errors(402, 404, 502, 503, 504),
+    },
+)
 async def chat_completions(
     body: ChatCompletionRequest,
     principal: UserDep,

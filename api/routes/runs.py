@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Header, Query, Response, status
-from temporalio.service import RPCError
 
+from api import run_service
 from api.deps import StateDep, UserDep
-from api.errors import NotFound, ServiceUnavailable, Unprocessable
+from api.openapi import errors
+from api.params import Limit, ObjectId, Timestamp, keyset
 from api.presenters import receipt_out, run_links, run_out
-from api.run_starts import start_api_run, start_replay
+from api.run_service import own_run
+from api.run_starts import ReplayPlan, start_api_run, start_replay
 from api.schemas import (
     ReceiptListResponse,
+    ReplayEstimate,
+    ReplayRequest,
     ReservationOut,
     RunListResponse,
     RunOut,
@@ -22,12 +26,8 @@ from api.schemas import (
     StartRunResponse,
 )
 from db import ledger, reservations, runs
-from db.accounts import Principal
-from db.models import GraphRun
-from db.pagination import InvalidCursorError, decode_cursor, encode_cursor
-from db.session import Database
-from runledger.contracts.errors import ErrorCode
-from runledger.contracts.runs import TERMINAL_STATUSES, RunKind, RunStatus
+from db.pagination import encode_cursor
+from runledger.contracts.runs import RunKind, RunStatus
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 
@@ -37,7 +37,8 @@ router = APIRouter(prefix="/api/v1", tags=["runs"])
     status_code=status.HTTP_202_ACCEPTED,
     response_model=StartRunResponse,
     responses={
-        200: {"model": StartRunResponse, "description": "the run an earlier request with this key started"}
+        200: {"model": StartRunResponse, "description": "the run an earlier request with this key started"},
+        **errors(402, 503),
     },
 )
 async def start_run(
@@ -67,16 +68,6 @@ async def start_run(
     )
 
 
-def _parse_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    if cursor is None:
-        return None
-    try:
-        created_at, key = decode_cursor(cursor, arity=2)
-        return datetime.fromisoformat(str(created_at)), str(uuid.UUID(str(key)))
-    except (InvalidCursorError, ValueError) as exc:
-        raise Unprocessable("cursor is not valid", code=ErrorCode.INVALID_CURSOR) from exc
-
-
 @router.get("/runs", response_model=RunListResponse)
 async def list_runs(
     principal: UserDep,
@@ -85,12 +76,11 @@ async def list_runs(
     graph_id: str | None = None,
     schedule_id: uuid.UUID | None = None,
     run_kind: RunKind | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    created_after: Timestamp | None = None,
+    created_before: Timestamp | None = None,
+    limit: Limit = 20,
     cursor: str | None = None,
 ) -> RunListResponse:
-    before = _parse_cursor(cursor)
     filters = runs.RunFilters(
         status=status_,
         graph_id=graph_id,
@@ -99,34 +89,18 @@ async def list_runs(
         created_after=created_after,
         created_before=created_before,
     )
-    async with state.database.transaction() as session:
-        rows = await runs.list_runs(
-            session,
-            billing_account_id=principal.billing_account_id,
-            filters=filters,
-            limit=limit + 1,
-            before=before,
-        )
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = encode_cursor([page[-1].created_at.isoformat(), page[-1].run_id]) if more else None
-    return RunListResponse(runs=[run_out(state.settings, r) for r in page], next_cursor=next_cursor)
-
-
-async def own_run(database: Database, principal: Principal, run_id: str) -> GraphRun:
-    """The caller's run, or 404 — for another tenant's run too (existence is not revealed)."""
-    try:
-        uuid.UUID(run_id)
-    except ValueError:
-        raise NotFound(f"run {run_id} not found", code=ErrorCode.RUN_NOT_FOUND) from None
-    async with database.transaction() as session:
-        run = await runs.get_run(session, run_id=run_id, billing_account_id=principal.billing_account_id)
-    if run is None:
-        raise NotFound(f"run {run_id} not found", code=ErrorCode.RUN_NOT_FOUND)
-    return run
+    page = await run_service.list_page(
+        state.database,
+        billing_account_id=principal.billing_account_id,
+        filters=filters,
+        limit=limit,
+        cursor=cursor,
+    )
+    return RunListResponse(runs=[run_out(state.settings, r) for r in page.runs], next_cursor=page.next_cursor)
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
-async def get_run(run_id: str, principal: UserDep, state: StateDep) -> RunOut:
+async def get_run(run_id: ObjectId, principal: UserDep, state: StateDep) -> RunOut:
     detail = run_out(state.settings, await own_run(state.database, principal, run_id))
     async with state.database.transaction() as session:
         hold = await reservations.for_run(session, run_id=run_id)
@@ -138,18 +112,44 @@ async def get_run(run_id: str, principal: UserDep, state: StateDep) -> RunOut:
 
 
 @router.get("/runs/{run_id}/charges", response_model=ReceiptListResponse)
-async def run_charges(run_id: str, principal: UserDep, state: StateDep) -> ReceiptListResponse:
+async def run_charges(
+    run_id: ObjectId, principal: UserDep, state: StateDep, limit: Limit = 50, cursor: str | None = None
+) -> ReceiptListResponse:
+    """The run's receipts, newest first, cursor-paginated like ``/billing/receipts``."""
     run = await own_run(state.database, principal, run_id)
+    before = cast("tuple[datetime, str] | None", keyset(cursor, ("timestamp", "uuid")))
     async with state.database.transaction() as session:
-        receipts = await ledger.list_receipts(
-            session, billing_account_id=principal.billing_account_id, run_id=run.run_id, limit=1000
+        rows = await ledger.list_receipts(
+            session,
+            billing_account_id=principal.billing_account_id,
+            run_id=run.run_id,
+            limit=limit + 1,
+            before=before,
         )
-    return ReceiptListResponse(receipts=[receipt_out(r) for r in receipts], next_cursor=None)
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = encode_cursor([page[-1].created_at.isoformat(), page[-1].id]) if more else None
+    return ReceiptListResponse(receipts=[receipt_out(r) for r in page], next_cursor=next_cursor)
 
 
-@router.post("/runs/{run_id}/replay", status_code=status.HTTP_202_ACCEPTED, response_model=StartRunResponse)
-async def replay_run(run_id: str, principal: UserDep, state: StateDep) -> StartRunResponse:
-    """A new run with the same graph and input; ``replay_of`` points at the original."""
+@router.post(
+    "/runs/{run_id}/replay",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=StartRunResponse | ReplayEstimate,
+    responses={
+        200: {"model": ReplayEstimate, "description": "dry_run: the estimate; nothing started"},
+        **errors(402, 409, 422, 503),
+    },
+)
+async def replay_run(
+    run_id: ObjectId,
+    principal: UserDep,
+    state: StateDep,
+    response: Response,
+    body: ReplayRequest | None = None,
+) -> StartRunResponse | ReplayEstimate:
+    """A new run of the same graph; ``replay_of`` points at the original, which never changes.
+    ``from_checkpoint_id`` starts it at one of the original's steps (not paid again); ``dry_run``
+    answers the estimate with the run-start preflight's pricing."""
     original = await own_run(state.database, principal, run_id)
     run = await start_replay(
         database=state.database,
@@ -157,7 +157,11 @@ async def replay_run(run_id: str, principal: UserDep, state: StateDep) -> StartR
         settings=state.settings,
         principal=principal,
         original=original,
+        body=body,
     )
+    if isinstance(run, ReplayPlan):
+        response.status_code = status.HTTP_200_OK
+        return ReplayEstimate(estimated_credits=run.estimated_credits, reused_calls=run.reused_calls)
     return StartRunResponse(
         run_id=run.run_id,
         workflow_id=run.workflow_id,
@@ -166,14 +170,15 @@ async def replay_run(run_id: str, principal: UserDep, state: StateDep) -> StartR
     )
 
 
-@router.post("/runs/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut)
-async def cancel_run(run_id: str, principal: UserDep, state: StateDep) -> RunOut:
+@router.post(
+    "/runs/{run_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunOut,
+    responses=errors(503),
+)
+async def cancel_run(run_id: ObjectId, principal: UserDep, state: StateDep) -> RunOut:
     """Ask Temporal to cancel the run; the workflow records ``cancelled`` itself. A finished run is
     returned as it is."""
     run = await own_run(state.database, principal, run_id)
-    if run.status not in TERMINAL_STATUSES:
-        try:
-            await state.temporal.get_workflow_handle(run.workflow_id).cancel()
-        except RPCError as exc:
-            raise ServiceUnavailable(f"Temporal is unavailable: {exc.message}") from exc
+    await run_service.cancel(state.temporal, run)
     return run_out(state.settings, run)

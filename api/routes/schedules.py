@@ -8,10 +8,12 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from api import temporal_schedules
+from api import schedule_service, temporal_schedules
 from api.catalog import published_graph, published_graphs, validate_input
 from api.deps import StateDep, UserDep
-from api.errors import NotFound, Unprocessable
+from api.errors import Unprocessable
+from api.openapi import errors
+from api.params import ObjectId
 from api.presenters import run_out
 from api.routes.grants import grant_for_trigger
 from api.schedule_rules import validate_cron, validate_timezone
@@ -51,23 +53,13 @@ def schedule_out(row: Schedule, next_run_at: Any = None) -> ScheduleOut:
     )
 
 
-def _not_found(schedule_id: str) -> NotFound:
-    return NotFound(f"schedule {schedule_id} not found", code="schedule_not_found")
-
-
 async def _own_schedule(database: Database, principal: Principal, schedule_id: str) -> Schedule:
-    try:
-        uuid.UUID(schedule_id)
-    except ValueError:
-        raise _not_found(schedule_id) from None
-    async with database.transaction() as session:
-        row = await schedules.get_schedule(session, schedule_id=schedule_id, owner_user_id=principal.user_id)
-    if row is None:
-        raise _not_found(schedule_id)
-    return row
+    return await schedule_service.scoped_schedule(database, principal.user_id, schedule_id)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ScheduleOut)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=ScheduleOut, responses=errors(404, 409, 503)
+)
 async def create_schedule(body: CreateScheduleRequest, principal: UserDep, state: StateDep) -> ScheduleOut:
     cron = validate_cron(body.cron)
     timezone = validate_timezone(body.timezone)
@@ -109,8 +101,8 @@ async def list_schedules(principal: UserDep, state: StateDep) -> ScheduleListRes
     return ScheduleListResponse(schedules=[schedule_out(r) for r in rows])
 
 
-@router.get("/{schedule_id}", response_model=ScheduleDetail)
-async def get_schedule(schedule_id: str, principal: UserDep, state: StateDep) -> ScheduleDetail:
+@router.get("/{schedule_id}", response_model=ScheduleDetail, responses=errors(503))
+async def get_schedule(schedule_id: ObjectId, principal: UserDep, state: StateDep) -> ScheduleDetail:
     row = await _own_schedule(state.database, principal, schedule_id)
     description = await temporal_schedules.describe(state.temporal, row)
     upcoming = temporal_schedules.next_times(description)
@@ -132,9 +124,9 @@ async def get_schedule(schedule_id: str, principal: UserDep, state: StateDep) ->
     )
 
 
-@router.patch("/{schedule_id}", response_model=ScheduleOut)
+@router.patch("/{schedule_id}", response_model=ScheduleOut, responses=errors(503))
 async def patch_schedule(
-    schedule_id: str, body: PatchScheduleRequest, principal: UserDep, state: StateDep
+    schedule_id: ObjectId, body: PatchScheduleRequest, principal: UserDep, state: StateDep
 ) -> ScheduleOut:
     row = await _own_schedule(state.database, principal, schedule_id)
     changes: dict[str, Any] = {}
@@ -157,21 +149,22 @@ async def patch_schedule(
         changes["catchup_window_seconds"] = body.catchup_window_seconds
     if not changes:
         raise Unprocessable("nothing to change: send at least one of input, cron, timezone, enabled, overlap")
-    async with state.database.transaction() as session:
-        updated = await schedules.update_schedule(session, schedule_id=row.id, values=changes)
-        await temporal_schedules.update(
-            state.temporal,
-            updated,
-            task_queue=state.settings.temporal_task_queue,
-            enabled_changed="enabled" in changes and changes["enabled"] != row.enabled,
-        )
+    updated = await schedule_service.apply_changes(
+        state.database,
+        state.temporal,
+        task_queue=state.settings.temporal_task_queue,
+        row=row,
+        changes=changes,
+    )
     description = await temporal_schedules.describe(state.temporal, updated)
     upcoming = temporal_schedules.next_times(description, limit=1)
     return schedule_out(updated, upcoming[0] if upcoming else None)
 
 
-@router.delete("/{schedule_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_schedule(schedule_id: str, principal: UserDep, state: StateDep) -> Response:
+@router.delete(
+    "/{schedule_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=errors(503)
+)
+async def delete_schedule(schedule_id: ObjectId, principal: UserDep, state: StateDep) -> Response:
     row = await _own_schedule(state.database, principal, schedule_id)
     async with state.database.transaction() as session:
         await schedules.mark_deleted(session, schedule_id=row.id)
@@ -181,8 +174,13 @@ async def delete_schedule(schedule_id: str, principal: UserDep, state: StateDep)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{schedule_id}/trigger", status_code=status.HTTP_202_ACCEPTED, response_model=TriggerResponse)
-async def trigger_schedule(schedule_id: str, principal: UserDep, state: StateDep) -> TriggerResponse:
+@router.post(
+    "/{schedule_id}/trigger",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TriggerResponse,
+    responses=errors(503),
+)
+async def trigger_schedule(schedule_id: ObjectId, principal: UserDep, state: StateDep) -> TriggerResponse:
     row = await _own_schedule(state.database, principal, schedule_id)
     await temporal_schedules.trigger(state.temporal, row)
     return TriggerResponse(schedule_id=row.id, triggered=True)

@@ -59,8 +59,10 @@ from api.chat_runs import (
 )
 from api.deps import AppState, StateDep, UserDep
 from api.errors import Unprocessable
-from api.routes.events import PING_SECONDS
-from api.routes.runs import own_run
+from api.event_stream import PING_SECONDS
+from api.openapi import errors
+from api.params import ObjectId
+from api.run_service import own_run
 from db.models import GraphRun
 
 router = APIRouter(prefix="/api/v1", tags=["chat"])
@@ -256,7 +258,7 @@ def ui_message_stream_response(state: AppState, run: GraphRun) -> EventSourceRes
 
 
 @router.get("/runs/{run_id}/ui-stream", response_class=EventSourceResponse)
-async def run_ui_stream(run_id: str, principal: UserDep, state: StateDep) -> EventSourceResponse:
+async def run_ui_stream(run_id: ObjectId, principal: UserDep, state: StateDep) -> EventSourceResponse:
     run = await own_run(state.database, principal, run_id)
     return ui_message_stream_response(state, run)
 
@@ -297,7 +299,7 @@ def _turns(body: UIChatRequest) -> list[Turn]:
     return turns
 
 
-@router.post("/graphs/{graph_id}/chat", response_class=EventSourceResponse)
+@router.post("/graphs/{graph_id}/chat", response_class=EventSourceResponse, responses=errors(402, 503))
 async def chat(
     graph_id: str,
     body: UIChatRequest,

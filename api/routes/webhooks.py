@@ -12,18 +12,19 @@ bills the trigger's grant (BILLING_VIA_GRANT); a grant that no longer allows it 
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.boundary import parse_json, raw_body
 from api.catalog import published_graph, published_graphs, validate_input
 from api.deps import StateDep, UserDep
 from api.errors import NotFound, PayloadTooLarge, Unauthorized, Unprocessable
+from api.openapi import errors
+from api.params import ObjectId
 from api.routes.grants import grant_for_trigger
 from api.run_starts import start_graph_workflow
 from api.schemas import (
@@ -67,10 +68,6 @@ def _trigger_not_found(trigger_id: str) -> NotFound:
 
 
 async def _own_trigger(database: Database, principal: Principal, trigger_id: str) -> WebhookTrigger:
-    try:
-        uuid.UUID(trigger_id)
-    except ValueError:
-        raise _trigger_not_found(trigger_id) from None
     async with database.transaction() as session:
         row = await webhooks.get_trigger(session, trigger_id=trigger_id, owner_user_id=principal.user_id)
     if row is None:
@@ -78,7 +75,12 @@ async def _own_trigger(database: Database, principal: Principal, trigger_id: str
     return row
 
 
-@router.post("/webhook-triggers", status_code=status.HTTP_201_CREATED, response_model=WebhookTriggerCreated)
+@router.post(
+    "/webhook-triggers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookTriggerCreated,
+    responses=errors(404),
+)
 async def create_trigger(
     body: CreateWebhookTriggerRequest, principal: UserDep, state: StateDep
 ) -> WebhookTriggerCreated:
@@ -125,12 +127,12 @@ async def list_triggers(principal: UserDep, state: StateDep) -> WebhookTriggerLi
 
 
 @router.get("/webhook-triggers/{trigger_id}", response_model=WebhookTriggerOut)
-async def get_trigger(trigger_id: str, principal: UserDep, state: StateDep) -> WebhookTriggerOut:
+async def get_trigger(trigger_id: ObjectId, principal: UserDep, state: StateDep) -> WebhookTriggerOut:
     return WebhookTriggerOut(**_trigger_fields(await _own_trigger(state.database, principal, trigger_id)))
 
 
 @router.delete("/webhook-triggers/{trigger_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_trigger(trigger_id: str, principal: UserDep, state: StateDep) -> Response:
+async def delete_trigger(trigger_id: ObjectId, principal: UserDep, state: StateDep) -> Response:
     row = await _own_trigger(state.database, principal, trigger_id)
     async with state.database.transaction() as session:
         await webhooks.mark_deleted(session, trigger_id=row.id)
@@ -174,10 +176,10 @@ def _signed_by(
         )
     if not wh.valid_delivery_id(delivery_id):
         raise Unprocessable(f"{wh.DELIVERY_HEADER} must be 1 to 255 printable characters")
-    try:
-        signed_at = int(timestamp)
-    except ValueError:
-        raise _bad_signature(f"{wh.TIMESTAMP_HEADER} must be Unix seconds") from None
+    # At most 12 digits: a longer number is no clock time (and overflows the float comparison).
+    if not timestamp.strip().isdigit() or len(timestamp.strip()) > 12:
+        raise _bad_signature(f"{wh.TIMESTAMP_HEADER} must be Unix seconds")
+    signed_at = int(timestamp)
     if abs(time.time() - signed_at) > wh.TOLERANCE_SECONDS:
         raise _bad_signature(
             f"{wh.TIMESTAMP_HEADER} is more than {wh.TOLERANCE_SECONDS} s from the server's clock"
@@ -212,8 +214,12 @@ def _run_input(trigger: WebhookTrigger, spec: GraphSpec | None, payload: Any) ->
     "/webhooks/{source}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookDeliveryResponse,
-    responses={200: {"model": WebhookDeliveryResponse, "description": "a re-delivery: the runs it started"}},
+    responses={
+        200: {"model": WebhookDeliveryResponse, "description": "a re-delivery: the runs it started"},
+        **errors(401, 503),
+    },
 )
+@raw_body
 async def receive_delivery(
     source: str,
     request: Request,
@@ -231,10 +237,7 @@ async def receive_delivery(
         raise _source_not_found(source)
     body = await _read_body(request)
     delivery, matched = _signed_by(triggers, body, delivery_id, timestamp, signature)
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        raise Unprocessable("the body is not JSON", code=ErrorCode.INVALID_PAYLOAD) from None
+    payload = parse_json(body, code=ErrorCode.INVALID_PAYLOAD)
     async with state.database.transaction() as session:
         specs = await published_graphs(session, [trigger.graph_id for trigger in matched])
     inputs = {trigger.id: _run_input(trigger, specs.get(trigger.graph_id), payload) for trigger in matched}

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
+
+from runledger.contracts.money import ModelPrice, max_call_credits
 
 #: The source of the graphs that ship with runledger (``runledger/graphs/langgraph.json``).
 BUILTIN_SOURCE = "builtin"
@@ -25,7 +28,7 @@ class GraphSpec:
     description: str
     input_schema: dict[str, Any]
     #: Upper bound of model calls in one run: the preflight estimate multiplies it by the
-    #: configured per-call estimate.
+    #: maximum cost of one call.
     max_model_calls: int
     #: The only tools a run of this graph may call (DENY_BY_DEFAULT_TOOLS).
     tool_ids: tuple[str, ...] = field(default_factory=tuple)
@@ -46,13 +49,40 @@ def accepts_messages(spec: GraphSpec) -> bool:
     return "messages" in spec.input_schema.get("properties", {})
 
 
-#: Characters of JSON input per extra share of the per-call estimate (about 1,000 tokens).
-INPUT_CHARS_PER_SHARE = 4_000
+#: The preflight's allowance for a call's prompt besides the run's input (system text, templates,
+#: earlier messages), in tokens.
+PROMPT_TOKENS_ALLOWANCE = 1_000
+#: The preflight counts the run's JSON input as one token per this many characters: fewer than the
+#: ~4 of English text, so the estimate errs high.
+CHARS_PER_TOKEN = 3
 
 
-def estimate_run_credits(spec: GraphSpec, payload: dict[str, Any], per_call_credits: int) -> int:
-    """The hold a run needs before it starts: every declared model call at the per-call estimate,
-    scaled up for large inputs (each call carries the input in its prompt): one more share of the
-    per-call estimate per 4,000 characters of JSON input."""
+def estimate_run_credits(spec: GraphSpec, payload: dict[str, Any], price: ModelPrice, markup: Decimal) -> int:
+    """The hold a run needs before it starts: ``max_model_calls`` calls at their maximum cost
+    (``contracts.money.max_call_credits``, the per-call reservation's rule: LiteLLM's price x
+    (input tokens + the default output cap)), each call's input being the run's input plus the
+    prompt allowance. The exact bound of each call is reserved again before it is made."""
+    return spec.max_model_calls * _call_bound(payload, price, markup)
+
+
+def estimate_replay_credits(
+    spec: GraphSpec,
+    payload: dict[str, Any],
+    price: ModelPrice,
+    markup: Decimal,
+    *,
+    reused_calls: int,
+    remaining: bool,
+) -> int:
+    """The hold of a replay that starts at a checkpoint, with the preflight's pricing: the calls the
+    graph may still make after it (its declared calls less those the original made before it);
+    zero when nothing runs after that checkpoint."""
+    if not remaining:
+        return 0
+    return max(0, spec.max_model_calls - reused_calls) * _call_bound(payload, price, markup)
+
+
+def _call_bound(payload: dict[str, Any], price: ModelPrice, markup: Decimal) -> int:
     size = len(json.dumps(payload, separators=(",", ":"), sort_keys=True))
-    return spec.max_model_calls * per_call_credits * (1 + size // INPUT_CHARS_PER_SHARE)
+    input_tokens = PROMPT_TOKENS_ALLOWANCE + -(-size // CHARS_PER_TOKEN)
+    return max_call_credits(price, input_tokens=input_tokens, max_output_tokens=None, markup=markup)

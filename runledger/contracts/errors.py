@@ -14,6 +14,10 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     INVALID_CURSOR = "invalid_cursor"
+    #: A header value over the boundary's limit (400).
+    HEADER_TOO_LARGE = "header_too_large"
+    API_KEY_NOT_FOUND = "api_key_not_found"
+    USER_NOT_FOUND = "user_not_found"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     GRAPH_NOT_FOUND = "graph_not_found"
@@ -24,6 +28,10 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_CREDITS = "insufficient_credits"
     TEMPORAL_UNAVAILABLE = "temporal_unavailable"
     INTERNAL_ERROR = "internal_error"
+    #: A dashboard form without its session's CSRF token (403).
+    CSRF_TOKEN_INVALID = "csrf_token_invalid"
+    SCHEDULE_NOT_FOUND = "schedule_not_found"
+    BULK_OPERATION_NOT_FOUND = "bulk_operation_not_found"
     # Webhooks (POST /api/v1/webhooks/{source} and the triggers behind it).
     WEBHOOK_SOURCE_NOT_FOUND = "webhook_source_not_found"
     WEBHOOK_TRIGGER_NOT_FOUND = "webhook_trigger_not_found"
@@ -38,6 +46,14 @@ class ErrorCode(StrEnum):
     MODEL_PROVIDER_ERROR = "model_provider_error"
     RUN_CANCELLED = "run_cancelled"
     CHARGE_CONFLICT = "charge_conflict"
+    #: A run of the same ``state_key`` thread is still going (one run of a thread at a time).
+    THREAD_BUSY = "thread_busy"
+    #: A run paused for input (``interrupt()`` or an approval) was not resumed in time.
+    INPUT_TIMEOUT = "input_timeout"
+    #: ``POST /runs/{id}/resume`` on a run that is not waiting for input.
+    RUN_NOT_PAUSED = "run_not_paused"
+    #: A replay names a checkpoint that is not one of its original's steps (or no longer exists).
+    CHECKPOINT_NOT_FOUND = "checkpoint_not_found"
     #: Raised by the execute activity when the next call is not covered; the workflow pauses.
     CREDITS_EXHAUSTED = "credits_exhausted"
     # Set by the run sweeper (HOLDS_ALWAYS_RELEASED) on a run whose workflow ended without

@@ -60,16 +60,24 @@ def temporal_schedule_id(schedule_id: str) -> str:
     return f"{SCHEDULE_PREFIX}{schedule_id}"
 
 
+def usage_unit_id(*, run_id: str, call_key: str) -> str:
+    """runledger's own id of one model call of a run (``call_key`` is its stable position in the
+    graph, ``{node}:{n}``): the same for every attempt and every retried charge write of that call,
+    and never taken from the provider, whose response ids may repeat. The provider's id is kept
+    beside it (``provider_response_id``)."""
+    return str(uuid.uuid5(RUN_ID_NAMESPACE, f"model-call:{run_id}:{call_key}"))
+
+
 def charge_source_reference(*, run_id: str, attempt: int, usage_unit_id: str) -> str:
     """Idempotency reference of one charge: ``{run_id}/{attempt}/{usage_unit_id}``."""
     if not usage_unit_id:
-        raise ValueError("usage_unit_id is required: a charge without a provider call id is not idempotent")
+        raise ValueError("usage_unit_id is required: a charge without a call id is not idempotent")
     return f"{run_id}/{attempt}/{usage_unit_id}"
 
 
 def tool_effect_key(*, run_id: str, tool_call_id: str) -> str:
     """A tool call's effect key (EXACTLY_ONCE_TOOL_EFFECTS): the model's tool-call id (or the call's
-    ordinal in its node, ``{node}:tool:{n}``, where it has none) within the run. A write tool's
+    ordinal in its node and step, ``{node}:{step}.tool:{n}``, where it has none) within the run. A write tool's
     recorded result is keyed by it, and the tool is handed it as its idempotency key."""
     return f"{run_id}/{tool_call_id}"
 

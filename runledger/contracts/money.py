@@ -8,6 +8,7 @@ move the single ceil by a whole credit either way. 15 digits is far below one cr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 
 CREDITS_PER_USD = Decimal(10) ** 7
@@ -41,3 +42,30 @@ def credits_to_usd(credits: int) -> Decimal:
 def usd_to_credits(amount_usd: Decimal) -> int:
     """Credits bought by a USD amount, rounded down (never give away a fraction)."""
     return int((amount_usd * CREDITS_PER_USD).to_integral_value(rounding="ROUND_FLOOR"))
+
+
+#: The output cap of a model call whose graph gives no ``max_tokens``: the gateway sends it to the
+#: provider, so it bounds what the call can cost (BOUNDED_OVERSPEND).
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """LiteLLM's price of one model, USD per token (what the worker publishes in ``model_prices``)."""
+
+    input_usd_per_token: Decimal
+    output_usd_per_token: Decimal
+
+
+def max_call_credits(
+    price: ModelPrice, *, input_tokens: int, max_output_tokens: int | None, markup: Decimal
+) -> int:
+    """The most one call can be charged: the price of its input tokens plus its whole output cap
+    (the documented default cap when it names none), with the markup and the single ceil of
+    :func:`charged_credits`. The one pricing rule of the per-call reservation and of the run-start
+    preflight."""
+    if input_tokens < 0:
+        raise ValueError("input_tokens must not be negative")
+    output = DEFAULT_MAX_OUTPUT_TOKENS if max_output_tokens is None else max_output_tokens
+    cost = price.input_usd_per_token * input_tokens + price.output_usd_per_token * output
+    return charged_credits(cost, markup)

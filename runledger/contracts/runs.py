@@ -7,8 +7,9 @@ would be stored in Temporal history.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 GRAPH_RUN_WORKFLOW = "GraphRunWorkflow"
 
@@ -24,6 +25,8 @@ class RunStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.CANCELLED, RunStatus.SKIPPED})
+#: The statuses in which a run occupies its LangGraph thread.
+ON_THREAD_STATUSES = frozenset({RunStatus.RUNNING, RunStatus.PAUSED})
 
 
 class RunKind(StrEnum):
@@ -49,10 +52,32 @@ class GraphRunInput:
     run_kind: str = RunKind.USER_IMMEDIATE
     #: How long a run paused for credits waits for a top-up before it ends ``insufficient_credits``.
     credit_wait_seconds: int = 86_400
+    #: How long a run paused by ``interrupt()`` or an approval waits before it ends ``input_timeout``.
+    input_wait_seconds: int = 86_400
 
 
 #: Signal sent to a run paused for credits when its account is topped up.
 CREDITS_ADDED_SIGNAL = "credits_added"
+#: Signal carrying the value a run paused for input (``awaiting_input`` / ``awaiting_approval``)
+#: resumes with: ``{"value": ...}``.
+RESUME_SIGNAL = "resume"
+
+
+class PauseReason(StrEnum):
+    INSUFFICIENT_CREDITS = "insufficient_credits"
+    AWAITING_INPUT = "awaiting_input"
+    AWAITING_APPROVAL = "awaiting_approval"
+
+
+#: ``interrupt()`` values of this ``kind`` are approval requests made by the tool runner.
+APPROVAL_KIND = "runledger.approval"
+
+
+def pause_reason_of(interrupt_value: Any) -> PauseReason:
+    """A tool-approval request pauses ``awaiting_approval``; any other interrupt ``awaiting_input``."""
+    if isinstance(interrupt_value, dict) and interrupt_value.get("kind") == APPROVAL_KIND:
+        return PauseReason.AWAITING_APPROVAL
+    return PauseReason.AWAITING_INPUT
 
 
 @dataclass
@@ -82,12 +107,28 @@ class ExecuteInput:
     #: Added to Temporal's activity attempt to form the charge ``attempt``: each resumption after a
     #: pause is a new activity whose attempts restart at 1, and must not reuse earlier numbers.
     attempt_base: int = 0
+    #: Continue a graph paused by ``interrupt()`` with ``Command(resume=resume_value)``.
+    resuming: bool = False
+    resume_value: Any = None
 
 
 @dataclass
 class ExecuteResult:
     model_calls: int
     charged_credits: int
+    #: The values of the graph's pending ``interrupt()`` calls; empty when it finished.
+    interrupts: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class InputPauseInput:
+    run_id: str
+    interrupts: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class InputPauseResult:
+    pause_reason: str
 
 
 @dataclass

@@ -55,3 +55,4 @@ class RecordSlotResult:
     created: bool
     error_code: str | None = None
     credit_wait_seconds: int = 86_400
+    input_wait_seconds: int = 86_400

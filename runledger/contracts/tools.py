@@ -26,6 +26,8 @@ class ToolErrorCode(StrEnum):
     INVALID_INPUT = "tool_invalid_input"
     EXECUTION_FAILED = "tool_execution_failed"
     INVALID_OUTPUT = "tool_invalid_output"
+    #: The tool needs approval and the person resuming the run declined it: it never ran.
+    APPROVAL_DENIED = "tool_approval_denied"
 
 
 @dataclass(frozen=True)

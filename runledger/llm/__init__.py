@@ -22,17 +22,25 @@ from runledger.llm.context import (
     default_model,
     run_loop,
 )
-from runledger.llm.gateway import LiteLLMGateway, ModelGatewayError, UnpricedModelError
-from runledger.llm.types import ModelDelta, ModelRequest, ModelResponse, ToolCall, ToolCallChunk
+from runledger.llm.gateway import (
+    LiteLLMGateway,
+    ModelCallInterrupted,
+    ModelGatewayError,
+    UnpricedModelError,
+    model_price,
+)
+from runledger.llm.types import CallBound, ModelDelta, ModelRequest, ModelResponse, ToolCall, ToolCallChunk
 
 __all__ = [
     "Binding",
+    "CallBound",
     "ChunkSink",
     "DeltaSink",
     "Gateway",
     "Invoke",
     "LiteLLMGateway",
     "Meter",
+    "ModelCallInterrupted",
     "ModelDelta",
     "ModelGatewayError",
     "ModelNotBoundError",
@@ -47,5 +55,6 @@ __all__ = [
     "call",
     "current_call_scope",
     "default_model",
+    "model_price",
     "run_loop",
 ]

@@ -5,8 +5,8 @@ Contract:
   and where unmetered calls are reported, around the graph run. LangGraph runs async nodes as tasks
   that copy the caller's ``contextvars`` context, so every node sees that binding.
 - :func:`call` is the one way a model is called (``runledger.sdk.ChatModel`` uses it): it gives the
-  call its key (``{node}:{n}``, stable across a retried execution of the same graph) and hands it to
-  the meter. With nothing bound (outside a run) it raises :class:`ModelNotBoundError`: there is no
+  call its key (``{node}:{step}.{n}``, stable across a retried execution of the same graph) and
+  hands it to the meter. With nothing bound (outside a run) it raises :class:`ModelNotBoundError`: there is no
   unmetered path.
 - :func:`report_unmetered` is how the LiteLLM guard reports a call that bypassed :func:`call`.
 """
@@ -87,9 +87,14 @@ class Binding:
         self._reports: list[asyncio.Future[None] | concurrent.futures.Future[None]] = []
 
     def next_key(self, scope: str) -> str:
+        """``{node}:{step}.{n}``: the n-th call of that node in that LangGraph super-step (``call:{n}``
+        outside a graph). Keyed by step, a run resumed after its last checkpoint does not reuse the
+        keys (and so the settled calls) of the steps it no longer runs; the node stays the part
+        before the last ``:``."""
         n = self.counters.get(scope, 0)
         self.counters[scope] = n + 1
-        return f"{scope}:{n}"
+        node, _, step = scope.partition("@")
+        return f"{node}:{step}.{n}" if step else f"{node}:{n}"
 
     def report(self, model: str, request_hash: str) -> None:
         """Schedule the unmetered call's record on the run's loop (LiteLLM may call its hooks from a
@@ -160,21 +165,26 @@ def run_loop() -> asyncio.AbstractEventLoop:
 
 
 def current_call_scope() -> str:
-    """The LangGraph node running this call, which makes call keys stable across retries."""
+    """``{node}@{step}``: the LangGraph node and super-step running this call, which makes call keys
+    stable across retries (``call`` outside a graph)."""
     try:
         from langgraph.config import get_config
 
-        node = get_config().get("metadata", {}).get("langgraph_node")
+        metadata = get_config().get("metadata", {})
     except RuntimeError:  # called outside a LangGraph run
-        node = None
-    return str(node) if node else "call"
+        return "call"
+    node, step = metadata.get("langgraph_node"), metadata.get("langgraph_step")
+    if not node:
+        return "call"
+    return f"{node}@{step}" if step is not None else str(node)
 
 
 async def call(request: ModelRequest, on_chunk: ChunkSink | None = None) -> ModelResponse:
     """Make one metered model call of the bound run (see the contract)."""
     binding = _current()
-    node = current_call_scope()
-    key = binding.next_key(node)
+    scope = current_call_scope()
+    key = binding.next_key(scope)
+    node = scope.partition("@")[0]
 
     async def invoke(req: ModelRequest, on_delta: DeltaSink | None) -> ModelResponse:
         return await binding.invoke(req, on_delta, on_chunk)

@@ -2,6 +2,20 @@
 LiteLLM. A model LiteLLM cannot price is refused *before* the call, so no call ever reaches a
 provider without a price to bill it by. Requests are full OpenAI-format calls (tools, tool calls,
 tool results); answers carry the model's tool calls.
+
+How a call ends, for the meter (NO_SILENT_UNBILLED_CALLS):
+
+- an answer: a :class:`ModelResponse` with LiteLLM's usage and ``completion_cost``;
+- :class:`ModelGatewayError`: refused before the provider sent anything (connection refused, an
+  HTTP error status): nothing was used, nothing is billed;
+- :class:`ModelCallInterrupted`: the provider accepted the call and the stream broke (disconnect,
+  timeout, a chunk or an answer that does not parse). ``partial`` is the usage of what arrived,
+  counted by LiteLLM (its stream rebuild, else ``token_counter`` on the text) and priced by
+  LiteLLM; ``None`` when that cannot be known (nothing arrived after the provider accepted the
+  call, or LiteLLM could not count it), with ``reason`` saying why.
+
+Every call carries a ``max_tokens`` (the graph's, else ``DEFAULT_MAX_OUTPUT_TOKENS``), so
+:meth:`LiteLLMGateway.call_bound` is a real upper bound of what the call can cost.
 """
 
 from __future__ import annotations
@@ -16,11 +30,11 @@ os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 
 import litellm
 
-from runledger.contracts.money import usd
+from runledger.contracts.money import DEFAULT_MAX_OUTPUT_TOKENS, ModelPrice, usd
 from runledger.llm.context import ChunkSink, DeltaSink
 from runledger.llm.guard import install_guard, metered
 from runledger.llm.offline import OFFLINE_MODEL, OFFLINE_MODEL_PRICE, offline_answer
-from runledger.llm.types import ModelDelta, ModelRequest, ModelResponse, ToolCall, ToolCallChunk
+from runledger.llm.types import CallBound, ModelDelta, ModelRequest, ModelResponse, ToolCall, ToolCallChunk
 
 litellm.suppress_debug_info = True
 litellm.register_model(OFFLINE_MODEL_PRICE)
@@ -30,11 +44,39 @@ install_guard()
 
 
 class ModelGatewayError(Exception):
-    """The provider call failed (network, provider error, timeout). Retryable by Temporal."""
+    """The provider call failed before anything arrived (network, provider error status, timeout
+    before the answer began): nothing is billed. Retryable by Temporal."""
+
+
+class ModelCallInterrupted(ModelGatewayError):
+    """The provider began answering and the call broke: ``partial`` is what arrived, as usage and
+    cost from LiteLLM, or ``None`` when it cannot be known (then ``reason`` says why)."""
+
+    def __init__(self, reason: str, partial: ModelResponse | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.partial = partial
 
 
 class UnpricedModelError(Exception):
     """LiteLLM has no price for the model: calling it would leave the call unbilled."""
+
+
+def model_price(model: str) -> ModelPrice:
+    """LiteLLM's price of a model, USD per token (``UnpricedModelError`` when it has none)."""
+    try:
+        prompt_cost, _ = litellm.cost_per_token(model=model, prompt_tokens=1, completion_tokens=0)
+        _, completion_cost = litellm.cost_per_token(model=model, prompt_tokens=0, completion_tokens=1)
+    except Exception as exc:
+        raise UnpricedModelError(f"LiteLLM has no price for model {model!r}; register one") from exc
+    price = ModelPrice(input_usd_per_token=usd(prompt_cost), output_usd_per_token=usd(completion_cost))
+    if price.input_usd_per_token + price.output_usd_per_token <= 0:
+        raise UnpricedModelError(f"model {model!r} has a zero price in LiteLLM's registry")
+    return price
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 class LiteLLMGateway:
@@ -56,15 +98,21 @@ class LiteLLMGateway:
     def ensure_priced(self, model: str) -> None:
         if model in self._priced:
             return
-        try:
-            prompt_cost, completion_cost = litellm.cost_per_token(
-                model=model, prompt_tokens=1, completion_tokens=1
-            )
-        except Exception as exc:
-            raise UnpricedModelError(f"LiteLLM has no price for model {model!r}; register one") from exc
-        if prompt_cost + completion_cost <= 0:
-            raise UnpricedModelError(f"model {model!r} has a zero price in LiteLLM's registry")
+        model_price(model)
         self._priced.add(model)
+
+    def call_bound(self, request: ModelRequest) -> CallBound:
+        """What bounds the call's cost: LiteLLM's price, its input tokens as LiteLLM counts them,
+        and the output cap the gateway will send."""
+        price = model_price(request.model)
+        input_tokens = int(
+            litellm.token_counter(
+                model=request.model,
+                messages=request.as_messages(),
+                tools=[dict(tool) for tool in request.tools] or None,  # type: ignore[misc]
+            )
+        )
+        return CallBound(price=price, input_tokens=input_tokens, max_output_tokens=_max_tokens(request))
 
     async def invoke(
         self, request: ModelRequest, on_delta: DeltaSink | None = None, on_chunk: ChunkSink | None = None
@@ -81,9 +129,8 @@ class LiteLLMGateway:
             "messages": request.as_messages(),
             "num_retries": 0,
             "timeout": self._timeout,
+            "max_tokens": _max_tokens(request),
         }
-        if request.max_tokens is not None:
-            kwargs["max_tokens"] = request.max_tokens
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if request.tools:
@@ -109,7 +156,7 @@ class LiteLLMGateway:
         try:
             answer = await litellm.acompletion(**kwargs)
         except Exception as exc:
-            raise ModelGatewayError(f"{type(exc).__name__}: {exc}") from exc
+            raise ModelGatewayError(_error(exc)) from exc
         result = _to_response(request, answer)
         if on_delta is not None and result.text:
             await on_delta(result.text)
@@ -136,7 +183,11 @@ class LiteLLMGateway:
             kwargs["api_key"] = self._api_key
         try:
             stream = await litellm.acompletion(**kwargs)
-            chunks = []
+        except Exception as exc:
+            # The provider refused (or could not be reached) before it sent anything.
+            raise ModelGatewayError(_error(exc)) from exc
+        chunks: list[Any] = []
+        try:
             async for chunk in stream:
                 chunks.append(chunk)
                 delta = chunk.choices[0].delta if chunk.choices else None
@@ -147,11 +198,12 @@ class LiteLLMGateway:
                 if on_chunk is not None and (delta.content or delta.tool_calls):
                     await on_chunk(_delta(delta))
             response = litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
+            if response is None:
+                raise ValueError("the provider's stream carried no answer")
+            return _to_response(request, response)
         except Exception as exc:
-            raise ModelGatewayError(f"{type(exc).__name__}: {exc}") from exc
-        if response is None:
-            raise ModelGatewayError("the provider's stream carried no answer")
-        return _to_response(request, response)
+            # The provider accepted the call: whatever it sent is billed by it, so it is billed here.
+            raise _interrupted(request, chunks, exc) from exc
 
 
 def _delta(delta: Any) -> ModelDelta:
@@ -165,6 +217,51 @@ def _delta(delta: Any) -> ModelDelta:
         for i, call in enumerate(delta.tool_calls or ())
     )
     return ModelDelta(text=delta.content or "", tool_calls=pieces)
+
+
+def _max_tokens(request: ModelRequest) -> int:
+    return DEFAULT_MAX_OUTPUT_TOKENS if request.max_tokens is None else request.max_tokens
+
+
+def _interrupted(request: ModelRequest, chunks: list[Any], exc: Exception) -> ModelCallInterrupted:
+    """The usage of a broken stream's chunks, through LiteLLM's own counting and pricing."""
+    if not chunks:
+        return ModelCallInterrupted(
+            f"the stream broke after the provider accepted the call, before any output: {_error(exc)}",
+            None,
+        )
+    messages = request.as_messages()
+    try:
+        rebuilt = litellm.stream_chunk_builder(chunks, messages=messages)
+        if rebuilt is not None:
+            return ModelCallInterrupted(
+                f"the stream broke mid-answer: {_error(exc)}", _to_response(request, rebuilt)
+            )
+    except Exception:  # the chunks do not rebuild: count their text instead
+        pass
+    try:
+        text = "".join(str(c.choices[0].delta.content or "") for c in chunks if getattr(c, "choices", None))
+        tokens_in = int(litellm.token_counter(model=request.model, messages=messages))
+        tokens_out = int(litellm.token_counter(model=request.model, text=text, count_response_tokens=True))
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=request.model, prompt_tokens=tokens_in, completion_tokens=tokens_out
+        )
+        partial = ModelResponse(
+            text=text,
+            provider_response_id=str(getattr(chunks[0], "id", "") or ""),
+            model=request.model,
+            provider=None,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=usd(prompt_cost) + usd(completion_cost),
+        )
+    except Exception as counting:
+        return ModelCallInterrupted(
+            f"the stream broke mid-answer ({_error(exc)}) and LiteLLM could not count what arrived: "
+            f"{_error(counting)}",
+            None,
+        )
+    return ModelCallInterrupted(f"the stream broke mid-answer: {_error(exc)}", partial)
 
 
 def _to_response(request: ModelRequest, response: Any) -> ModelResponse:
@@ -181,7 +278,7 @@ def _to_response(request: ModelRequest, response: Any) -> ModelResponse:
     )
     return ModelResponse(
         text=text,
-        usage_unit_id=str(response.id),
+        provider_response_id=str(response.id),
         model=str(response.model or request.model),
         provider=hidden.get("custom_llm_provider"),
         tokens_in=int(usage.prompt_tokens or 0),

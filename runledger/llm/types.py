@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from runledger.contracts.money import ModelPrice, max_call_credits
+
 
 @dataclass(frozen=True)
 class ModelRequest:
@@ -74,8 +76,9 @@ class ToolCall:
 @dataclass(frozen=True)
 class ModelResponse:
     text: str
-    #: The provider call's unique id as reported by LiteLLM: the charge's usage_unit_id.
-    usage_unit_id: str
+    #: The provider's response id as reported by LiteLLM (kept on the receipt; never the charge key:
+    #: providers may repeat ids, runledger's own ``usage_unit_id`` keys the charge).
+    provider_response_id: str
     model: str
     provider: str | None
     tokens_in: int
@@ -92,8 +95,28 @@ class ModelResponse:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelResponse:
-        calls = tuple(ToolCall(**call) for call in data.get("tool_calls") or ())
-        return cls(**{**data, "cost_usd": Decimal(str(data["cost_usd"])), "tool_calls": calls})
+        fields = dict(data)
+        if "usage_unit_id" in fields:  # stored before revision 0011: it was the provider's id
+            fields["provider_response_id"] = fields.pop("usage_unit_id")
+        calls = tuple(ToolCall(**call) for call in fields.get("tool_calls") or ())
+        return cls(**{**fields, "cost_usd": Decimal(str(fields["cost_usd"])), "tool_calls": calls})
+
+
+@dataclass(frozen=True)
+class CallBound:
+    """What bounds one call's cost before it is made (``LiteLLMGateway.call_bound``)."""
+
+    price: ModelPrice
+    input_tokens: int
+    max_output_tokens: int
+
+    def max_credits(self, markup: Decimal) -> int:
+        return max_call_credits(
+            self.price,
+            input_tokens=self.input_tokens,
+            max_output_tokens=self.max_output_tokens,
+            markup=markup,
+        )
 
 
 @dataclass(frozen=True)

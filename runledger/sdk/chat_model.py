@@ -70,7 +70,7 @@ def _metadata(response: ModelResponse) -> dict[str, Any]:
     return {
         "model_name": response.model,
         "finish_reason": response.finish_reason,
-        "usage_unit_id": response.usage_unit_id,
+        "provider_response_id": response.provider_response_id,
         "cost_usd": str(response.cost_usd),
     }
 
@@ -95,7 +95,6 @@ def _ai_message(response: ModelResponse) -> AIMessage:
         invalid_tool_calls=invalid,
         usage_metadata=_usage(response),
         response_metadata=_metadata(response),
-        id=response.usage_unit_id,
     )
 
 

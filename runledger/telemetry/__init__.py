@@ -7,6 +7,8 @@ imported only when it is configured. Everything that leaves the process is scrub
 Workflow code uses none of this.
 """
 
+from runledger.contracts.scrub import REDACTED, Scrubber, is_secret_key, scrub
+from runledger.telemetry._history import ScrubbingFailureConverter, scrubbing_client
 from runledger.telemetry._otel import (
     Tracing,
     create_tracing,
@@ -18,7 +20,6 @@ from runledger.telemetry._otel import (
     temporal_plugins,
 )
 from runledger.telemetry._runs import OUTCOME, ModelCall, Observed, RunRef, RunTracer, graph_tag, node_tag
-from runledger.telemetry._scrub import REDACTED, Scrubber, is_secret_key, scrub
 from runledger.telemetry._setup import build_run_tracer, known_secrets, langfuse_trace_url
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "RunRef",
     "RunTracer",
     "Scrubber",
+    "ScrubbingFailureConverter",
     "Tracing",
     "build_run_tracer",
     "create_tracing",
@@ -43,5 +45,6 @@ __all__ = [
     "run_root_span_id",
     "run_trace_context",
     "scrub",
+    "scrubbing_client",
     "temporal_plugins",
 ]

@@ -23,13 +23,13 @@ from opentelemetry.trace import Link, NonRecordingSpan, Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from runledger.contracts.ids import langfuse_trace_id
+from runledger.contracts.scrub import Scrubber
 from runledger.telemetry._otel import (
     TRACER_NAME,
     in_run_trace,
     run_root_span_context,
     run_root_span_id,
 )
-from runledger.telemetry._scrub import Scrubber
 
 if TYPE_CHECKING:
     from langfuse import Langfuse, LangfuseChain, LangfuseGeneration, LangfuseTool

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from runledger.config import Settings
+from runledger.contracts.scrub import Scrubber
 from runledger.telemetry._otel import Tracing, install_tracing
 from runledger.telemetry._runs import RunTracer
-from runledger.telemetry._scrub import Scrubber
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter

@@ -13,7 +13,8 @@ Contract:
 - Called with a tool call (a ``ToolNode``), a refused or failed call returns an error ``ToolMessage``
   (``status="error"``, content ``"Error: <code>: <message>"``): the model reads it and the agent goes
   on. Called with plain arguments, it raises :class:`ToolCallRefused` (a ``ToolException``).
-- The call id is the model's tool-call id, else the call's ordinal in its node (``{node}:tool:{n}``).
+- The call id is the model's tool-call id, else the call's ordinal in its node and step
+  (``{node}:{step}.tool:{n}``).
   A write tool's result is recorded as what the call returned (a ``ToolMessage``'s content,
   artifact and status, or the plain value as JSON), and a replayed call returns the same.
 """
@@ -109,7 +110,7 @@ async def run_guarded(
     parameters = _parameters(tool)
     args = _arguments(input, parameters)
     tool_call_id = input.get("id") if _is_tool_call(input) else None
-    call_id = str(tool_call_id) if tool_call_id else binding.next_call_id(context.current_node())
+    call_id = str(tool_call_id) if tool_call_id else binding.next_call_id(context.current_scope())
     write = effect == "write"
     spec = ToolSpec(
         tool_id=tool.name,

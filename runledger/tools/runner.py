@@ -2,11 +2,16 @@
 
 Each call — of a built-in ``core__*`` tool (:meth:`ToolRunner.call`) or of a LangChain tool
 (:meth:`ToolRunner.run`, through ``runledger.tools.langchain``) — goes lookup → policy → input
-validation → (a write tool: its recorded result, if any) → ``tool_call_start`` → execute → output
-validation → (a write tool: its result recorded) → ``tool_call_result``. A failure at any step
-returns a failed :class:`ToolResult` with a stable code (``contracts.tools.ToolErrorCode``) and still
-emits ``tool_call_result``, so a listener sees every attempt; only a call that passed policy and
+validation → (a write tool: its recorded result, if any) → approval (for the graph's ``approval``
+tools: the run pauses until a person decides) → ``tool_call_start`` → execute → output validation →
+(a write tool: its result recorded) → ``tool_call_result``. A failure at any step returns a failed
+:class:`ToolResult` with a stable code (``contracts.tools.ToolErrorCode``) and still emits
+``tool_call_result``, so a listener sees every attempt; only a call that passed policy and
 validation emits ``tool_call_start``.
+
+The events are the run's view of its tool calls, not the calls themselves: a sink that fails (its
+database write raised) is logged and the call goes on, so a failed event write never escapes
+the runner (and never fails, or repeats, a tool call that ran).
 
 EXACTLY_ONCE_TOOL_EFFECTS: a write tool (listed in ``write_tools``, or marked ``effect="write"`` in
 code) runs under its tool effect key (``contracts.ids.tool_effect_key``), handed to it as its
@@ -24,10 +29,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jsonschema
+import structlog
 
 from runledger.contracts.ids import tool_effect_key
+from runledger.contracts.runs import APPROVAL_KIND
 from runledger.contracts.tools import TOOL_CATALOG, ToolEffect, ToolErrorCode, ToolSpec
 from runledger.tools.core import REGISTRY, ToolFn, ToolInputError
+
+log = structlog.get_logger(__name__)
 
 #: Receives ``(event, data)`` for ``tool_call_start`` and ``tool_call_result``.
 ToolEventSink = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -130,7 +139,10 @@ class ToolRunner:
         write_tools: frozenset[str] = frozenset(),
         effects: EffectStore | None = None,
         passthrough: tuple[type[BaseException], ...] = (),
+        approval: frozenset[str] = frozenset(),
     ) -> None:
+        #: Tools that wait for a person's approval before each execution (the graph's ``approval``).
+        self._approval = approval
         self._policy = policy
         self._emit = emit
         self._trace = trace
@@ -175,7 +187,7 @@ class ToolRunner:
             assert self._effects is not None
             recorded = await self._effects.recorded(key)
             if recorded is not None:
-                await self._emit(
+                await self._publish(
                     "tool_call_result",
                     {
                         "call_id": call_id,
@@ -188,11 +200,15 @@ class ToolRunner:
                 return ToolResult(
                     call_id=call_id, tool_id=tool_id, ok=True, value=recorded["value"], replayed=True
                 )
+        if tool_id in self._approval:
+            refusal = _approval(tool_id, args, call_id)
+            if refusal is not None:
+                return await self._failed(call_id, tool_id, args, ToolErrorCode.APPROVAL_DENIED, refusal)
         effect = ToolEffect.EXTERNAL_SIDE_EFFECT if once else spec.effect
         start: dict[str, Any] = {"call_id": call_id, "tool_id": tool_id, "effect": effect.value, "args": args}
         if once:
             start["effect_key"] = key
-        await self._emit("tool_call_start", start)
+        await self._publish("tool_call_start", start)
         try:
             with self._trace(tool_id, args) as observed, _running_under(key):
                 value = await execute(key)
@@ -212,16 +228,28 @@ class ToolRunner:
             assert self._effects is not None
             # Recorded before the graph goes on: a retried or resumed run gets this, not a new effect.
             value = await self._effects.record(key, tool_id=tool_id, args=args, value=value)
-        await self._emit(
+        await self._publish(
             "tool_call_result", {"call_id": call_id, "tool_id": tool_id, "ok": True, "result": value}
         )
         return ToolResult(call_id=call_id, tool_id=tool_id, ok=True, value=value)
+
+    async def _publish(self, event: str, data: dict[str, Any]) -> None:
+        try:
+            await self._emit(event, data)
+        except Exception as exc:
+            log.warning(
+                "tool_event_publish_failed",
+                run_event=event,
+                call_id=data.get("call_id"),
+                tool_id=data.get("tool_id"),
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
     async def _failed(
         self, call_id: str, tool_id: str, args: dict[str, Any], code: ToolErrorCode, message: str
     ) -> ToolResult:
         # ``args`` too: a call refused before ``tool_call_start`` is still shown with what it asked.
-        await self._emit(
+        await self._publish(
             "tool_call_result",
             {
                 "call_id": call_id,
@@ -233,6 +261,19 @@ class ToolRunner:
             },
         )
         return ToolResult(call_id=call_id, tool_id=tool_id, ok=False, error_code=code, message=message)
+
+
+def _approval(tool_id: str, args: dict[str, Any], call_id: str) -> str | None:
+    """Pause the run for a person's decision (LangGraph ``interrupt()``: the run is checkpointed
+    and waits ``awaiting_approval``; the node runs again when it is resumed, and this call then
+    returns the decision). None when approved, else the refusal the model is given."""
+    from langgraph.types import interrupt
+
+    decision = interrupt({"kind": APPROVAL_KIND, "tool_id": tool_id, "args": args, "call_id": call_id})
+    if isinstance(decision, dict) and decision.get("approved") is True:
+        return None
+    reason = decision.get("reason") if isinstance(decision, dict) else None
+    return f"a person declined {tool_id!r}" + (f": {reason}" if reason else "")
 
 
 def _schema_problem(schema: dict[str, Any], value: Any) -> str | None:

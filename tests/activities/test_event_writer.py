@@ -61,11 +61,14 @@ async def test_writer_coalesces_a_call_and_sync_waits_for_it(
     for word in ("one ", "two ", "three"):
         writer.add(run_id, "node:0", "node", word)
     writer.add(run_id, "other:0", "other", "x")
+    # A retried execution streams the call again under its attempt: never merged with the first.
+    writer.add(run_id, "node:0", "node", "one again", 2)
     await writer.sync()
     added = (await _seqs(database, run_id))[before:]
-    assert [(e, d["call_key"], d["text"]) for _, e, d in added] == [
-        ("text_delta", "node:0", "one two three"),
-        ("text_delta", "other:0", "x"),
+    assert [(e, d["call_key"], d["text"], d["attempt"]) for _, e, d in added] == [
+        ("text_delta", "node:0", "one two three", 1),
+        ("text_delta", "other:0", "x", 1),
+        ("text_delta", "node:0", "one again", 2),
     ]
     await writer.close()
 

@@ -12,7 +12,7 @@ from activities.metering import LedgerMeter
 from db import runs
 from db.session import Database
 from runledger.contracts.runs import RunStatus
-from runledger.llm import DeltaSink, ModelRequest, ModelResponse
+from runledger.llm import DeltaSink, LiteLLMGateway, ModelRequest, ModelResponse
 from tests.db.queries import rows
 from tests.db.test_ledger import _run_row
 from tests.helpers import create_user
@@ -30,7 +30,7 @@ class Provider:
         self.calls.append(request)
         return ModelResponse(
             text=f"answer {len(self.calls)}",
-            usage_unit_id=f"unit-{len(self.calls)}-{request.fingerprint()[:8]}",
+            provider_response_id=f"resp-{len(self.calls)}",
             model=request.model,
             provider="openai",
             tokens_in=3,
@@ -55,6 +55,7 @@ async def test_replay_needs_the_same_request_else_it_is_a_new_call(
             billing_account_id=user.billing_account_id,
             attempt=attempt,
             markup=Decimal(2),
+            bound=LiteLLMGateway().call_bound,
         )
 
     provider = Provider()
@@ -69,8 +70,10 @@ async def test_replay_needs_the_same_request_else_it_is_a_new_call(
     assert (retry.replayed, retry.calls) == (1, 1)
     again = await meter(3).call("node:0", _request("different"), provider)
     assert again == other  # and that new call is itself replayed on the next retry
-    receipts = await rows(database, "SELECT usage_unit_id FROM charge_receipts WHERE run_id = :r", r=run_id)
-    assert sorted(r["usage_unit_id"] for r in receipts) == sorted([first.usage_unit_id, other.usage_unit_id])
+    receipts = await rows(
+        database, "SELECT provider_response_id FROM charge_receipts WHERE run_id = :r", r=run_id
+    )
+    assert sorted(r["provider_response_id"] for r in receipts) == ["resp-1", "resp-2"]
     keys = await rows(
         database, "SELECT call_key FROM model_calls WHERE run_id = :r AND status = 'settled'", r=run_id
     )

@@ -31,7 +31,7 @@ async def test_stream_has_deltas_usage_per_call_and_one_done(api: httpx.AsyncCli
         usage[-1]["balance_after"]
         == (await api.get("/api/v1/me", headers=user.headers)).json()["balance_credits"]
     )
-    for key, call_key in (("outline", "outline:0"), ("draft", "draft:0"), ("review", "review:0")):
+    for key, call_key in (("outline", "outline:1.0"), ("draft", "draft:2.0"), ("review", "review:3.0")):
         text = "".join(
             e.data["text"] for e in events if e.event == "text_delta" and e.data["call_key"] == call_key
         )

@@ -76,7 +76,7 @@ async def test_completion_is_a_billed_run(api_url: str, api: httpx.AsyncClient, 
 
 
 async def test_streamed_completion_is_a_billed_run(
-    api_url: str, api: httpx.AsyncClient, user: Tenant
+    api_url: str, api: httpx.AsyncClient, user: Tenant, paced_provider: FakeProvider
 ) -> None:
     before = await balance(api, user)
     chunks = []

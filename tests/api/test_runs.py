@@ -165,7 +165,8 @@ async def test_other_tenants_run_is_404(api: httpx.AsyncClient, user: Tenant) ->
     assert cancel.status_code == 404
     listed = await api.get("/api/v1/runs", headers=other.headers)
     assert listed.json()["runs"] == []
-    assert (await api.get("/api/v1/runs/not-a-uuid", headers=user.headers)).status_code == 404
+    # A path id that is no canonical UUID is refused by the boundary (422), before any lookup.
+    assert (await api.get("/api/v1/runs/not-a-uuid", headers=user.headers)).status_code == 422
 
 
 async def test_run_detail_and_list_with_filters_and_cursor(api: httpx.AsyncClient, user: Tenant) -> None:

@@ -103,7 +103,7 @@ def protocol_order(parts: list[dict[str, Any]]) -> list[str]:
 
 
 async def test_use_chat_request_streams_a_billed_chat_run(
-    api_url: str, api: httpx.AsyncClient, user: Tenant
+    api_url: str, api: httpx.AsyncClient, user: Tenant, paced_provider: FakeProvider
 ) -> None:
     before = await balance(api, user)
     async with (
@@ -169,7 +169,7 @@ async def test_any_run_replays_as_a_ui_stream_one_step_per_model_call(
         parts = check_parts(await read_ui_stream(resp))
     step = ["start-step", "text-start", "text-delta", "text-end", "finish-step"]
     assert protocol_order(parts) == ["start", *step, *step, *step, "finish"]
-    for key, call_key in (("outline", "outline:0"), ("draft", "draft:0"), ("review", "review:0")):
+    for key, call_key in (("outline", "outline:1.0"), ("draft", "draft:2.0"), ("review", "review:3.0")):
         text = "".join(p["delta"] for p in parts if p["type"] == "text-delta" and p["id"] == call_key)
         assert text == run["output"][key]
     calls = [p["data"] for p in parts if p["type"] == "data-usage" and p["data"]["scope"] == "call"]
@@ -192,11 +192,11 @@ async def test_a_tool_call_is_its_own_step_with_input_and_output(
     tool_output = next(p for p in parts if p["type"] == "tool-output-available")
     assert tool_input == {
         "type": "tool-input-available",
-        "toolCallId": "read_clock:tool:0",
+        "toolCallId": "read_clock:1.tool:0",
         "toolName": "core__current_time",
         "input": {},
     }
-    assert tool_output["toolCallId"] == "read_clock:tool:0"
+    assert tool_output["toolCallId"] == "read_clock:1.tool:0"
     assert tool_output["output"]["utc"] == run["output"]["written_at"]
 
 

@@ -479,9 +479,12 @@ async def test_delete_trigger_stops_deliveries_keeps_runs_and_is_owner_only(
     assert run["status"] == "success", run
 
     other = await create_user(api, name="other")
-    for trigger_id in (first["trigger_id"], str(uuid.uuid4()), "not-a-uuid"):
+    for trigger_id in (first["trigger_id"], str(uuid.uuid4())):
         resp = await api.delete(f"/api/v1/webhook-triggers/{trigger_id}", headers=other.headers)
         assert_error(resp, 404, "webhook_trigger_not_found", trigger_id)
+    # Not an id at all: refused at the boundary (a canonical UUID is required).
+    resp = await api.delete("/api/v1/webhook-triggers/not-a-uuid", headers=other.headers)
+    assert_error(resp, 422, "validation_error")
     assert {t["trigger_id"] for t in await list_triggers(api, user)} == {
         first["trigger_id"],
         second["trigger_id"],

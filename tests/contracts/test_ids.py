@@ -73,6 +73,14 @@ def test_IDEMPOTENT_CHARGES_source_reference_shape() -> None:
         ids.charge_source_reference(run_id="r", attempt=1, usage_unit_id="")
 
 
+def test_usage_unit_id_is_ours_stable_per_call_and_distinct_between_calls() -> None:
+    first = ids.usage_unit_id(run_id="r", call_key="generate:0")
+    assert first == ids.usage_unit_id(run_id="r", call_key="generate:0")  # every attempt, every retry
+    assert str(uuid.UUID(first)) == first
+    assert first != ids.usage_unit_id(run_id="r", call_key="generate:1")
+    assert first != ids.usage_unit_id(run_id="other", call_key="generate:0")
+
+
 def test_trace_id_is_derived_from_run_id() -> None:
     assert ids.langfuse_trace_id("run-42") == "92234f8bb000a4aaec76c3fc1624a580"
 

@@ -168,14 +168,21 @@ def test_ONE_LEDGER_WRITER_only_db_ledger_writes_money_tables() -> None:
 async def _pending_call(database: Database, run_id: str, call_key: str) -> str:
     async with database.transaction() as session:
         return await model_calls.open_call(
-            session, run_id=run_id, call_key=call_key, attempt=1, model="gpt-4o-mini", request_hash="h"
+            session,
+            run_id=run_id,
+            call_key=call_key,
+            attempt=1,
+            model="gpt-4o-mini",
+            request_hash="h",
+            usage_unit_id=f"unit-{call_key}",
+            reserved_credits=0,
         )
 
 
 def _settlement(call_id: str, call_key: str) -> ledger.CallSettlement:
     return ledger.CallSettlement(
         call_id=call_id,
-        response={"text": "a poem", "usage_unit_id": call_key},
+        response={"text": "a poem", "provider_response_id": call_key},
         usage_event={"call_key": call_key, "credits": 120},
     )
 

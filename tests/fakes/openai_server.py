@@ -1,7 +1,16 @@
 """A local OpenAI-compatible model provider: the only fake in the suite (the outermost edge).
 
 LiteLLM talks to it over real HTTP exactly as to a provider, so usage, cost and call ids flow through
-LiteLLM's own code. It counts every completion it answers and can be told to fail the next calls.
+LiteLLM's own code. It counts every completion it answers and can be told to fail the next calls,
+or to break them (``ProviderLog.breaks``, one mode per call, in order):
+
+- ``refuse``: a 400 before anything is sent (the call never began);
+- ``drop``: 200 and the stream's headers, then the connection closes before any chunk;
+- ``disconnect``: three chunks of text, then the connection closes (no usage, no ``[DONE]``);
+- ``garbage``: two chunks of text, then a chunk that is not JSON, then the connection closes.
+
+A broken call that sent output is recorded in ``ProviderLog.broken`` (what a real provider bills).
+
 With tools in the request it answers as the offline model does (``runledger.llm.offline``): a user
 message gets one tool call (the tool ``tool_choice`` names, else the first; arguments valid for its
 schema), streamed in pieces like a provider's; a tool result gets text.
@@ -37,7 +46,20 @@ class ProviderLog:
     waiting: int = 0
     #: Calls whose client went away before the answer was ready (a killed worker): never delivered.
     aborted: list[str] = field(default_factory=list)
+    #: When set, every answer carries this response id (a provider that repeats its ids).
+    repeat_id: str | None = None
+    #: When set, answers report this many completion tokens (a long answer, within ``max_tokens``).
+    completion_tokens: int | None = None
+    #: How the next calls break (see the module docstring); consumed one per call.
+    breaks: list[str] = field(default_factory=list)
+    #: Broken calls that began answering: ``{"id", "model", "words_sent"}``.
+    broken: list[dict[str, Any]] = field(default_factory=list)
+    #: Every request body that reached the provider (its ``max_tokens`` included).
+    requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Seconds between streamed chunks: a test of live streaming paces the answer like a real model
+    #: (the worker coalesces a call's deltas per 50 ms window, so an instant stream is one event).
+    chunk_delay: float = 0.0
 
     def count(self) -> int:
         with self.lock:
@@ -89,6 +111,7 @@ def build_app(log: ProviderLog) -> FastAPI:
                     log.aborted.append(str(body["messages"][-1].get("content", ""))[:60])
                 return JSONResponse({"error": {"message": "client went away"}}, 499)
         with log.lock:
+            log.requests.append(body)
             after_tool = bool(body["messages"]) and body["messages"][-1].get("role") == "tool"
             if log.fail_next > 0 or (after_tool and log.fail_tool_results > 0):
                 if log.fail_next > 0:
@@ -96,13 +119,23 @@ def build_app(log: ProviderLog) -> FastAPI:
                 else:
                     log.fail_tool_results -= 1
                 return JSONResponse({"error": {"message": "injected failure", "type": "server_error"}}, 500)
+            mode = log.breaks.pop(0) if log.breaks else None
+        if mode == "refuse":
+            return JSONResponse(
+                {"error": {"message": "injected refusal", "type": "invalid_request_error"}}, 400
+            )
         prompt = str(body["messages"][-1].get("content", ""))
         tool_call = _tool_call(body)
         text = "" if tool_call else f"A fake answer to: {prompt[:60]}"
-        call_id = f"chatcmpl-fake-{uuid.uuid4().hex}"
+        call_id = log.repeat_id or f"chatcmpl-fake-{uuid.uuid4().hex}"
+        if mode is not None:
+            return StreamingResponse(
+                _broken_stream(log, mode, call_id, body.get("model", ""), text),
+                media_type="text/event-stream",
+            )
         usage = {
             "prompt_tokens": _words(body["messages"]) + 3,
-            "completion_tokens": len(text.split()) + (8 if tool_call else 0),
+            "completion_tokens": log.completion_tokens or len(text.split()) + (8 if tool_call else 0),
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         with log.lock:
@@ -118,7 +151,7 @@ def build_app(log: ProviderLog) -> FastAPI:
         created = int(time.time())
         if body.get("stream"):
             return StreamingResponse(
-                _stream(call_id, body.get("model", ""), text, usage, created, tool_call),
+                _stream(call_id, body.get("model", ""), text, usage, created, log.chunk_delay, tool_call),
                 media_type="text/event-stream",
             )
         message: dict[str, Any] = {"role": "assistant", "content": text or None}
@@ -144,6 +177,7 @@ async def _stream(
     text: str,
     usage: dict[str, int],
     created: int,
+    delay: float,
     tool_call: dict[str, Any] | None = None,
 ) -> AsyncIterator[str]:
     base: dict[str, Any] = {
@@ -154,9 +188,9 @@ async def _stream(
     }
     for i, word in enumerate(text.split(" ") if text else []):
         piece = word if i == 0 else " " + word
-        text_chunk = {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-        yield f"data: {json.dumps(text_chunk)}\n\n"
-        await asyncio.sleep(0)
+        chunk = {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+        yield f"data: {json.dumps(chunk)}\n\n"
+        await asyncio.sleep(delay)
     if tool_call:
         # As providers stream a call: its id and name first, then the arguments in pieces.
         arguments = tool_call["function"]["arguments"]
@@ -171,16 +205,40 @@ async def _stream(
             {"index": 0, "function": {"arguments": part}} for part in (arguments[:half], arguments[half:])
         ]
         for call_piece in pieces:
-            chunk: dict[str, Any] = {
+            call_chunk: dict[str, Any] = {
                 **base,
                 "choices": [{"index": 0, "delta": {"tool_calls": [call_piece]}, "finish_reason": None}],
             }
-            yield f"data: {json.dumps(chunk)}\n\n"
-            await asyncio.sleep(0)
+            yield f"data: {json.dumps(call_chunk)}\n\n"
+            await asyncio.sleep(delay)
     finish = "tool_calls" if tool_call else "stop"
     yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': finish}]})}\n\n"
     yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
     yield "data: [DONE]\n\n"
+
+
+class _BrokenStream(Exception):
+    """Raised inside a streaming body: uvicorn drops the connection mid-response."""
+
+
+async def _broken_stream(
+    log: ProviderLog, mode: str, call_id: str, model: str, text: str
+) -> AsyncIterator[str]:
+    base = {"id": call_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+    words = text.split(" ")
+    sent = {"drop": 0, "disconnect": 3, "garbage": 2}[mode]
+    if sent:
+        with log.lock:
+            log.broken.append({"id": call_id, "model": model, "words_sent": sent})
+    for i, word in enumerate(words[:sent]):
+        piece = word if i == 0 else " " + word
+        chunk = {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+        yield f"data: {json.dumps(chunk)}\n\n"
+        await asyncio.sleep(0.01)
+    if mode == "garbage":
+        yield 'data: {"id": "' + call_id + '", "choices": [{"delta": \n\n'
+        await asyncio.sleep(0.01)
+    raise _BrokenStream(mode)
 
 
 def free_port() -> int:

@@ -79,8 +79,8 @@ async def test_graphs_run_offline_and_call_the_model_as_declared() -> None:
         assert len(seen) == CALLS.get(graph_id, SPECS[graph_id].max_model_calls)
         assert len(set(seen)) == len(seen)  # call keys are unique within a run
         keys[graph_id] = list(seen)
-    assert keys["langgraph:brief"] == ["outline:0", "draft:0", "review:0"]
-    assert keys["langgraph:agent"] == ["agent:0", "agent:1"]
+    assert keys["langgraph:brief"] == ["outline:1.0", "draft:2.0", "review:3.0"]
+    assert keys["langgraph:agent"] == ["agent:1.0", "agent:3.0"]
 
 
 async def test_offline_model_is_deterministic() -> None:

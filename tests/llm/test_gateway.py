@@ -35,7 +35,7 @@ async def test_offline_model_is_priced_through_litellm() -> None:
     assert response.cost_usd == Decimal(response.tokens_in) * Decimal("0.000001") + Decimal(
         response.tokens_out
     ) * Decimal("0.000002")
-    assert response.usage_unit_id.startswith("chatcmpl-")
+    assert response.provider_response_id.startswith("chatcmpl-")
 
 
 async def test_fake_provider_call_is_priced_by_litellm_cost_map(fake_provider: FakeProvider) -> None:
@@ -45,7 +45,7 @@ async def test_fake_provider_call_is_priced_by_litellm_cost_map(fake_provider: F
             model="openai/gpt-4o-mini", messages=({"role": "user", "content": "three little words"},)
         )
     )
-    assert response.usage_unit_id in fake_provider.log.ids()
+    assert response.provider_response_id in fake_provider.log.ids()
     expected = Decimal(response.tokens_in) * Decimal("0.00000015") + Decimal(response.tokens_out) * Decimal(
         "0.0000006"
     )

@@ -56,7 +56,7 @@ FILES: dict[str, str] = {
     "agent.py": """
         from langchain_litellm import ChatLiteLLM
         from langgraph.graph import END, START, MessagesState, StateGraph
-        from langgraph.prebuilt import create_react_agent
+        from langgraph.prebuilt import ToolNode, create_react_agent, tools_condition
         from runledger.sdk import ChatModel
 
         import os
@@ -79,6 +79,24 @@ FILES: dict[str, str] = {
         builder.add_edge(START, "sneak")
         builder.add_edge("sneak", END)
         sneaky = builder.compile()
+
+
+        async def refund_then_confirm(state: MessagesState) -> dict:
+            # The write tool and the model call after it are one step: a failure of the call re-runs
+            # the step, and the tool must answer from its record instead of refunding again.
+            refund = await refund_order.ainvoke({"order_id": "A-1001"})
+            answer = await ChatModel().ainvoke([*state["messages"], ("user", f"Refund done: {refund}")])
+            return {"messages": [answer]}
+
+
+        builder = StateGraph(MessagesState)
+        builder.add_node("refund", refund_then_confirm)
+        # The allowlist names a graph's ToolNode tools: this one lists refund_order for the catalog.
+        builder.add_node("tools", ToolNode([refund_order]))
+        builder.add_edge(START, "refund")
+        builder.add_conditional_edges("refund", tools_condition)
+        builder.add_edge("tools", END)
+        one_step = builder.compile()
     """,
 }
 
@@ -93,6 +111,7 @@ def agent_project(root: Path) -> Path:
             "cancels": "./agent.py:cancels",
             "reckless": "./agent.py:reckless",
             "sneaky": "./agent.py:sneaky",
+            "one_step": "./agent.py:one_step",
         },
         "runledger": {
             "graphs": {
@@ -105,6 +124,7 @@ def agent_project(root: Path) -> Path:
                 # delete_all_orders is the graph's tool, but not allowed: the model may ask for it.
                 "reckless": {"tools": ["lookup_order"], "max_model_calls": 4},
                 "sneaky": {"max_model_calls": 2},
+                "one_step": {"tools": ["refund_order"], "max_model_calls": 1},
             }
         },
     }

@@ -71,7 +71,7 @@ async def serving(client: Client, fresh: Fresh, gateway: LiteLLMGateway) -> Asyn
     """A worker as ``runledger worker`` starts one: its graphs loaded through the settings
     (RUNLEDGER_GRAPHS_CONFIG), the catalog published, then polling."""
     registry = load_graphs(fresh.settings)
-    await publish_catalog(fresh.database, registry)
+    await publish_catalog(fresh.database, registry, fresh.settings.default_model)
     deps = WorkerDeps(database=fresh.database, gateway=gateway, registry=registry)
     async with build_worker(client, fresh.settings, deps):
         yield registry

@@ -61,7 +61,7 @@ async def test_react_agent_run_is_billed_once_per_model_call(
     # A tool call, the tool, then the answer: two model calls, two receipts, one per provider call.
     assert run["model_calls"] == 2
     assert len(receipts) == 2
-    assert {r["usage_unit_id"] for r in receipts} == delivered
+    assert {r["provider_response_id"] for r in receipts} == delivered
     assert before - after == sum(r["charged_credits"] for r in receipts) == run["cost_credits"]
     names = [e.event for e in events]
     assert names.count("usage") == 2
@@ -105,41 +105,34 @@ async def test_DENY_BY_DEFAULT_TOOLS_a_model_chosen_tool_not_allowed_never_runs(
     assert messages[-1]["type"] == "ai"
 
 
-@pytest.mark.parametrize(("graph", "tool"), [("refunds", "refund_order"), ("cancels", "cancel_order")])
 async def test_EXACTLY_ONCE_TOOL_EFFECTS_write_tool_once_across_a_forced_activity_retry(
-    tmp_path: Path,
-    fresh: Fresh,
-    client: Client,
-    gateway: LiteLLMGateway,
-    fake_provider: FakeProvider,
-    graph: str,
-    tool: str,
+    tmp_path: Path, fresh: Fresh, client: Client, gateway: LiteLLMGateway, fake_provider: FakeProvider
 ) -> None:
-    """The model call after the write tool fails, so Temporal retries the whole execution: the paid
-    call is replayed, the write tool answers from its record, and the run succeeds. ``refunds`` marks
-    its tool in code (``sdk.tool(effect="write")``), ``cancels`` by ``write_tools``."""
+    """The model call after the write tool, in the same step, fails, so Temporal retries the
+    execution from the step's start: the tool answers from its record and the run succeeds."""
     root = tmp_path / "shop"
     fresh.settings = fresh.settings.model_copy(update={"graphs_config": agent_project(root)})
-    fake_provider.log.fail_tool_results = 1
+    fake_provider.log.fail_next = 1
     try:
         async with (
             serving(client, fresh, gateway),
             api_client(fresh.settings, fresh.database, client) as api,
         ):
             user = await create_user(api, credits=5_000_000)
-            run = await _run(api, user, graph)
+            run = await _run(api, user, "one_step")
             events = await read_events(api, user, run["run_id"])
     finally:
-        fake_provider.log.fail_tool_results = 0
+        fake_provider.log.fail_next = 0
     assert run["status"] == "success", run
-    runs = [e for e in executions(root) if e["tool"] == tool]
-    assert len(runs) == 1  # exactly once
+    runs = executions(root)
+    assert [e["tool"] for e in runs] == ["refund_order"]  # exactly once
     effects = await rows(
         fresh.database,
         "SELECT effect_key, tool_id, attempt FROM tool_effects WHERE run_id = :r",
         r=run["run_id"],
     )
-    assert [(e["tool_id"], e["attempt"]) for e in effects] == [(tool, 1)]
+    assert [(e["tool_id"], e["attempt"]) for e in effects] == [("refund_order", 1)]
+    assert effects[0]["effect_key"] == f"{run['run_id']}/refund:1.tool:0"
     assert runs[0]["key"] == effects[0]["effect_key"]  # the tool was handed its effect key
     results = [e.data for e in events if e.event == "tool_call_result"]
     assert [r.get("replayed", False) for r in results] == [False, True]
@@ -148,18 +141,42 @@ async def test_EXACTLY_ONCE_TOOL_EFFECTS_write_tool_once_across_a_forced_activit
         "SELECT status, attempt FROM model_calls WHERE run_id = :r ORDER BY created_at",
         r=run["run_id"],
     )
-    assert sorted(c["status"] for c in calls) == ["failed", "settled", "settled"]
+    assert [(c["status"], c["attempt"]) for c in calls] == [("failed", 1), ("settled", 2)]
     receipts = await scalar(
         fresh.database, "SELECT count(*) FROM charge_receipts WHERE run_id = :r", r=run["run_id"]
     )
-    assert receipts == 2
+    assert receipts == 1
+
+
+async def test_EXACTLY_ONCE_TOOL_EFFECTS_a_tool_node_write_tool_is_recorded_under_the_models_call_id(
+    tmp_path: Path, fresh: Fresh, client: Client, gateway: LiteLLMGateway
+) -> None:
+    """``write_tools`` makes a plain LangChain tool of a ReAct agent a write tool: its result is
+    recorded under the model's tool-call id."""
+    root = tmp_path / "shop"
+    fresh.settings = fresh.settings.model_copy(update={"graphs_config": agent_project(root)})
+    async with (
+        serving(client, fresh, gateway),
+        api_client(fresh.settings, fresh.database, client) as api,
+    ):
+        user = await create_user(api, credits=5_000_000)
+        run = await _run(api, user, "cancels")
+    assert run["status"] == "success", run
+    call = next(m for m in run["output"]["messages"] if m["type"] == "ai" and m["tool_calls"])
+    (tool_call,) = call["tool_calls"]
+    effects = await rows(
+        fresh.database, "SELECT effect_key, tool_id FROM tool_effects WHERE run_id = :r", r=run["run_id"]
+    )
+    assert effects == [{"effect_key": f"{run['run_id']}/{tool_call['id']}", "tool_id": "cancel_order"}]
+    assert [e["key"] for e in executions(root)] == [effects[0]["effect_key"]]
 
 
 async def test_EXACTLY_ONCE_TOOL_EFFECTS_write_tool_once_across_kill_9_of_the_worker(
     tmp_path: Path, fresh: Fresh, client: Client, fake_provider: FakeProvider
 ) -> None:
-    """The worker process is SIGKILLed after the write tool ran, while the next model call is at the
-    provider; a new worker process finishes the run without running the tool again."""
+    """The worker process is SIGKILLed after the write tool ran, while the model call after it (same
+    step) is at the provider; a new worker process re-runs the step, and the tool answers from its
+    record instead of running again."""
     root = tmp_path / "shop"
     config = agent_project(root)
     env = {
@@ -181,8 +198,8 @@ async def test_EXACTLY_ONCE_TOOL_EFFECTS_write_tool_once_across_kill_9_of_the_wo
 
     log = fake_provider.log
     delivered_before = set(log.ids())
-    first_gate, second_gate = threading.Event(), threading.Event()
-    log.gate = first_gate
+    gate = threading.Event()
+    log.gate = gate
     worker = await spawn_worker("worker-1")
     try:
         async with api_client(fresh.settings, fresh.database, client) as api:
@@ -192,31 +209,24 @@ async def test_EXACTLY_ONCE_TOOL_EFFECTS_write_tool_once_across_kill_9_of_the_wo
 
             await eventually(published, until=lambda n: n > 0, within=120, interval=0.5)
             user = await create_user(api, credits=5_000_000)
-            started = await start_run(api, user, "langgraph:refunds", QUESTION)
+            started = await start_run(api, user, "langgraph:one_step", QUESTION)
             assert started.status_code == 202, started.text
             run_id = started.json()["run_id"]
 
-            async def waiting() -> int:
-                return log.waiting
+            async def tool_ran_and_call_held() -> tuple[int, int]:
+                return len(executions(root)), log.waiting
 
-            await eventually(waiting, until=lambda n: n == 1, within=120)  # call 1 is at the provider
-            log.gate = second_gate
-            first_gate.set()
-
-            async def tool_ran_and_call_two_held() -> tuple[int, int, int]:
-                return len(executions(root)), len(set(log.ids()) - delivered_before), log.waiting
-
-            await eventually(tool_ran_and_call_two_held, until=lambda s: s == (1, 1, 1), within=60)
+            # The refund ran (and was recorded); the model call after it, in the same step, is held.
+            await eventually(tool_ran_and_call_held, until=lambda s: s == (1, 1), within=120)
             worker.kill()
             await worker.wait()
-            second_gate.set()
+            gate.set()
             log.gate = None
             worker = await spawn_worker("worker-2")
             run = await wait_for_run(api, user, run_id, within=180)
     finally:
         log.gate = None
-        first_gate.set()
-        second_gate.set()
+        gate.set()
         if worker.returncode is None:
             worker.terminate()
             await worker.wait()
@@ -225,12 +235,12 @@ async def test_EXACTLY_ONCE_TOOL_EFFECTS_write_tool_once_across_kill_9_of_the_wo
     effects = await scalar(fresh.database, "SELECT count(*) FROM tool_effects WHERE run_id = :r", r=run_id)
     assert effects == 1
     receipts = await rows(
-        fresh.database, "SELECT usage_unit_id FROM charge_receipts WHERE run_id = :r", r=run_id
+        fresh.database, "SELECT provider_response_id FROM charge_receipts WHERE run_id = :r", r=run_id
     )
     delivered = set(log.ids()) - delivered_before
-    # Calls whose answer reached the worker are billed once; the one that died with it is not.
-    assert {r["usage_unit_id"] for r in receipts} <= delivered
-    assert len(receipts) == 2
+    # The call whose answer reached the worker is billed once; the one that died with it is not.
+    assert {r["provider_response_id"] for r in receipts} <= delivered
+    assert len(receipts) == 1
 
 
 async def test_NO_UNMETERED_MODEL_CALLS_a_direct_litellm_call_is_flagged(
@@ -256,7 +266,7 @@ async def test_NO_UNMETERED_MODEL_CALLS_a_direct_litellm_call_is_flagged(
         fresh.database, "SELECT call_key, status, model FROM model_calls WHERE run_id = :r", r=run["run_id"]
     )
     assert sorted((c["call_key"], c["status"]) for c in calls) == [
-        ("sneak:0", "settled"),  # the ChatModel call: metered, billed
+        ("sneak:1.0", "settled"),  # the ChatModel call: metered, billed
         ("unmetered:0", "flagged"),  # the ChatLiteLLM call: flagged, never silently free
     ]
     (flag,) = [e for e in events if e.event == "unmetered_model_call"]

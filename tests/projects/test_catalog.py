@@ -182,11 +182,11 @@ async def test_versions_are_kept_the_catalog_follows_the_last_worker(
             second.graphs["langgraph:threaded"].spec.version
             != first.graphs["langgraph:threaded"].spec.version
         )
-        await publish_catalog(fresh.database, second)
+        await publish_catalog(fresh.database, second, fresh.settings.default_model)
         listed = {g["graph_id"]: g for g in (await api.get("/api/v1/graphs", headers=user.headers)).json()}
         assert listed["langgraph:echo"]["version"] == v2
         # Publishing the same again changes nothing.
-        await publish_catalog(fresh.database, second)
+        await publish_catalog(fresh.database, second, fresh.settings.default_model)
         assert (
             await scalar(
                 fresh.database, "SELECT count(*) FROM graph_versions WHERE graph_id = 'langgraph:echo'"
@@ -195,7 +195,7 @@ async def test_versions_are_kept_the_catalog_follows_the_last_worker(
         )
 
         # A worker without the project: its graphs leave the catalog, their versions stay.
-        await publish_catalog(fresh.database, load_registry())
+        await publish_catalog(fresh.database, load_registry(), fresh.settings.default_model)
         listed = {g["graph_id"]: g for g in (await api.get("/api/v1/graphs", headers=user.headers)).json()}
         assert "langgraph:echo" not in listed
         assert "langgraph:poet" in listed
@@ -252,7 +252,7 @@ async def test_every_api_route_that_names_a_graph_reads_the_published_catalog(
         models = (await api.get("/v1/models", headers=user.headers)).json()
         assert models["data"] == []
 
-        await publish_catalog(fresh.database, load_registry())
+        await publish_catalog(fresh.database, load_registry(), fresh.settings.default_model)
         assert {m["id"] for m in (await api.get("/v1/models", headers=user.headers)).json()["data"]} >= {
             "langgraph:chat",
             "runledger/chat",

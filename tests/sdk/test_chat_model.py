@@ -65,7 +65,7 @@ async def test_ainvoke_is_one_metered_call_with_usage(fake_provider: FakeProvide
     assert answer.text.startswith("A fake answer to: three little words")
     assert answer.usage_metadata is not None
     assert answer.usage_metadata["output_tokens"] > 0
-    assert answer.response_metadata["usage_unit_id"] in fake_provider.log.ids()
+    assert answer.response_metadata["provider_response_id"] in fake_provider.log.ids()
     (request,) = meter.requests
     assert (request.model, request.max_tokens, request.temperature) == (MODEL, 50, 0.2)
     assert request.messages == ({"role": "user", "content": "three little words"},)
@@ -146,7 +146,7 @@ async def test_langgraph_messages_stream_mode_gets_the_tokens(fake_provider: Fak
     assert len(texts) > 1
     assert "".join(str(t) for t in texts).startswith("A fake answer to: stream me some words")
     assert {meta["langgraph_node"] for _, meta in streamed} == {"respond"}
-    assert meter.keys == ["respond:0"]
+    assert meter.keys == ["respond:1.0"]
 
 
 class Verdict(BaseModel):
@@ -172,7 +172,7 @@ async def test_sync_invoke_from_a_sync_node(fake_provider: FakeProvider) -> None
     with metered(fake_provider) as meter:
         state = await builder.compile().ainvoke({"messages": [HumanMessage("sync please")]})
     assert state["messages"][-1].text.startswith("A fake answer to: sync please")
-    assert meter.keys == ["respond:0"]
+    assert meter.keys == ["respond:1.0"]
 
 
 async def test_react_agent_runs_offline_tool_call_then_text() -> None:
@@ -184,7 +184,7 @@ async def test_react_agent_runs_offline_tool_call_then_text() -> None:
     kinds = [type(m).__name__ for m in state["messages"]]
     assert kinds == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
     assert state["messages"][1].tool_calls[0]["args"] == {"order_id": "A-1001"}
-    assert meter.keys == ["agent:0", "agent:1"]
+    assert meter.keys == ["agent:1.0", "agent:3.0"]
 
 
 @pytest.mark.parametrize("choice", ["lookup_order", "any", True])

@@ -191,7 +191,7 @@ async def test_dated_note_uses_its_tool_and_the_stream_shows_the_call(
     tool_events = [(e.event, e.data) for e in events if e.event.startswith("tool_call")]
     assert [name for name, _ in tool_events] == ["tool_call_start", "tool_call_result"]
     start, result = tool_events[0][1], tool_events[1][1]
-    assert start["call_id"] == result["call_id"] == "read_clock:tool:0"
+    assert start["call_id"] == result["call_id"] == "read_clock:1.tool:0"
     assert start["args"] == {"timezone": "Europe/Paris"}
     assert result["ok"] is True
     assert result["result"]["local"] == run["output"]["written_at"]

@@ -69,7 +69,7 @@ async def test_IDEMPOTENT_CHARGES_retried_execute_activity_never_charges_twice(
     assert run["status"] == "success", run
     provider_calls = set(fake_provider.log.ids()) - calls_before
     assert len(provider_calls) == 3  # the retry asked the provider nothing new
-    assert {r["usage_unit_id"] for r in receipts} == provider_calls
+    assert {r["provider_response_id"] for r in receipts} == provider_calls
     assert {r["attempt"] for r in receipts} == {1}
     assert (
         5_000_000 - me["balance_credits"]

@@ -1,7 +1,7 @@
 """tool effects: the recorded result of every write tool call, by tool effect key
 
 Revision ID: 0007_tool_effects
-Revises: 0006_graph_catalog
+Revises: 0010_dashboard
 Create Date: 2026-12-02 03:30:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0007_tool_effects"
-down_revision: str | None = "0006_graph_catalog"
+down_revision: str | None = "0010_dashboard"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

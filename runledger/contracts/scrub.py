@@ -1,6 +1,8 @@
-"""Removing secrets from anything that leaves the process as telemetry (inputs, outputs, metadata,
-error messages): values under secret-looking keys, strings that look like credentials, and the
-process's own configured secrets wherever they appear."""
+"""Removing secrets from anything that leaves the process or outlives the request: telemetry (Langfuse
+inputs, outputs, metadata), Temporal history (failure messages and stack traces), and the error
+messages stored on run rows, model calls and run events. Values under secret-looking keys, strings
+that look like credentials (API keys, bearer tokens, credentials in URLs), and the process's own
+configured secrets wherever they appear. One scrubber for all of them (NO_SECRETS_IN_HISTORY)."""
 
 from __future__ import annotations
 
