@@ -9,7 +9,9 @@ runs' holds must cover the call's maximum cost (LiteLLM's price x (input tokens 
 it and the call is recorded ``pending`` with runledger's ``usage_unit_id``. After it:
 
 - an answer is charged (``settled``); a call already settled by an earlier attempt is answered from
-  its stored response instead (a retried execution replays its paid calls);
+  its stored response instead (a retried execution replays its paid calls) — only for the same
+  request (its stored request hash): a different request under the same call key is a new call
+  (key ``{call_key}@{hash}``), never a wrong replay;
 - a broken stream is charged for what arrived (``partial``) or, when that is unknown, left
   ``unsettled`` with the reason; a refusal before anything arrived is ``failed`` and unbilled;
 - the charge write is retried in place under the same key; if it keeps failing the call is left
@@ -140,13 +142,20 @@ class LedgerMeter:
                 await write_owed_charge(self._db, call.charge)
         return len(calls)
 
-    async def _open(self, call_key: str, request: ModelRequest) -> str | ModelResponse:
-        """A settled call's stored response (to replay), or the id of the new call reserved and
-        recorded ``pending``."""
+    async def _open(
+        self, call_key: str, request: ModelRequest
+    ) -> tuple[str, str | None, ModelResponse | None]:
+        """Replay a settled call, or reserve and record a new one: ``(call_key, call_id, None)``."""
+        request_hash = request.fingerprint()
         async with self._db.transaction() as session:
             settled = await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
+            if settled is not None and settled.request_hash != request_hash:
+                # Another request at this position (e.g. a read tool answered differently on the
+                # retry): a new call of its own key, never a replay of the other request's answer.
+                call_key = f"{call_key}@{request_hash[:16]}"
+                settled = await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
             if settled is not None and settled.response is not None:
-                return ModelResponse.from_json(settled.response)
+                return call_key, None, ModelResponse.from_json(settled.response)
             status = await runs.status_of(session, run_id=self._run_id)
             if status != "running":
                 # Cancelled (or otherwise finished) while the graph was still going: Temporal only
@@ -187,18 +196,18 @@ class LedgerMeter:
                 call_key=call_key,
                 attempt=self._attempt,
                 model=request.model,
-                request_hash=request.fingerprint(),
+                request_hash=request_hash,
                 usage_unit_id=ids.usage_unit_id(run_id=self._run_id, call_key=call_key),
                 reserved_credits=max_credits,
             )
-        return call_id
+        return call_key, call_id, None
 
     async def call(self, call_key: str, request: ModelRequest, invoke: Invoke) -> ModelResponse:
-        opened = await self._open(call_key, request)
-        if isinstance(opened, ModelResponse):
+        call_key, call_id, replayed = await self._open(call_key, request)
+        if replayed is not None or call_id is None:
             self.replayed += 1
-            return opened
-        call_id = opened
+            assert replayed is not None
+            return replayed
         stream = TextStream(
             self._db,
             run_id=self._run_id,
@@ -296,7 +305,7 @@ class LedgerMeter:
         )
         # Shielded: a cancellation arriving now waits for the charge instead of dropping it.
         outcome = await asyncio.shield(self._write_in_place(charge, settlement))
-        # run_id, workflow_id and node come from the log context (worker interceptor, llm.complete).
+        # run_id, workflow_id and node come from the log context (worker interceptor, llm.call).
         log.info(
             "model_call",
             call_key=call_key,

@@ -1,5 +1,6 @@
 """The reconciliation pass: write the charges unsettled model calls owe, flag what cannot be settled
-(with its reason), measure balance drift, store a report. Run by the ``runledger:reconcile``
+(with its reason), list the calls that bypassed the meter (NO_UNMETERED_MODEL_CALLS), measure
+balance drift, store a report. Run by the ``runledger:reconcile``
 Temporal schedule and by ``runledger reconcile``."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ async def reconcile_once(
 ) -> ReconcileResult:
     async with database.transaction() as session:
         started_at = await database_now(session)
+        previous = await reconciliation.last_report(session)
         owed = await model_calls.owed_charges(session)
     settled: list[dict[str, Any]] = []
     for call in owed:
@@ -50,6 +52,9 @@ async def reconcile_once(
             settled=settled,
             drift=drift,
             accounts_checked=await reconciliation.count_accounts(session),
+            unmetered=await reconciliation.unmetered_calls(
+                session, since=None if previous is None else previous.started_at
+            ),
         )
     return ReconcileResult(
         report_id=report.id,
@@ -58,6 +63,7 @@ async def reconcile_once(
         accounts_checked=report.accounts_checked,
         accounts_with_drift=report.accounts_with_drift,
         pruned_events=pruned,
+        unmetered_calls=len(report.details["unmetered_calls"]),
     )
 
 

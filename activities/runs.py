@@ -19,7 +19,14 @@ from activities.events import tool_event_sink
 from activities.failures import execution_failure
 from activities.finalize import finalize_run
 from activities.graph_steps import checkpoints_for, run_steps, step_sink
-from activities.metering import LedgerMeter
+from activities.metering import (
+    ChargeNotWrittenError,
+    CreditsExhaustedError,
+    GrantDeniedError,
+    LedgerMeter,
+    RunNotRunningError,
+)
+from activities.tool_effects import PostgresEffects, unmetered_recorder
 from db import events, grants, ledger, reservations, runs
 from db.secrets import SecretBox
 from db.session import Database
@@ -47,11 +54,21 @@ from runledger.contracts.runs import (
     RunStatus,
     pause_reason_of,
 )
-from runledger.llm import LiteLLMGateway, bind, model_price
+from runledger.llm import LiteLLMGateway, ModelGatewayError, UnpricedModelError, bind, model_price
 from runledger.projects import GraphRegistry, json_output
 from runledger.telemetry import RunRef, RunTracer
+from runledger.tools.langchain import PASSTHROUGH, guard_graph
 
 RUN_NOT_VISIBLE = "run_not_visible"
+#: Exceptions a tool call passes through to the execution instead of returning as a tool error.
+RUN_STOPPERS: tuple[type[BaseException], ...] = (
+    ModelGatewayError,
+    UnpricedModelError,
+    CreditsExhaustedError,
+    GrantDeniedError,
+    RunNotRunningError,
+    ChargeNotWrittenError,
+)
 #: With the DB retry policy's backoff (0.2 s doubling, capped at 10 s) this waits about two minutes.
 RUN_NOT_VISIBLE_ATTEMPTS = 18
 HEARTBEAT_EVERY_SECONDS = 5.0
@@ -209,7 +226,8 @@ class RunActivities:
         traced_run = RunRef(
             run_id=run.run_id, graph_id=run.graph_id, billing_account_id=run.billing_account_id
         )
-        # The graph may use exactly the tools its catalog entry declares (DENY_BY_DEFAULT_TOOLS).
+        # The graph may use exactly the tools its catalog entry declares (DENY_BY_DEFAULT_TOOLS);
+        # its write tools' results are recorded once (EXACTLY_ONCE_TOOL_EFFECTS).
         tool_runner = tools.ToolRunner(
             policy=tools.AllowList(frozenset(loaded.spec.tool_ids)),
             # A tool that needs a connection gets it from the run's grant when it executes.
@@ -219,6 +237,12 @@ class RunActivities:
             trace=lambda tool_id, args: self._tracer.tool_call(
                 traced_run, attempt=attempt, name=tool_id, input=args
             ),
+            run_id=run.run_id,
+            write_tools=frozenset(loaded.spec.write_tools),
+            effects=PostgresEffects(self._db, run_id=run.run_id, attempt=attempt),
+            # A model call inside a tool that stops the run (credits, grant, provider, cancel) stops
+            # it as anywhere else: it is not the tool's failure to report to the model.
+            passthrough=(*PASSTHROUGH, *RUN_STOPPERS),
         )
         heartbeat = asyncio.create_task(_heartbeat_while_running())
         try:
@@ -228,7 +252,8 @@ class RunActivities:
                     self._gateway.invoke,
                     default_model=loaded.spec.model or self._settings.default_model,
                     meter=meter,
-                ),
+                    on_unmetered=unmetered_recorder(self._db, run_id=run.run_id, attempt=attempt),
+                ) as model_binding,
                 tools.bind(tool_runner),
             ):
                 # What earlier attempts owe is charged first, so their paid calls replay below.
@@ -237,18 +262,24 @@ class RunActivities:
                 thread = thread_id(run.billing_account_id, run.run_id, run.state_key)
                 config = _run_config(run.run_id, run.graph_id, thread)
                 store = await checkpoints_for(self._db)
-                async with loaded.open(config) as graph:
-                    outcome = await run_steps(
-                        graph,
-                        saver=store.saver,
-                        run_input=dict(run.input),
-                        config=config,
-                        run_id=run.run_id,
-                        on_step=step_sink(self._db, run.run_id),
-                        resuming=inp.resuming,
-                        resume=inp.resume_value,
-                        fork=fork,
-                    )
+                try:
+                    async with loaded.open(config) as graph:
+                        # Every tool of its ToolNodes runs through the runner (allowlist, effects).
+                        guard_graph(graph)
+                        outcome = await run_steps(
+                            graph,
+                            saver=store.saver,
+                            run_input=dict(run.input),
+                            config=config,
+                            run_id=run.run_id,
+                            on_step=step_sink(self._db, run.run_id),
+                            resuming=inp.resuming,
+                            resume=inp.resume_value,
+                            fork=fork,
+                        )
+                finally:
+                    # Calls that bypassed the meter are recorded even when the graph failed.
+                    await model_binding.drain()
                 # The graph's final state, JSON-safe (LangChain messages as their dicts).
                 output = json_output(outcome.output)
                 execution.record(output)

@@ -20,6 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import GraphRun, ModelCall
 from runledger.contracts.scrub import scrub
 
+#: The error message of a flagged call that bypassed the meter (its call key is ``unmetered:{n}``).
+UNMETERED = "unmetered: a LiteLLM call that did not go through runledger's meter"
+
 
 async def find_settled(session: AsyncSession, *, run_id: str, call_key: str) -> ModelCall | None:
     return (
@@ -164,6 +167,27 @@ async def settle(
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def record_unmetered(
+    session: AsyncSession, *, run_id: str, call_key: str, attempt: int, model: str, request_hash: str
+) -> None:
+    """A LiteLLM call of the run that bypassed the meter (NO_UNMETERED_MODEL_CALLS): recorded
+    ``flagged`` at once, for reconciliation and an operator, since no receipt will ever settle it."""
+    await session.execute(
+        insert(ModelCall)
+        .values(
+            run_id=run_id,
+            call_key=call_key,
+            attempt=attempt,
+            model=model,
+            request_hash=request_hash,
+            status="flagged",
+            error_message=UNMETERED,
+            settled_at=func.now(),
+        )
+        .on_conflict_do_nothing(index_elements=["run_id", "call_key", "attempt"])
+    )
 
 
 async def count_by_status(session: AsyncSession, *, run_id: str) -> dict[str, int]:

@@ -657,3 +657,20 @@ class BulkOperationItem(Base):
     #: When the item was last claimed or decided: a run's action is claimed (``working``) before
     #: it is taken, so two executors never act on one run.
     updated_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class ToolEffect(Base):
+    """The recorded result of a write tool's call (EXACTLY_ONCE_TOOL_EFFECTS), keyed by the tool
+    effect key ``{run_id}/{tool_call_id}``: written once, before the graph goes on; a retried or
+    resumed execution reads it instead of running the tool again. Never changed."""
+
+    __tablename__ = "tool_effects"
+    __table_args__ = (Index("ix_tool_effects_run", "run_id"),)
+
+    effect_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="RESTRICT"), nullable=False)
+    tool_id: Mapped[str] = mapped_column(Text, nullable=False)
+    args: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    result: Mapped[Any] = mapped_column(JSONB, nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = _created_at()

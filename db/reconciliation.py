@@ -87,6 +87,16 @@ async def open_flags(session: AsyncSession, *, limit: int = 500) -> list[dict[st
     return [dict(row._mapping) for row in rows]
 
 
+async def unmetered_calls(session: AsyncSession, *, since: datetime | None) -> list[dict[str, Any]]:
+    """Calls that bypassed the meter (NO_UNMETERED_MODEL_CALLS), recorded since the last report."""
+    query = select(
+        ModelCall.id, ModelCall.run_id, ModelCall.call_key, ModelCall.attempt, ModelCall.model
+    ).where(ModelCall.status == "flagged", ModelCall.call_key.like("unmetered:%"))
+    if since is not None:
+        query = query.where(ModelCall.created_at >= since)
+    return [dict(row._mapping) for row in await session.execute(query.order_by(ModelCall.created_at))]
+
+
 async def balance_drift(session: AsyncSession) -> list[dict[str, Any]]:
     """Accounts whose cached balance differs from the sum of their ledger."""
     sums = (
@@ -123,6 +133,7 @@ async def save_report(
     drift: list[dict[str, Any]],
     accounts_checked: int,
     settled: list[dict[str, Any]] | None = None,
+    unmetered: list[dict[str, Any]] | None = None,
 ) -> ReconciliationReport:
     report = ReconciliationReport(
         started_at=started_at,
@@ -135,6 +146,7 @@ async def save_report(
             "flagged_calls": flagged,
             "settled_calls": settled or [],
             "open_flags": await open_flags(session),
+            "unmetered_calls": unmetered or [],
             "drift": drift,
         },
     )

@@ -9,7 +9,7 @@ Contract:
 - Every line carries ``timestamp`` (UTC, ISO 8601), ``level``, ``logger`` and ``event``, plus whatever
   is bound in :mod:`structlog.contextvars` where it was logged. In the worker that is ``workflow_id``,
   ``run_id``, ``activity`` and ``attempt`` (:mod:`runledger.log_context`) and, around a model call,
-  ``node`` and ``call_key`` (:func:`llm.complete`).
+  ``node`` and ``call_key`` (:func:`runledger.llm.call`).
 - Temporal's own loggers attach the workflow or activity they log for as a record attribute; their
   ``workflow_id`` (and our ``run_id``, derived from it) are lifted into the line too.
 """

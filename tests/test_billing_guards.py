@@ -123,7 +123,7 @@ DRY_GRAPH = """
     from langgraph.graph import END, START, StateGraph
     from typing_extensions import TypedDict
 
-    from runledger import llm
+    from runledger.sdk import ChatModel
 
 
     class State(TypedDict, total=False):
@@ -134,7 +134,8 @@ DRY_GRAPH = """
     async def think(state: State) -> State:
         notes: list[str] = []
         for max_tokens in (100, 16000, 100):
-            notes.append(await llm.complete([("user", f"Topic: {state['topic']} ({len(notes)})")], max_tokens=max_tokens))
+            answer = await ChatModel(max_tokens=max_tokens).ainvoke([("user", f"Topic: {state['topic']} ({len(notes)})")])
+            notes.append(answer.text)
         return {"notes": notes}
 
 

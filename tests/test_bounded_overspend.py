@@ -96,7 +96,9 @@ def _meter(
 
 
 REQUEST = ModelRequest(
-    model=EXPENSIVE, messages=(("user", "Write a long poem about the sea"),), max_tokens=MAX_TOKENS
+    model=EXPENSIVE,
+    messages=({"role": "user", "content": "Write a long poem about the sea"},),
+    max_tokens=MAX_TOKENS,
 )
 
 

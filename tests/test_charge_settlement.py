@@ -119,7 +119,9 @@ async def test_reconcile_writes_owed_charges_and_the_report_lists_them(
         markup=Decimal(2),
         bound=gateway.call_bound,
     )
-    request = ModelRequest(model="openai/gpt-4o-mini", messages=(("user", "a poem"),), max_tokens=50)
+    request = ModelRequest(
+        model="openai/gpt-4o-mini", messages=({"role": "user", "content": "a poem"},), max_tokens=50
+    )
     async with failing_inserts(database, "charge_receipts", user.billing_account_id):
         with pytest.raises(ChargeNotWrittenError):
             await meter.call("poem:0", request, gateway.invoke)

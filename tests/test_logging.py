@@ -1,5 +1,5 @@
 """Structured logs: with :func:`runledger.logs.configure_logging` every line is one JSON object, and the
-lines of a run carry its run_id, workflow_id and graph node (worker interceptor + ``llm.complete``),
+lines of a run carry its run_id, workflow_id and graph node (worker interceptor + ``llm.call``),
 whether they come from structlog or from the standard library (uvicorn, temporalio, LiteLLM)."""
 
 from __future__ import annotations

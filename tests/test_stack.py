@@ -371,7 +371,7 @@ def test_up_with_a_bad_graph_project_shows_its_one_line_and_stops(tmp_path: Path
     project.mkdir()
     (project / "agent.py").write_text("graph = 42\n")
     config = project / "langgraph.json"
-    config.write_text(json.dumps({"dependencies": ["."], "graphs": {"agent": "./agent.py:graph"}}))
+    config.write_text(json.dumps({"dependencies": ["."], "graphs": {"my_agent": "./agent.py:graph"}}))
     data_dir = tmp_path / "data"
     ports = Ports(*_free_ports(3))
     out_path = tmp_path / "up.out"
@@ -395,7 +395,7 @@ def test_up_with_a_bad_graph_project_shows_its_one_line_and_stops(tmp_path: Path
     output = out_path.read_text(errors="replace")
     assert code == 1, output
     line = (
-        f"runledger up: worker refused to start: runledger worker: {config.resolve()}: graphs.agent: "
+        f"runledger up: worker refused to start: runledger worker: {config.resolve()}: graphs.my_agent: "
         "./agent.py:graph is a int, not a compiled graph, a StateGraph or a factory"
     )
     assert line in output.splitlines(), output

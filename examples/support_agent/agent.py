@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from config import MAX_ANSWER_TOKENS, SYSTEM_PROMPT
 from langgraph.prebuilt import create_react_agent
-from runledger.sdk import ChatModel
 from tools import lookup_order, refund_order
+
+from runledger.sdk import ChatModel
 
 graph = create_react_agent(
     ChatModel(max_tokens=MAX_ANSWER_TOKENS),

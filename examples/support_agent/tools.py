@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from config import ORDERS
 from langchain_core.tools import tool as read_tool
+
 from runledger.sdk import tool
 
 

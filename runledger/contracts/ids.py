@@ -75,6 +75,13 @@ def charge_source_reference(*, run_id: str, attempt: int, usage_unit_id: str) ->
     return f"{run_id}/{attempt}/{usage_unit_id}"
 
 
+def tool_effect_key(*, run_id: str, tool_call_id: str) -> str:
+    """A tool call's effect key (EXACTLY_ONCE_TOOL_EFFECTS): the model's tool-call id (or the call's
+    ordinal in its node and step, ``{node}:{step}.tool:{n}``, where it has none) within the run. A write tool's
+    recorded result is keyed by it, and the tool is handed it as its idempotency key."""
+    return f"{run_id}/{tool_call_id}"
+
+
 def langfuse_trace_id(run_id: str) -> str:
     """Langfuse trace id of a run: the first 32 hex chars of sha256(run_id), as Langfuse derives it
     from a seed, so the id is known before any span exists."""

@@ -42,3 +42,5 @@ class ReconcileResult:
     swept: SweepResult | None = None
     #: Unsettled calls whose owed charge this pass wrote.
     settled_calls: int = 0
+    #: Calls that bypassed the meter since the last report (NO_UNMETERED_MODEL_CALLS).
+    unmetered_calls: int = 0

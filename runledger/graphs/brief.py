@@ -7,7 +7,7 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from runledger import llm
+from runledger.sdk import ChatModel
 
 
 class BriefState(TypedDict, total=False):
@@ -26,33 +26,30 @@ class BriefOutput(TypedDict, total=False):
 
 
 async def outline(state: BriefState) -> BriefState:
-    text = await llm.complete(
+    answer = await ChatModel(max_tokens=200).ainvoke(
         [
             ("system", "Outline a one-page brief in three bullet points."),
             ("user", f"Topic: {state['topic']}"),
-        ],
-        max_tokens=200,
+        ]
     )
-    return {"outline": text}
+    return {"outline": answer.text}
 
 
 async def draft(state: BriefState) -> BriefState:
-    text = await llm.complete(
+    answer = await ChatModel(max_tokens=400).ainvoke(
         [
             ("system", "Write a short brief that follows the outline."),
             ("user", f"Topic: {state['topic']}\nOutline:\n{state['outline']}"),
-        ],
-        max_tokens=400,
+        ]
     )
-    return {"draft": text}
+    return {"draft": answer.text}
 
 
 async def review(state: BriefState) -> BriefState:
-    text = await llm.complete(
-        [("system", "Review the brief in two sentences: one strength, one fix."), ("user", state["draft"])],
-        max_tokens=150,
+    answer = await ChatModel(max_tokens=150).ainvoke(
+        [("system", "Review the brief in two sentences: one strength, one fix."), ("user", state["draft"])]
     )
-    return {"review": text}
+    return {"review": answer.text}
 
 
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:

@@ -12,7 +12,7 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from runledger import llm
+from runledger.sdk import ChatModel
 
 #: Room for a chat-sized answer; the preflight hold is sized per call, not per token.
 MAX_REPLY_TOKENS = 1024
@@ -35,9 +35,9 @@ class ChatOutput(TypedDict, total=False):
 
 
 async def respond(state: ChatState) -> ChatState:
-    conversation = [(m["role"], m["content"]) for m in state["messages"]]
-    reply = await llm.complete(conversation, max_tokens=MAX_REPLY_TOKENS)
-    return {"reply": reply}
+    conversation = [{"role": m["role"], "content": m["content"]} for m in state["messages"]]
+    answer = await ChatModel(max_tokens=MAX_REPLY_TOKENS).ainvoke(conversation)
+    return {"reply": answer.text}
 
 
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:

@@ -12,8 +12,9 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from runledger import llm, tools
+from runledger import tools
 from runledger.contracts.tools import CURRENT_TIME
+from runledger.sdk import ChatModel
 
 
 class DatedNoteState(TypedDict, total=False):
@@ -40,14 +41,13 @@ async def read_clock(state: DatedNoteState) -> DatedNoteState:
 
 async def write_note(state: DatedNoteState) -> DatedNoteState:
     dated = f" It is {state['written_at']}." if state.get("written_at") else ""
-    note = await llm.complete(
+    answer = await ChatModel(max_tokens=200).ainvoke(
         [
             ("system", "Write a note of at most three sentences. Mention the date if you are given it."),
             ("user", f"Write a short note about {state['topic']}.{dated}"),
-        ],
-        max_tokens=200,
+        ]
     )
-    return {"note": note}
+    return {"note": answer.text}
 
 
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:

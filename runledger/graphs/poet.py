@@ -7,7 +7,7 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from runledger import llm
+from runledger.sdk import ChatModel
 
 
 class PoetState(TypedDict, total=False):
@@ -22,14 +22,13 @@ class PoetOutput(TypedDict, total=False):
 
 
 async def write_poem(state: PoetState) -> PoetState:
-    poem = await llm.complete(
+    answer = await ChatModel(max_tokens=200).ainvoke(
         [
             ("system", "You are a poet. Answer with a poem of at most eight short lines."),
             ("user", f"Write a short poem about {state['topic']}"),
-        ],
-        max_tokens=200,
+        ]
     )
-    return {"poem": poem}
+    return {"poem": answer.text}
 
 
 def build() -> CompiledStateGraph[Any, Any, Any, Any]:

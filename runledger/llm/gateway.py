@@ -1,6 +1,7 @@
 """LiteLLM gateway: one model call, no retries of its own (Temporal owns retries), cost only from
 LiteLLM. A model LiteLLM cannot price is refused *before* the call, so no call ever reaches a
-provider without a price to bill it by.
+provider without a price to bill it by. Requests are full OpenAI-format calls (tools, tool calls,
+tool results); answers carry the model's tool calls.
 
 How a call ends, for the meter (NO_SILENT_UNBILLED_CALLS):
 
@@ -30,12 +31,16 @@ os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 import litellm
 
 from runledger.contracts.money import DEFAULT_MAX_OUTPUT_TOKENS, ModelPrice, usd
-from runledger.llm.context import DeltaSink
-from runledger.llm.offline import OFFLINE_MODEL, OFFLINE_MODEL_PRICE, offline_text
-from runledger.llm.types import CallBound, ModelRequest, ModelResponse
+from runledger.llm.context import ChunkSink, DeltaSink
+from runledger.llm.guard import install_guard, metered
+from runledger.llm.offline import OFFLINE_MODEL, OFFLINE_MODEL_PRICE, offline_answer
+from runledger.llm.types import CallBound, ModelDelta, ModelRequest, ModelResponse, ToolCall, ToolCallChunk
 
 litellm.suppress_debug_info = True
 litellm.register_model(OFFLINE_MODEL_PRICE)
+# Every LiteLLM call in this process that did not come through :meth:`LiteLLMGateway.invoke` is
+# reported (NO_UNMETERED_MODEL_CALLS).
+install_guard()
 
 
 class ModelGatewayError(Exception):
@@ -100,14 +105,24 @@ class LiteLLMGateway:
         """What bounds the call's cost: LiteLLM's price, its input tokens as LiteLLM counts them,
         and the output cap the gateway will send."""
         price = model_price(request.model)
-        input_tokens = int(litellm.token_counter(model=request.model, messages=request.as_messages()))
+        input_tokens = int(
+            litellm.token_counter(
+                model=request.model,
+                messages=request.as_messages(),
+                tools=[dict(tool) for tool in request.tools] or None,  # type: ignore[misc]
+            )
+        )
         return CallBound(price=price, input_tokens=input_tokens, max_output_tokens=_max_tokens(request))
 
-    async def invoke(self, request: ModelRequest, on_delta: DeltaSink | None = None) -> ModelResponse:
-        """One call. Provider calls are streamed, so text reaches ``on_delta`` as it is produced;
-        usage and cost come from LiteLLM's rebuilt response, exactly as for a non-streamed call. The
-        offline model answers at once, so it is not streamed: its whole text is one delta (LiteLLM's
-        mock stream would cut it into 3-character chunks and cost more CPU than the run itself)."""
+    async def invoke(
+        self, request: ModelRequest, on_delta: DeltaSink | None = None, on_chunk: ChunkSink | None = None
+    ) -> ModelResponse:
+        """One call. Provider calls are streamed: text reaches ``on_delta`` (the run's text events)
+        and every piece, tool-call pieces included, reaches ``on_chunk`` (a LangChain stream) as it
+        is produced; usage and cost come from LiteLLM's rebuilt response, exactly as for a
+        non-streamed call. The offline model answers at once, so it is not streamed: its whole
+        answer is one piece (LiteLLM's mock stream would cut it into 3-character chunks and cost
+        more CPU than the run itself)."""
         self.ensure_priced(request.model)
         kwargs: dict[str, Any] = {
             "model": request.model,
@@ -116,16 +131,50 @@ class LiteLLMGateway:
             "timeout": self._timeout,
             "max_tokens": _max_tokens(request),
         }
-        if request.model == OFFLINE_MODEL:
-            kwargs["mock_response"] = offline_text(request.messages[-1][1] if request.messages else "")
-            try:
-                answer = await litellm.acompletion(**kwargs)
-            except Exception as exc:
-                raise ModelGatewayError(_error(exc)) from exc
-            result = _to_response(request, answer)
-            if on_delta is not None and result.text:
-                await on_delta(result.text)
-            return result
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.tools:
+            kwargs["tools"] = [dict(tool) for tool in request.tools]
+            if request.tool_choice is not None:
+                kwargs["tool_choice"] = request.tool_choice
+        with metered():
+            if request.model == OFFLINE_MODEL:
+                return await self._offline(request, kwargs, on_delta, on_chunk)
+            return await self._streamed(request, kwargs, on_delta, on_chunk)
+
+    async def _offline(
+        self,
+        request: ModelRequest,
+        kwargs: dict[str, Any],
+        on_delta: DeltaSink | None,
+        on_chunk: ChunkSink | None,
+    ) -> ModelResponse:
+        text, tool_calls = offline_answer(request)
+        kwargs["mock_response"] = text
+        if tool_calls:
+            kwargs["mock_tool_calls"] = tool_calls
+        try:
+            answer = await litellm.acompletion(**kwargs)
+        except Exception as exc:
+            raise ModelGatewayError(_error(exc)) from exc
+        result = _to_response(request, answer)
+        if on_delta is not None and result.text:
+            await on_delta(result.text)
+        if on_chunk is not None:
+            pieces = tuple(
+                ToolCallChunk(index=i, id=call.id, name=call.name, arguments=call.arguments)
+                for i, call in enumerate(result.tool_calls)
+            )
+            await on_chunk(ModelDelta(text=result.text, tool_calls=pieces))
+        return result
+
+    async def _streamed(
+        self,
+        request: ModelRequest,
+        kwargs: dict[str, Any],
+        on_delta: DeltaSink | None,
+        on_chunk: ChunkSink | None,
+    ) -> ModelResponse:
         kwargs["stream"] = True
         kwargs["stream_options"] = {"include_usage": True}
         if self._api_base:
@@ -141,9 +190,13 @@ class LiteLLMGateway:
         try:
             async for chunk in stream:
                 chunks.append(chunk)
-                delta = chunk.choices[0].delta.content if chunk.choices else None
-                if delta and on_delta is not None:
-                    await on_delta(delta)
+                delta = chunk.choices[0].delta if chunk.choices else None
+                if delta is None:
+                    continue
+                if delta.content and on_delta is not None:
+                    await on_delta(delta.content)
+                if on_chunk is not None and (delta.content or delta.tool_calls):
+                    await on_chunk(_delta(delta))
             response = litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
             if response is None:
                 raise ValueError("the provider's stream carried no answer")
@@ -151,6 +204,19 @@ class LiteLLMGateway:
         except Exception as exc:
             # The provider accepted the call: whatever it sent is billed by it, so it is billed here.
             raise _interrupted(request, chunks, exc) from exc
+
+
+def _delta(delta: Any) -> ModelDelta:
+    pieces = tuple(
+        ToolCallChunk(
+            index=int(getattr(call, "index", i) or 0),
+            id=call.id,
+            name=call.function.name if call.function else None,
+            arguments=(call.function.arguments if call.function else None) or "",
+        )
+        for i, call in enumerate(delta.tool_calls or ())
+    )
+    return ModelDelta(text=delta.content or "", tool_calls=pieces)
 
 
 def _max_tokens(request: ModelRequest) -> int:
@@ -204,7 +270,12 @@ def _to_response(request: ModelRequest, response: Any) -> ModelResponse:
     if cost is None:
         cost = litellm.completion_cost(completion_response=response, model=request.model)
     usage = response.usage
-    text = response.choices[0].message.content or ""
+    choice = response.choices[0]
+    text = choice.message.content or ""
+    calls = tuple(
+        ToolCall(id=str(call.id), name=str(call.function.name), arguments=call.function.arguments or "{}")
+        for call in (getattr(choice.message, "tool_calls", None) or ())
+    )
     return ModelResponse(
         text=text,
         provider_response_id=str(response.id),
@@ -213,4 +284,6 @@ def _to_response(request: ModelRequest, response: Any) -> ModelResponse:
         tokens_in=int(usage.prompt_tokens or 0),
         tokens_out=int(usage.completion_tokens or 0),
         cost_usd=usd(cost) if not isinstance(cost, Decimal) else cost,
+        tool_calls=calls,
+        finish_reason=getattr(choice, "finish_reason", None),
     )

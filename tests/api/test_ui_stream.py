@@ -192,11 +192,11 @@ async def test_a_tool_call_is_its_own_step_with_input_and_output(
     tool_output = next(p for p in parts if p["type"] == "tool-output-available")
     assert tool_input == {
         "type": "tool-input-available",
-        "toolCallId": "read_clock:tool:0",
+        "toolCallId": "read_clock:1.tool:0",
         "toolName": "core__current_time",
         "input": {},
     }
-    assert tool_output["toolCallId"] == "read_clock:tool:0"
+    assert tool_output["toolCallId"] == "read_clock:1.tool:0"
     assert tool_output["output"]["utc"] == run["output"]["written_at"]
 
 

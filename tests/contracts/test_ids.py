@@ -83,3 +83,8 @@ def test_usage_unit_id_is_ours_stable_per_call_and_distinct_between_calls() -> N
 
 def test_trace_id_is_derived_from_run_id() -> None:
     assert ids.langfuse_trace_id("run-42") == "92234f8bb000a4aaec76c3fc1624a580"
+
+
+def test_tool_effect_key_is_the_run_and_the_tool_call_id() -> None:
+    assert ids.tool_effect_key(run_id="r-1", tool_call_id="call_abc") == "r-1/call_abc"
+    assert ids.tool_effect_key(run_id="r-1", tool_call_id="agent:tool:0") == "r-1/agent:tool:0"

@@ -10,6 +10,10 @@ or to break them (``ProviderLog.breaks``, one mode per call, in order):
 - ``garbage``: two chunks of text, then a chunk that is not JSON, then the connection closes.
 
 A broken call that sent output is recorded in ``ProviderLog.broken`` (what a real provider bills).
+
+With tools in the request it answers as the offline model does (``runledger.llm.offline``): a user
+message gets one tool call (the tool ``tool_choice`` names, else the first; arguments valid for its
+schema), streamed in pieces like a provider's; a tool result gets text.
 """
 
 from __future__ import annotations
@@ -28,11 +32,15 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from runledger.llm.offline import sample_arguments
+
 
 @dataclass
 class ProviderLog:
     completions: list[dict[str, Any]] = field(default_factory=list)
     fail_next: int = 0
+    #: Fail the next N requests whose last message is a tool result (the call after a tool ran).
+    fail_tool_results: int = 0
     #: When set, each call waits until the gate opens (a test can act while a call is in flight).
     gate: threading.Event | None = None
     waiting: int = 0
@@ -66,6 +74,25 @@ def _words(messages: list[dict[str, Any]]) -> int:
     return sum(len(str(m.get("content", "")).split()) for m in messages)
 
 
+def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
+    tools = body.get("tools") or []
+    messages = body.get("messages") or []
+    choice = body.get("tool_choice")
+    if not tools or choice == "none" or (messages and messages[-1].get("role") == "tool"):
+        return None
+    tool = tools[0]
+    if isinstance(choice, dict):
+        wanted = choice.get("function", {}).get("name")
+        tool = next((t for t in tools if t["function"]["name"] == wanted), tool)
+    user = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+    arguments = sample_arguments(tool["function"].get("parameters") or {}, user)
+    return {
+        "id": f"call_{uuid.uuid4().hex[:24]}",
+        "type": "function",
+        "function": {"name": tool["function"]["name"], "arguments": json.dumps(arguments)},
+    }
+
+
 def build_app(log: ProviderLog) -> FastAPI:
     app = FastAPI()
 
@@ -85,8 +112,12 @@ def build_app(log: ProviderLog) -> FastAPI:
                 return JSONResponse({"error": {"message": "client went away"}}, 499)
         with log.lock:
             log.requests.append(body)
-            if log.fail_next > 0:
-                log.fail_next -= 1
+            after_tool = bool(body["messages"]) and body["messages"][-1].get("role") == "tool"
+            if log.fail_next > 0 or (after_tool and log.fail_tool_results > 0):
+                if log.fail_next > 0:
+                    log.fail_next -= 1
+                else:
+                    log.fail_tool_results -= 1
                 return JSONResponse({"error": {"message": "injected failure", "type": "server_error"}}, 500)
             mode = log.breaks.pop(0) if log.breaks else None
         if mode == "refuse":
@@ -94,7 +125,8 @@ def build_app(log: ProviderLog) -> FastAPI:
                 {"error": {"message": "injected refusal", "type": "invalid_request_error"}}, 400
             )
         prompt = str(body["messages"][-1].get("content", ""))
-        text = f"A fake answer to: {prompt[:60]}"
+        tool_call = _tool_call(body)
+        text = "" if tool_call else f"A fake answer to: {prompt[:60]}"
         call_id = log.repeat_id or f"chatcmpl-fake-{uuid.uuid4().hex}"
         if mode is not None:
             return StreamingResponse(
@@ -103,24 +135,35 @@ def build_app(log: ProviderLog) -> FastAPI:
             )
         usage = {
             "prompt_tokens": _words(body["messages"]) + 3,
-            "completion_tokens": log.completion_tokens or len(text.split()),
+            "completion_tokens": log.completion_tokens or len(text.split()) + (8 if tool_call else 0),
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         with log.lock:
-            log.completions.append({"id": call_id, "model": body.get("model"), "usage": usage})
+            log.completions.append(
+                {
+                    "id": call_id,
+                    "model": body.get("model"),
+                    "usage": usage,
+                    "tool_call": tool_call,
+                    "request": body,
+                }
+            )
         created = int(time.time())
         if body.get("stream"):
             return StreamingResponse(
-                _stream(call_id, body.get("model", ""), text, usage, created, log.chunk_delay),
+                _stream(call_id, body.get("model", ""), text, usage, created, log.chunk_delay, tool_call),
                 media_type="text/event-stream",
             )
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if tool_call:
+            message["tool_calls"] = [tool_call]
         return {
             "id": call_id,
             "object": "chat.completion",
             "created": created,
             "model": body.get("model"),
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                {"index": 0, "message": message, "finish_reason": "tool_calls" if tool_call else "stop"}
             ],
             "usage": usage,
         }
@@ -129,15 +172,47 @@ def build_app(log: ProviderLog) -> FastAPI:
 
 
 async def _stream(
-    call_id: str, model: str, text: str, usage: dict[str, int], created: int, delay: float
+    call_id: str,
+    model: str,
+    text: str,
+    usage: dict[str, int],
+    created: int,
+    delay: float,
+    tool_call: dict[str, Any] | None = None,
 ) -> AsyncIterator[str]:
-    base = {"id": call_id, "object": "chat.completion.chunk", "created": created, "model": model}
-    for i, word in enumerate(text.split(" ")):
+    base: dict[str, Any] = {
+        "id": call_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+    }
+    for i, word in enumerate(text.split(" ") if text else []):
         piece = word if i == 0 else " " + word
         chunk = {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
         yield f"data: {json.dumps(chunk)}\n\n"
         await asyncio.sleep(delay)
-    yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
+    if tool_call:
+        # As providers stream a call: its id and name first, then the arguments in pieces.
+        arguments = tool_call["function"]["arguments"]
+        half = len(arguments) // 2
+        head = {
+            "index": 0,
+            "id": tool_call["id"],
+            "type": "function",
+            "function": {"name": tool_call["function"]["name"], "arguments": ""},
+        }
+        pieces: list[dict[str, Any]] = [head] + [
+            {"index": 0, "function": {"arguments": part}} for part in (arguments[:half], arguments[half:])
+        ]
+        for call_piece in pieces:
+            call_chunk: dict[str, Any] = {
+                **base,
+                "choices": [{"index": 0, "delta": {"tool_calls": [call_piece]}, "finish_reason": None}],
+            }
+            yield f"data: {json.dumps(call_chunk)}\n\n"
+            await asyncio.sleep(delay)
+    finish = "tool_calls" if tool_call else "stop"
+    yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': finish}]})}\n\n"
     yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
     yield "data: [DONE]\n\n"
 

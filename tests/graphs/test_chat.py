@@ -32,13 +32,14 @@ async def test_chat_sends_the_conversation_in_one_call_and_replies() -> None:
     with bind(LiteLLMGateway().invoke, default_model=OFFLINE_MODEL, meter=Recording()):
         state = await chat_graph.ainvoke({"messages": CONVERSATION})
     assert len(requests) == 1
-    assert requests[0].messages == tuple((m["role"], m["content"]) for m in CONVERSATION)
+    assert requests[0].messages == tuple(CONVERSATION)
     assert isinstance(state["reply"], str)
     assert "lighthouses" in state["reply"]  # the offline model answers the last message
 
 
-def test_only_the_chat_graph_takes_messages() -> None:
-    assert [g.spec.graph_id for g in builtin_graphs() if accepts_messages(g.spec)] == ["langgraph:chat"]
+def test_the_chat_and_agent_graphs_take_messages() -> None:
+    taking = [g.spec.graph_id for g in builtin_graphs() if accepts_messages(g.spec)]
+    assert taking == ["langgraph:chat", "langgraph:agent"]
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ STEPS = '''
     from langgraph.graph import END, START, StateGraph
     from typing_extensions import TypedDict
 
-    from runledger.llm import complete
+    from runledger.sdk import ChatModel
 
     COUNTER = Path({counter!r})
     FAILED_ONCE = Path({failed!r})
@@ -45,7 +45,7 @@ STEPS = '''
 
     async def write(state: State) -> State:
         """Step 1: one paid model call."""
-        return {{"draft": await complete([("user", f"Write about {{state['topic']}}")])}}
+        return {{"draft": (await ChatModel().ainvoke([("user", f"Write about {{state['topic']}}")])).text}}
 
 
     def count(state: State) -> State:
@@ -216,7 +216,7 @@ KILLED = '''
     from langgraph.graph import END, START, StateGraph
     from typing_extensions import TypedDict
 
-    from runledger.llm import complete
+    from runledger.sdk import ChatModel
 
     ROOT = Path({root!r})
 
@@ -229,7 +229,7 @@ KILLED = '''
 
 
     async def write(state: State) -> State:
-        return {{"draft": await complete([("user", f"Write about {{state['topic']}}")])}}
+        return {{"draft": (await ChatModel().ainvoke([("user", f"Write about {{state['topic']}}")])).text}}
 
 
     def count(state: State) -> State:

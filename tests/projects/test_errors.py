@@ -30,15 +30,20 @@ def _config(graphs: dict[str, Any], settings: dict[str, Any] | None = None, **ex
 
 CASES: list[tuple[str, dict[str, str], dict[str, Any] | str | None, str]] = [
     ("file missing", {}, None, "{config}: no such file"),
-    ("bad JSON", {}, '{"graphs": {"agent": ', "{config}: not valid JSON: Expecting value: line 1 column 22"),
+    (
+        "bad JSON",
+        {},
+        '{"graphs": {"my_agent": ',
+        "{config}: not valid JSON: Expecting value: line 1 column 25",
+    ),
     ("not an object", {}, "[1, 2]", "{config}: the file must hold a JSON object"),
     ("no graphs", {}, {"graphs": {}}, "{config}: graphs: no graphs"),
-    ("bad entry shape", BASE_FILES, {"graphs": {"agent": 7}}, "{config}: graphs.agent: must be"),
+    ("bad entry shape", BASE_FILES, {"graphs": {"my_agent": 7}}, "{config}: graphs.my_agent: must be"),
     (
         "no attribute part",
         BASE_FILES,
-        {"graphs": {"agent": "./graph.py"}},
-        "{config}: graphs.agent: './graph.py' is not",
+        {"graphs": {"my_agent": "./graph.py"}},
+        "{config}: graphs.my_agent: './graph.py' is not",
     ),
     (
         "bad graph name",
@@ -49,69 +54,69 @@ CASES: list[tuple[str, dict[str, str], dict[str, Any] | str | None, str]] = [
     (
         "path not found",
         BASE_FILES,
-        _config({"agent": "./missing.py:graph"}),
-        "{config}: graphs.agent: ./missing.py: no such file ({root}/missing.py)",
+        _config({"my_agent": "./missing.py:graph"}),
+        "{config}: graphs.my_agent: ./missing.py: no such file ({root}/missing.py)",
     ),
     (
         "module not found",
         BASE_FILES,
-        _config({"agent": "nopkg_anywhere.mod:graph"}),
-        "{config}: graphs.agent: no module named 'nopkg_anywhere.mod'",
+        _config({"my_agent": "nopkg_anywhere.mod:graph"}),
+        "{config}: graphs.my_agent: no module named 'nopkg_anywhere.mod'",
     ),
     (
         "a file without ./",
         BASE_FILES,
-        _config({"agent": "graph.py:graph"}),
-        "{config}: graphs.agent: 'graph.py:graph' is a module name; a file is written ./graph.py:graph",
+        _config({"my_agent": "graph.py:graph"}),
+        "{config}: graphs.my_agent: 'graph.py:graph' is a module name; a file is written ./graph.py:graph",
     ),
     (
         "attribute not found",
         BASE_FILES,
-        _config({"agent": "./graph.py:nope"}),
-        "{config}: graphs.agent: ./graph.py has no attribute 'nope'",
+        _config({"my_agent": "./graph.py:nope"}),
+        "{config}: graphs.my_agent: ./graph.py has no attribute 'nope'",
     ),
     (
         "import error",
         {**BASE_FILES, "graph.py": "import not_a_module_anywhere\n"},
-        _config({"agent": "./graph.py:graph"}),
-        "{config}: graphs.agent: importing ./graph.py failed: ModuleNotFoundError: "
+        _config({"my_agent": "./graph.py:graph"}),
+        "{config}: graphs.my_agent: importing ./graph.py failed: ModuleNotFoundError: "
         "No module named 'not_a_module_anywhere'",
     ),
     (
         "exception at import, on one line",
         {**BASE_FILES, "graph.py": 'raise RuntimeError("no API key\\nset OPENAI_API_KEY")\n'},
-        _config({"agent": "./graph.py:graph"}),
-        "{config}: graphs.agent: importing ./graph.py failed: RuntimeError: no API key set OPENAI_API_KEY",
+        _config({"my_agent": "./graph.py:graph"}),
+        "{config}: graphs.my_agent: importing ./graph.py failed: RuntimeError: no API key set OPENAI_API_KEY",
     ),
     (
         "syntax error",
         {**BASE_FILES, "graph.py": "def broken(:\n"},
-        _config({"agent": "./graph.py:graph"}),
-        "{config}: graphs.agent: importing ./graph.py failed: SyntaxError:",
+        _config({"my_agent": "./graph.py:graph"}),
+        "{config}: graphs.my_agent: importing ./graph.py failed: SyntaxError:",
     ),
     (
         "not a graph",
         {**BASE_FILES, "graph.py": "graph = 42\n"},
-        _config({"agent": "./graph.py:graph"}),
-        "{config}: graphs.agent: ./graph.py:graph is a int, not a compiled graph, a StateGraph or a factory",
+        _config({"my_agent": "./graph.py:graph"}),
+        "{config}: graphs.my_agent: ./graph.py:graph is a int, not a compiled graph, a StateGraph or a factory",
     ),
     (
         "a function that is not a factory",
         {**BASE_FILES, "graph.py": "def node(state, config, store):\n    return {}\n"},
-        _config({"agent": "./graph.py:node"}),
-        "{config}: graphs.agent: ./graph.py:node is a function of 3 required arguments",
+        _config({"my_agent": "./graph.py:node"}),
+        "{config}: graphs.my_agent: ./graph.py:node is a function of 3 required arguments",
     ),
     (
         "a factory that fails",
         {**BASE_FILES, "graph.py": "def make(config):\n    raise ValueError('no key')\n"},
-        _config({"agent": "./graph.py:make"}),
-        "{config}: graphs.agent: calling the factory ./graph.py:make failed: ValueError: no key",
+        _config({"my_agent": "./graph.py:make"}),
+        "{config}: graphs.my_agent: calling the factory ./graph.py:make failed: ValueError: no key",
     ),
     (
         "a factory that returns no graph",
         {**BASE_FILES, "graph.py": "def make(config):\n    return {'not': 'a graph'}\n"},
-        _config({"agent": "./graph.py:make"}),
-        "{config}: graphs.agent: ./graph.py:make: the factory's result is a dict, not a compiled graph",
+        _config({"my_agent": "./graph.py:make"}),
+        "{config}: graphs.my_agent: ./graph.py:make: the factory's result is a dict, not a compiled graph",
     ),
     (
         "a built-in graph's name",
@@ -122,49 +127,49 @@ CASES: list[tuple[str, dict[str, str], dict[str, Any] | str | None, str]] = [
     (
         "a tool the graph does not have",
         BASE_FILES,
-        _config({"agent": "./graph.py:graph"}, {"agent": {"tools": ["search_web"]}}),
-        "{config}: runledger.graphs.agent.tools: 'search_web' is not a tool of the graph (its tools: none)",
+        _config({"my_agent": "./graph.py:graph"}, {"my_agent": {"tools": ["search_web"]}}),
+        "{config}: runledger.graphs.my_agent.tools: 'search_web' is not a tool of the graph (its tools: none)",
     ),
     (
         "unknown setting",
         BASE_FILES,
-        _config({"agent": "./graph.py:graph"}, {"agent": {"toolz": ["x"]}}),
-        "{config}: runledger.graphs.agent.toolz: unknown setting",
+        _config({"my_agent": "./graph.py:graph"}, {"my_agent": {"toolz": ["x"]}}),
+        "{config}: runledger.graphs.my_agent.toolz: unknown setting",
     ),
     (
         "unknown runledger key",
         BASE_FILES,
-        {**_config({"agent": "./graph.py:graph"}), "runledger": {"graph": {}}},
+        {**_config({"my_agent": "./graph.py:graph"}), "runledger": {"graph": {}}},
         "{config}: runledger.graph: unknown setting",
     ),
     (
         "a setting of the wrong type",
         BASE_FILES,
-        _config({"agent": "./graph.py:graph"}, {"agent": {"max_model_calls": "3"}}),
-        "{config}: runledger.graphs.agent.max_model_calls: Input should be a valid integer",
+        _config({"my_agent": "./graph.py:graph"}, {"my_agent": {"max_model_calls": "3"}}),
+        "{config}: runledger.graphs.my_agent.max_model_calls: Input should be a valid integer",
     ),
     (
         "settings of no graph",
         BASE_FILES,
-        _config({"agent": "./graph.py:graph"}, {"ghost": {}}),
+        _config({"my_agent": "./graph.py:graph"}, {"ghost": {}}),
         "{config}: runledger.graphs.ghost: no such graph in graphs",
     ),
     (
         "a write tool not allowed",
         BASE_FILES,
-        _config({"agent": "./graph.py:graph"}, {"agent": {"write_tools": ["refund"]}}),
-        "{config}: runledger.graphs.agent: Value error, write_tools ['refund'] must also be listed in tools",
+        _config({"my_agent": "./graph.py:graph"}, {"my_agent": {"write_tools": ["refund"]}}),
+        "{config}: runledger.graphs.my_agent: Value error, write_tools ['refund'] must also be listed in tools",
     ),
     (
         "an input schema that is not one",
         BASE_FILES,
-        _config({"agent": "./graph.py:graph"}, {"agent": {"input_schema": {"type": "objekt"}}}),
-        "{config}: runledger.graphs.agent.input_schema: not a valid JSON Schema: 'objekt' is not valid",
+        _config({"my_agent": "./graph.py:graph"}, {"my_agent": {"input_schema": {"type": "objekt"}}}),
+        "{config}: runledger.graphs.my_agent.input_schema: not a valid JSON Schema: 'objekt' is not valid",
     ),
     (
         "a local dependency that is missing",
         BASE_FILES,
-        {"dependencies": ["./src"], "graphs": {"agent": "./graph.py:graph"}},
+        {"dependencies": ["./src"], "graphs": {"my_agent": "./graph.py:graph"}},
         "{config}: dependencies: './src': no such folder ({root}/src)",
     ),
 ]
@@ -255,7 +260,7 @@ def test_runledger_worker_exits_2_with_the_line_before_connecting(tmp_path: Path
     config = write_project(
         tmp_path / "proj",
         {**BASE_FILES, "graph.py": "graph = 'nope'\n"},
-        _config({"agent": "./graph.py:graph"}),
+        _config({"my_agent": "./graph.py:graph"}),
     )
     env = {
         "PATH": "/usr/bin:/bin",
@@ -275,7 +280,7 @@ def test_runledger_worker_exits_2_with_the_line_before_connecting(tmp_path: Path
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
-        f"runledger worker: {config.resolve()}: graphs.agent: ./graph.py:graph is a str, "
+        f"runledger worker: {config.resolve()}: graphs.my_agent: ./graph.py:graph is a str, "
         "not a compiled graph, a StateGraph or a factory"
     )
 
@@ -285,8 +290,8 @@ def test_a_graph_model_without_a_price_fails_the_worker_at_start(tmp_path: Path)
         tmp_path / "proj",
         BASE_FILES,
         _config(
-            {"agent": "./graph.py:graph", "priced": "./graph.py:graph"},
-            {"agent": {"model": "nowhere/unpriced-model"}, "priced": {"model": "openai/gpt-4o-mini"}},
+            {"my_agent": "./graph.py:graph", "priced": "./graph.py:graph"},
+            {"my_agent": {"model": "nowhere/unpriced-model"}, "priced": {"model": "openai/gpt-4o-mini"}},
         ),
     )
     registry = load_registry(config)
@@ -294,6 +299,6 @@ def test_a_graph_model_without_a_price_fails_the_worker_at_start(tmp_path: Path)
     with pytest.raises(ProjectError) as caught:
         check_models(registry, LiteLLMGateway())
     assert str(caught.value) == (
-        f"{config.resolve()}: runledger.graphs.agent.model: "
+        f"{config.resolve()}: runledger.graphs.my_agent.model: "
         "LiteLLM has no price for model 'nowhere/unpriced-model'; register one"
     )

@@ -225,10 +225,10 @@ def test_tools_are_found_in_tool_nodes_and_subgraphs_and_the_allowlist_is_kept(t
         tmp_path / "proj",
         {"agent.py": TOOLS},
         {
-            "graphs": {"agent": "./agent.py:graph"},
+            "graphs": {"my_agent": "./agent.py:graph"},
             "runledger": {
                 "graphs": {
-                    "agent": {
+                    "my_agent": {
                         "tools": ["lookup", "refund", "core__current_time"],
                         "write_tools": ["refund"],
                         "approval": ["refund"],
@@ -239,7 +239,7 @@ def test_tools_are_found_in_tool_nodes_and_subgraphs_and_the_allowlist_is_kept(t
             },
         },
     )
-    agent = _only(config, "langgraph:agent")
+    agent = _only(config, "langgraph:my_agent")
     assert isinstance(agent.target, Pregel)
     assert set(graph_tools(agent.target)) == {"lookup", "refund"}
     assert agent.spec.tool_ids == ("lookup", "refund", "core__current_time")
@@ -273,11 +273,11 @@ def test_a_derived_input_schema_accepts_the_messages_the_graph_accepts(tmp_path:
         {"agent.py": TOOLS, "react.py": REACT},
         {
             "dependencies": ["."],
-            "graphs": {"agent": entry},
-            "runledger": {"graphs": {"agent": {"tools": ["lookup"]}}},
+            "graphs": {"my_agent": entry},
+            "runledger": {"graphs": {"my_agent": {"tools": ["lookup"]}}},
         },
     )
-    schema = _only(config, "langgraph:agent").spec.input_schema
+    schema = _only(config, "langgraph:my_agent").spec.input_schema
     validator = jsonschema.Draft202012Validator(schema)
     for accepted in (
         [{"role": "user", "content": "Where is order 7?"}],

@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from langgraph.pregel import Pregel
 
 from runledger import tools
 from runledger.contracts.tools import CURRENT_TIME, TOOL_CATALOG, ToolEffect, ToolErrorCode, ToolSpec
-from runledger.projects import builtin_graphs
+from runledger.projects import builtin_graphs, graph_tools
 from runledger.tools.core import REGISTRY
 from tests.helpers import Tenant, read_events, start_run, wait_for_run
 
@@ -98,7 +99,8 @@ async def test_DENY_BY_DEFAULT_TOOLS_a_graph_may_use_only_the_tools_it_declares(
 def test_every_declared_tool_exists_and_is_implemented() -> None:
     assert set(TOOL_CATALOG) == set(REGISTRY)
     for loaded in builtin_graphs():
-        assert set(loaded.spec.tool_ids) <= set(TOOL_CATALOG), loaded.spec.graph_id
+        own = set(graph_tools(loaded.target)) if isinstance(loaded.target, Pregel) else set()
+        assert set(loaded.spec.tool_ids) <= set(TOOL_CATALOG) | own, loaded.spec.graph_id
     for tool_id, spec in TOOL_CATALOG.items():
         # Namespaced: core__ for built-in tools, {provider}__ for a tool acting through a connection.
         assert tool_id.split("__")[0] == (spec.provider or "core"), tool_id
@@ -190,7 +192,7 @@ async def test_dated_note_uses_its_tool_and_the_stream_shows_the_call(
     tool_events = [(e.event, e.data) for e in events if e.event.startswith("tool_call")]
     assert [name for name, _ in tool_events] == ["tool_call_start", "tool_call_result"]
     start, result = tool_events[0][1], tool_events[1][1]
-    assert start["call_id"] == result["call_id"] == "read_clock:tool:0"
+    assert start["call_id"] == result["call_id"] == "read_clock:1.tool:0"
     assert start["args"] == {"timezone": "Europe/Paris"}
     assert result["ok"] is True
     assert result["result"]["local"] == run["output"]["written_at"]
