@@ -213,7 +213,13 @@ async def test_run_detail_and_list_with_filters_and_cursor(api: httpx.AsyncClien
 async def test_graph_catalog(api: httpx.AsyncClient, user: Tenant) -> None:
     graphs = (await api.get("/api/v1/graphs", headers=user.headers)).json()
     by_id = {g["graph_id"]: g for g in graphs}
-    assert set(by_id) == {"langgraph:poet", "langgraph:brief", "langgraph:chat", "langgraph:dated_note"}
+    assert set(by_id) == {
+        "langgraph:poet",
+        "langgraph:brief",
+        "langgraph:chat",
+        "langgraph:dated_note",
+        "langgraph:agent",
+    }
     assert by_id["langgraph:poet"]["input_schema"]["required"] == ["topic"]
     assert by_id["langgraph:poet"]["tool_ids"] == []
     assert by_id["langgraph:dated_note"]["tool_ids"] == ["core__current_time"]
