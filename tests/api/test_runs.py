@@ -219,6 +219,7 @@ async def test_graph_catalog(api: httpx.AsyncClient, user: Tenant) -> None:
         "langgraph:chat",
         "langgraph:dated_note",
         "langgraph:agent",
+        "langgraph:careful_agent",
     }
     assert by_id["langgraph:poet"]["input_schema"]["required"] == ["topic"]
     assert by_id["langgraph:poet"]["tool_ids"] == []

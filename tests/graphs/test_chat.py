@@ -39,7 +39,7 @@ async def test_chat_sends_the_conversation_in_one_call_and_replies() -> None:
 
 def test_the_chat_and_agent_graphs_take_messages() -> None:
     taking = [g.spec.graph_id for g in builtin_graphs() if accepts_messages(g.spec)]
-    assert taking == ["langgraph:chat", "langgraph:agent"]
+    assert taking == ["langgraph:chat", "langgraph:agent", "langgraph:careful_agent"]
 
 
 @pytest.mark.parametrize(

@@ -31,9 +31,10 @@ OUTPUTS = {
     "langgraph:chat": {"reply"},
     "langgraph:dated_note": {"note", "written_at"},
     "langgraph:agent": {"messages"},
+    "langgraph:careful_agent": {"messages"},
 }
 #: The ReAct agent holds room for 4 calls; offline it makes 2 (a tool call, then the answer).
-CALLS = {"langgraph:agent": 2}
+CALLS = {"langgraph:agent": 2, "langgraph:careful_agent": 2}
 
 #: Graphs whose input is not ``{"topic": ...}``.
 SAMPLE_INPUTS = {
@@ -44,6 +45,7 @@ SAMPLE_INPUTS = {
         ]
     },
     "langgraph:agent": {"messages": [{"role": "user", "content": "What do the notes say about the ledger?"}]},
+    "langgraph:careful_agent": {"messages": [{"role": "user", "content": "ledger"}]},
 }
 
 

@@ -224,3 +224,30 @@ async def test_a_paused_run_can_be_cancelled_and_times_out_input_timeout(
     )
     assert len(holds) == 2
     assert all(h["status"] != "open" for h in holds)
+
+
+async def test_the_built_in_careful_agent_waits_for_approval_and_replays_its_last_step_for_nothing(
+    api: httpx.AsyncClient, user: Tenant, worker: None
+) -> None:
+    """The done-criterion of the durable-steps issue, on the built-in graphs ``make run`` serves."""
+    started = await start_run(
+        api, user, "langgraph:careful_agent", {"input": {"messages": [{"role": "user", "content": "ledger"}]}}
+    )
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+    paused = await _paused(api, user, run_id)
+    assert (paused["status"], paused["pause_reason"]) == ("paused", "awaiting_approval"), paused
+    assert paused["pending_input"][0]["tool_id"] == "search_notes"
+    assert (await _resume(api, user, run_id, {"approved": True})).status_code == 202
+    done = await wait_for_run(api, user, run_id, within=90)
+    assert done["status"] == "success", done
+    events = await read_events(api, user, run_id)
+    assert "tool_call_start" in [e.event for e in events]  # the approved search ran
+    steps = (await api.get(f"/api/v1/runs/{run_id}/checkpoints", headers=user.headers)).json()["checkpoints"]
+    dry = await api.post(
+        f"/api/v1/runs/{run_id}/replay",
+        json={"from_checkpoint_id": steps[-1]["checkpoint_id"], "dry_run": True},
+        headers=user.headers,
+    )
+    assert dry.status_code == 200, dry.text
+    assert dry.json() == {"estimated_credits": 0, "reused_calls": done["model_calls"]}
