@@ -176,7 +176,9 @@ class ToolRunner:
         async def execute(effect_key: str) -> Any:
             return await impl(args)
 
-        return await self.run(spec, args, call_id=call_id, execute=execute)
+        # A catalog tool that acts on the world is a write tool whatever the graph's settings say.
+        write = spec.effect == ToolEffect.EXTERNAL_SIDE_EFFECT
+        return await self.run(spec, args, call_id=call_id, execute=execute, write=write)
 
     async def run(
         self, spec: ToolSpec, args: dict[str, Any], *, call_id: str, execute: Execute, write: bool = False

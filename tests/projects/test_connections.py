@@ -93,8 +93,8 @@ async def stack(
                 "graphs": {
                     "commenter": {
                         "max_model_calls": 0,
+                        # Not in write_tools: a catalog tool with external effects is one anyway.
                         "tools": ["github__create_issue_comment"],
-                        "write_tools": ["github__create_issue_comment"],
                         "input_schema": {
                             "type": "object",
                             "properties": {"number": {"type": "integer"}},
@@ -199,6 +199,14 @@ async def test_NO_SECRETS_IN_HISTORY_an_expired_oauth2_token_is_refreshed_and_th
     assert result["value"]["html_url"].endswith("/acme/app/issues/42#c" + str(result["value"]["comment_id"]))
     posted = [c for c in github.log.comments if c["number"] == 42]
     assert len(posted) == 1
+    # EXACTLY_ONCE_TOOL_EFFECTS: the comment is recorded under its effect key before the graph goes on.
+    (effect,) = await rows(
+        stack.fresh.database,
+        "SELECT tool_id, effect_key FROM tool_effects WHERE run_id = :r",
+        r=run["run_id"],
+    )
+    assert effect["tool_id"] == "github__create_issue_comment"
+    assert effect["effect_key"].startswith(f"{run['run_id']}/")
     new_token = posted[0]["token"]
     assert new_token != access
 
