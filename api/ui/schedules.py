@@ -120,4 +120,11 @@ async def trigger_detail(trigger_id: str, viewer: ViewerDep, state: StateDep) ->
             filters=RunFilters(webhook_trigger_id=row.id),
             limit=RECENT_RUNS,
         )
-    return page("trigger.html", viewer=viewer, trigger=row, recent=recent)
+        # The trigger's delivery audit log, as GET /api/v1/webhook-deliveries?trigger_id= lists it.
+        deliveries = await webhooks.list_deliveries(
+            session,
+            owner_user_id=row.owner_user_id,
+            filters=webhooks.DeliveryFilters(trigger_id=row.id),
+            limit=RECENT_RUNS,
+        )
+    return page("trigger.html", viewer=viewer, trigger=row, recent=recent, deliveries=deliveries)

@@ -21,6 +21,7 @@ from api import ui
 from api.app import create_app
 from db.session import Database
 from runledger.config import Settings
+from tests.api.test_webhooks import deliver
 from tests.db.queries import rows, scalar
 from tests.helpers import ADMIN_TOKEN, Tenant, create_user, eventually, start_run, wait_for_run
 from tests.ui.helpers import csrf_of, sign_in
@@ -388,9 +389,17 @@ async def test_trigger_pages_hide_the_secret_and_another_users_trigger_is_404(
     )
     assert created.status_code == 201, created.text
     trigger = created.json()
+    delivery_id = f"ui-delivery-{uuid.uuid4().hex[:8]}"
+    sent = await deliver(api, trigger["source"], trigger["secret"], b'{"issue": {"title": "x"}}', delivery_id)
+    assert sent.status_code == 202, sent.text
     await sign_in(browser_like, user.api_key)
     detail = await browser_like.get(f"/ui/triggers/{trigger['trigger_id']}")
     assert detail.status_code == 200
+    # The delivery audit log of the trigger, with the run it started.
+    log = detail.text.split('id="trigger-deliveries"')[1]
+    assert delivery_id in log
+    assert "accepted" in log
+    assert sent.json()["runs"][0]["run_id"][:8] in log
     assert trigger["source"] in detail.text
     assert trigger["secret"] not in detail.text
     assert trigger["source"] in (await browser_like.get("/ui/triggers")).text
