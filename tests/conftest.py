@@ -36,7 +36,8 @@ from runledger.contracts.temporal import SEARCH_ATTRIBUTES
 from runledger.llm import LiteLLMGateway
 from runledger.projects import load_registry
 from runledger.worker import WorkerDeps, build_worker, publish_catalog
-from tests.fakes.openai_server import FakeProvider, free_port
+from tests.fakes.loopback import free_port
+from tests.fakes.openai_server import FakeProvider
 from tests.helpers import ADMIN_TOKEN, SECRET_KEYS, Tenant, create_user
 
 FAKE_MODEL = "openai/gpt-4o-mini"

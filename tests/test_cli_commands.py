@@ -25,7 +25,7 @@ from runledger.api_client import (
     resolve_connection,
 )
 from runledger.contracts.schedules import Overlap
-from tests.fakes.openai_server import free_port
+from tests.fakes.loopback import free_port
 from tests.helpers import Tenant, create_user, eventually, wait_for_run
 
 pytestmark = pytest.mark.usefixtures("worker")

@@ -21,7 +21,7 @@ import pytest
 from db.session import Database
 from runledger.config import Settings
 from tests.db.queries import rows, scalar
-from tests.fakes.openai_server import free_port
+from tests.fakes.loopback import free_port
 from tests.helpers import ADMIN, ADMIN_TOKEN, TERMINAL, Tenant, eventually, parse_sse
 
 RUNS = 200

@@ -11,7 +11,7 @@ from activities.events import on_publish_failure
 from activities.metrics import counting_charge_failures
 from runledger.cli import _start_worker_metrics
 from runledger.config import Settings
-from tests.fakes.openai_server import free_port
+from tests.fakes.loopback import free_port
 
 
 def sample(name: str) -> float:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.fakes.openai_server import free_port
+from tests.fakes.loopback import free_port
 from tests.fakes.receiver import FakeReceiver
 from tests.helpers import Tenant, eventually, start_run, wait_for_run
 

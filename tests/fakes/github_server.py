@@ -7,15 +7,13 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.fakes.openai_server import free_port
+from tests.fakes.loopback import LoopbackServer
 
 CLIENT_ID = "Iv1.fakeclient"
 CLIENT_SECRET = "fake-client-secret-0123456789"
@@ -86,24 +84,11 @@ def build_app(log: GitHubLog) -> FastAPI:
     return app
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackServer):
+    name = "fake GitHub"
+
     def __init__(self) -> None:
         self.log = GitHubLog()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(build_app(self.log))
+        self.url = self.base_url
         self.token_url = f"{self.url}/login/oauth/access_token"
-        config = uvicorn.Config(build_app(self.log), host="127.0.0.1", port=self.port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake GitHub did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=5)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 import uuid
@@ -28,11 +27,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from runledger.llm.offline import sample_arguments
+from tests.fakes.loopback import LoopbackServer
 
 
 @dataclass
@@ -241,32 +240,12 @@ async def _broken_stream(
     raise _BrokenStream(mode)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class FakeProvider:
+class FakeProvider(LoopbackServer):
     """Runs the fake provider on a loopback port in a background thread."""
+
+    name = "fake provider"
 
     def __init__(self) -> None:
         self.log = ProviderLog()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        config = uvicorn.Config(build_app(self.log), host="127.0.0.1", port=self.port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake provider did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
+        super().__init__(build_app(self.log))
+        self.url = f"{self.base_url}/v1"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
-from tests.fakes.openai_server import free_port
+from tests.fakes.loopback import free_port
 
 
 @dataclass

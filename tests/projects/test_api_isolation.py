@@ -18,7 +18,7 @@ import httpx
 from temporalio.client import Client
 
 from runledger.llm import LiteLLMGateway
-from tests.fakes.openai_server import free_port
+from tests.fakes.loopback import free_port
 from tests.helpers import ADMIN, ADMIN_TOKEN, TERMINAL
 from tests.projects.conftest import Fresh, serving
 from tests.projects.helpers import echo_project

@@ -24,7 +24,7 @@ from api.app import create_app
 from db.session import Database
 from runledger.config import Settings
 from tests.conftest import _LoopServer
-from tests.fakes.openai_server import free_port
+from tests.fakes.loopback import free_port
 
 #: Where the browser tests save screenshots of the main pages (CI keeps them as artifacts; the
 #: README shows two of them).
