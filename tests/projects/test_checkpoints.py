@@ -24,7 +24,9 @@ from tests.helpers import Tenant, create_user, eventually, read_events, start_ru
 from tests.projects.conftest import Fresh, serving
 from tests.projects.helpers import write_project
 
-STEPS = '''
+#: Three steps: a paid model call, an external side effect that must happen once, then ``{finish}``.
+THREE_STEPS = '''
+    import asyncio
     from pathlib import Path
 
     from langgraph.graph import END, START, StateGraph
@@ -32,8 +34,7 @@ STEPS = '''
 
     from runledger.sdk import ChatModel
 
-    COUNTER = Path({counter!r})
-    FAILED_ONCE = Path({failed!r})
+    ROOT = Path({root!r})
 
 
     class State(TypedDict, total=False):
@@ -50,18 +51,12 @@ STEPS = '''
 
     def count(state: State) -> State:
         """Step 2: an external side effect that must happen once."""
-        n = int(COUNTER.read_text()) if COUNTER.exists() else 0
-        COUNTER.write_text(str(n + 1))
+        counter = ROOT / "counter"
+        n = int(counter.read_text()) if counter.exists() else 0
+        counter.write_text(str(n + 1))
         return {{"count": n + 1}}
 
-
-    def finish(state: State) -> State:
-        """Step 3: the network fails the first time."""
-        if not FAILED_ONCE.exists():
-            FAILED_ONCE.write_text("failed")
-            raise ConnectionError("the network dropped")
-        return {{"done": True}}
-
+{finish}
 
     builder = StateGraph(State)
     builder.add_node("write", write)
@@ -72,6 +67,25 @@ STEPS = '''
     builder.add_edge("count", "finish")
     builder.add_edge("finish", END)
     graph = builder.compile()
+'''
+
+FAILS_ONCE = '''
+    def finish(state: State) -> State:
+        """Step 3: the network fails the first time."""
+        failed = ROOT / "failed"
+        if not failed.exists():
+            failed.write_text("failed")
+            raise ConnectionError("the network dropped")
+        return {"done": True}
+'''
+
+WAITS_FOR_RELEASE = '''
+    async def finish(state: State) -> State:
+        """Step 3 waits to be released: the test kills the worker while it waits."""
+        (ROOT / "finish-started").write_text("yes")
+        while not (ROOT / "release").exists():
+            await asyncio.sleep(0.1)
+        return {"done": True}
 '''
 
 THREAD = """
@@ -101,7 +115,7 @@ THREAD = """
 
 def _project(root: Path) -> Path:
     files = {
-        "steps.py": STEPS.format(counter=str(root / "counter"), failed=str(root / "failed")),
+        "steps.py": THREE_STEPS.format(root=str(root), finish=FAILS_ONCE),
         "thread.py": THREAD,
     }
     return write_project(
@@ -209,63 +223,13 @@ async def test_a_second_start_on_a_busy_thread_is_refused_409_thread_busy(
         assert again.status_code == 202, again.text
 
 
-KILLED = '''
-    import asyncio
-    from pathlib import Path
-
-    from langgraph.graph import END, START, StateGraph
-    from typing_extensions import TypedDict
-
-    from runledger.sdk import ChatModel
-
-    ROOT = Path({root!r})
-
-
-    class State(TypedDict, total=False):
-        topic: str
-        draft: str
-        count: int
-        done: bool
-
-
-    async def write(state: State) -> State:
-        return {{"draft": (await ChatModel().ainvoke([("user", f"Write about {{state['topic']}}")])).text}}
-
-
-    def count(state: State) -> State:
-        counter = ROOT / "counter"
-        n = int(counter.read_text()) if counter.exists() else 0
-        counter.write_text(str(n + 1))
-        return {{"count": n + 1}}
-
-
-    async def finish(state: State) -> State:
-        """Step 3 waits to be released: the test kills the worker while it waits."""
-        (ROOT / "finish-started").write_text("yes")
-        while not (ROOT / "release").exists():
-            await asyncio.sleep(0.1)
-        return {{"done": True}}
-
-
-    builder = StateGraph(State)
-    builder.add_node("write", write)
-    builder.add_node("count", count)
-    builder.add_node("finish", finish)
-    builder.add_edge(START, "write")
-    builder.add_edge("write", "count")
-    builder.add_edge("count", "finish")
-    builder.add_edge("finish", END)
-    graph = builder.compile()
-'''
-
-
 async def test_COMPLETED_STEPS_NEVER_RERUN_kill_9_of_the_worker_inside_step_3(
     tmp_path: Path, fresh: Fresh, client: Client, fake_provider: FakeProvider
 ) -> None:
     root = tmp_path / "proj"
     config = write_project(
         root,
-        {"killed.py": KILLED.format(root=str(root))},
+        {"killed.py": THREE_STEPS.format(root=str(root), finish=WAITS_FOR_RELEASE)},
         {
             "dependencies": ["."],
             "graphs": {"killed": "./killed.py:graph"},
