@@ -16,6 +16,7 @@ the graph's output (its output channels, as ``ainvoke`` returns them) or the pen
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 from langgraph.types import Command
 
-from db import events, ledger
+from db import events
 from db.checkpoints import CheckpointStore, copy_checkpoint
 from db.session import Database
 
@@ -70,20 +71,12 @@ async def checkpoints_for(database: Database) -> CheckpointStore:
 
 
 def step_sink(database: Database, run_id: str) -> StepSink:
-    """Appends the run's ``step`` events, each in its own transaction, with the cost so far."""
+    """Appends the run's ``step`` events with the cost so far, each one statement that commits
+    before the next step begins (``db.events.append_step``)."""
 
     async def emit(step: int, checkpoint_id: str, nodes: list[str], following: list[str]) -> None:
-        async with database.transaction() as session:
-            calls, credits = await ledger.run_charge_totals(session, run_id=run_id)
-            data = {
-                "step": step,
-                "checkpoint_id": checkpoint_id,
-                "nodes": nodes,
-                "next": following,
-                "cost_credits_so_far": credits,
-                "model_calls_so_far": calls,
-            }
-            await events.append(session, run_id=run_id, events=[("step", data)])
+        data = {"step": step, "checkpoint_id": checkpoint_id, "nodes": nodes, "next": following}
+        await database.single_statement(functools.partial(events.append_step, run_id=run_id, data=data))
 
     return emit
 

@@ -133,7 +133,10 @@ class LedgerMeter:
     async def settle_owed(self) -> int:
         """Before the graph runs again: earlier attempts' calls still pending are left unsettled
         (their attempt ended mid-call), and every charge an earlier attempt owes is written, so a
-        call it settles is replayed rather than paid again. Returns the charges written."""
+        call it settles is replayed rather than paid again. Returns the charges written. The first
+        attempt of a run has no earlier one, so it has nothing to settle (and skips the round trip)."""
+        if self._attempt <= 1:
+            return 0
         async with self._db.transaction() as session:
             await model_calls.unsettle_lost_attempts(session, run_id=self._run_id, attempt=self._attempt)
             calls = await model_calls.owed_charges(session, run_id=self._run_id)
@@ -148,7 +151,13 @@ class LedgerMeter:
         """Replay a settled call, or reserve and record a new one: ``(call_key, call_id, None)``."""
         request_hash = request.fingerprint()
         async with self._db.transaction() as session:
-            settled = await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
+            # Only an earlier attempt can have settled a call of this key (keys are unique within an
+            # attempt), so the first attempt of a run has nothing to replay.
+            settled = (
+                await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
+                if self._attempt > 1
+                else None
+            )
             if settled is not None and settled.request_hash != request_hash:
                 # Another request at this position (e.g. a read tool answered differently on the
                 # retry): a new call of its own key, never a replay of the other request's answer.

@@ -61,7 +61,7 @@ import psycopg
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from bench import procstat
+from bench import procstat, profiling
 from bench.bare import SleepWorkflow
 from bench.common import StackConfig
 from bench.run_bench import (
@@ -294,7 +294,14 @@ async def run(args: argparse.Namespace, database_url: str, postgres_pid: int | N
             all_ids: list[str] = []
             for count in args.workers:
                 workers = [
-                    await start_service("worker", cfg, RESULTS_DIR / f"{stamp}-worker{i}.log", env)
+                    await start_service(
+                        "worker",
+                        cfg,
+                        RESULTS_DIR / f"{stamp}-worker{i}.log",
+                        {**env, profiling.ENV_VAR: str(RESULTS_DIR / f"{stamp}-worker{i}-{count}.pstats")}
+                        if args.profile_worker
+                        else env,
+                    )
                     for i in range(count)
                 ]
                 services += workers
@@ -463,6 +470,29 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
         print(f"CHECK FAILED: {problem}")
 
 
+def print_profile(path: Path) -> None:
+    """Where a profiled worker's CPU went: by package, by kind of work, the costliest functions."""
+    summary = profiling.summarize(path, REPO_ROOT, top=25)
+    print(
+        f"\nworker profile {path.name}: {summary['total_cpu_s']:.1f} CPU-s (PROFILED: figures above are slowed)"
+    )
+    print_table(
+        "own CPU by package",
+        ["package", "CPU s", "share %"],
+        [[p["package"], p["cpu_s"], p["share"] * 100] for p in summary["by_package"]],
+    )
+    print_table(
+        "CPU by kind of work",
+        ["work", "CPU s"],
+        [[name, secs] for name, secs in summary["by_thread"].items()],
+    )
+    print_table(
+        "functions with the most own CPU",
+        ["function", "own CPU s", "cumulative s", "calls"],
+        [[f["function"], f["own_cpu_s"], f["cumulative_s"], f["calls"]] for f in summary["top_functions"]],
+    )
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.latency_bench", description=__doc__.split("\n\n")[0]
@@ -491,6 +521,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--env", action="append", default=[], metavar="NAME=VALUE", help="a setting for the service processes"
     )
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per phase (default 900)")
+    parser.add_argument(
+        "--profile-worker",
+        action="store_true",
+        help="cProfile each worker process (bench/results/<stamp>-worker<i>-<count>.pstats; slows it, so "
+        "its figures are not comparable); summarize with bench.profiling",
+    )
     args = parser.parse_args(argv)
     args.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return args
@@ -521,6 +557,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_average": {"before": load_before, "after": procstat.load_average()},
     }
     report(args, results)
+    if args.profile_worker:
+        for path in sorted(RESULTS_DIR.glob(f"{args.stamp}-worker*.pstats")):
+            print_profile(path)
     out = RESULTS_DIR / f"latency-{args.stamp}.json"
     out.write_text(json.dumps(results, indent=2, default=str))
     print(f"\nJSON: {out}")

@@ -111,6 +111,52 @@ async def append_many(
     return int(rows[0][1]) if rows else 0
 
 
+#: A ``step`` event with the run's cost so far, in one statement: the run's receipts are summed, its
+#: counter bumped under its row lock, the event inserted and listeners notified. A step ends often
+#: (every super-step of every run), so it takes one round trip on the statement pool instead of a
+#: transaction of four statements. Idempotent per checkpoint (the statement pool may run it twice):
+#: a step already recorded is not appended again.
+_APPEND_STEP_SQL = """
+WITH totals AS (
+    SELECT count(*) AS calls, coalesce(sum(charged_credits), 0) AS credits
+    FROM charge_receipts WHERE run_id = CAST(%(run_id)s AS uuid)
+), bumped AS (
+    UPDATE graph_runs SET event_seq = event_seq + 1
+    WHERE run_id = CAST(%(run_id)s AS uuid) AND NOT EXISTS (
+        SELECT FROM run_events
+        WHERE run_id = CAST(%(run_id)s AS uuid) AND event = 'step'
+          AND data->>'checkpoint_id' = %(checkpoint_id)s
+    )
+    RETURNING event_seq
+), inserted AS (
+    INSERT INTO run_events (run_id, seq, event, data)
+    SELECT CAST(%(run_id)s AS uuid), bumped.event_seq, 'step',
+           CAST(%(data)s AS jsonb)
+           || jsonb_build_object('cost_credits_so_far', totals.credits, 'model_calls_so_far', totals.calls)
+    FROM bumped, totals
+    RETURNING seq
+)
+SELECT pg_notify(CAST(%(channel)s AS text), CAST(%(run_id)s AS text)), seq FROM inserted
+"""
+
+
+async def append_step(conn: psycopg.AsyncConnection[Any], *, run_id: str, data: dict[str, Any]) -> int | None:
+    """Append a run's ``step`` event (``data`` plus ``cost_credits_so_far`` and
+    ``model_calls_so_far`` from its receipts) on a ``Database.single_statement()`` connection;
+    returns its sequence number (None when the run does not exist or the step is recorded)."""
+    cursor = await conn.execute(
+        _APPEND_STEP_SQL,
+        {
+            "run_id": run_id,
+            "checkpoint_id": str(data["checkpoint_id"]),
+            "data": json.dumps(data),
+            "channel": CHANNEL,
+        },
+    )
+    row = await cursor.fetchone()
+    return None if row is None else int(row[1])
+
+
 async def read_after(
     session: AsyncSession, *, run_id: str, after_seq: int, limit: int = 500
 ) -> list[RunEvent]:

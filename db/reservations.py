@@ -109,12 +109,17 @@ async def held(session: AsyncSession, *, billing_account_id: str, except_run_id:
 
 async def reserve(session: AsyncSession, *, billing_account_id: str, run_id: str, amount: int) -> Hold:
     """Hold ``amount`` credits for a run if the account's available balance covers it. Idempotent per
-    run: a run that already has a hold gets it back."""
-    balance = await _lock_balance(session, billing_account_id)
+    run: a run that already has a hold gets it back (``available`` 0: not computed), without taking
+    the account's lock, so an API run (whose hold was made with its row) is authorized without
+    queueing behind every charge of its account."""
     existing = await for_run(session, run_id=run_id)
-    available = balance - await held(session, billing_account_id=billing_account_id, except_run_id=run_id)
     if existing is not None:
-        return Hold(ok=True, available=available, reservation=existing)
+        return Hold(ok=True, available=0, reservation=existing)
+    balance = await _lock_balance(session, billing_account_id)
+    existing = await for_run(session, run_id=run_id)  # made by another start while this one waited
+    if existing is not None:
+        return Hold(ok=True, available=0, reservation=existing)
+    available = balance - await held(session, billing_account_id=billing_account_id, except_run_id=run_id)
     if available < amount:
         return Hold(ok=False, available=available, reservation=None)
     reservation = CreditReservation(

@@ -55,10 +55,17 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
 class Database:
     """One engine and session factory per process, and one single-statement pool."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, statement_pool_size: int = 2) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, statement_pool_size: int = 2, pre_ping: bool = True
+    ) -> None:
+        """``pre_ping`` tests a pooled connection before each transaction (a round trip): right for
+        the API, where a stale connection after a Postgres restart would fail a request. The worker
+        turns it off: every statement it runs is retried by Temporal when it fails, and SQLAlchemy
+        drops the whole pool at the first disconnect it sees, so a restart costs one retry, not a
+        ping per transaction of every run."""
         self.url = async_url(url)
         self.engine: AsyncEngine = create_async_engine(
-            self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # Opened on first use: a process that never charges (the API) holds no connection for it.

@@ -157,6 +157,14 @@ class Settings(BaseSettings):
         default=None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT")
     )
 
+    #: Temporal's own spans (workflow, activity and client spans carrying a run's trace context from
+    #: the API through the workflow into its activities). ``auto`` turns them on exactly when spans
+    #: go somewhere (an OTLP endpoint or Langfuse): without an exporter they would be made and
+    #: dropped, and the interceptor costs every workflow task and activity CPU (``make bench``).
+    temporal_tracing: Literal["auto", "on", "off"] = Field(
+        default="auto", validation_alias=_env("RUNLEDGER_TEMPORAL_TRACING")
+    )
+
     @field_validator("markup")
     @classmethod
     def _markup_at_least_one(cls, value: Decimal) -> Decimal:
@@ -188,6 +196,13 @@ class Settings(BaseSettings):
     @property
     def langfuse_enabled(self) -> bool:
         return self.langfuse_public_key is not None and self.langfuse_secret_key is not None
+
+    @property
+    def temporal_spans(self) -> bool:
+        """Whether Temporal's OpenTelemetry plugin is installed on this process's client."""
+        if self.temporal_tracing == "auto":
+            return self.otel_exporter_otlp_endpoint is not None or self.langfuse_enabled
+        return self.temporal_tracing == "on"
 
     @property
     def worker_db_pool_size(self) -> int:

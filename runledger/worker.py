@@ -110,7 +110,9 @@ def build_deps(settings: Settings, registry: GraphRegistry | None = None) -> Wor
     registry = registry or load_graphs(settings)
     check_models(registry, gateway)
     return WorkerDeps(
-        database=Database(settings.require_database_url(), pool_size=settings.worker_db_pool_size),
+        database=Database(
+            settings.require_database_url(), pool_size=settings.worker_db_pool_size, pre_ping=False
+        ),
         gateway=gateway,
         tracer=build_run_tracer(settings),
         registry=registry,

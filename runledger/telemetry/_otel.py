@@ -106,8 +106,11 @@ def install_tracing(settings: Settings) -> Tracing:
 def temporal_plugins(settings: Settings) -> list[OpenTelemetryPlugin]:
     """Plugins for ``Client.connect``: workflow, activity and client spans that carry the trace
     context from the starter through the workflow into its activities. Workers built on the client
-    inherit them."""
+    inherit them. None unless ``settings.temporal_spans`` (the run tracer's own spans do not need
+    them: they open the run's trace from its id)."""
     install_tracing(settings)
+    if not settings.temporal_spans:
+        return []
     if not isinstance(trace.get_tracer_provider(), ReplaySafeTracerProvider):
         return []  # the plugin refuses to build workers on any other global provider
     return [OpenTelemetryPlugin(add_temporal_spans=True)]

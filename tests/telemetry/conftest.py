@@ -24,9 +24,11 @@ def own_queue(settings: Settings, **update: object) -> Settings:
 
 @pytest.fixture
 def traced_client(client: Client, settings: Settings) -> Client:
-    """The session's connection as ``runledger.temporal.connect`` would make it: with the plugin."""
+    """The session's connection as ``runledger.temporal.connect`` makes it with Temporal's spans on."""
     return Client(
-        client.service_client, namespace=client.namespace, plugins=temporal_plugins(own_queue(settings))
+        client.service_client,
+        namespace=client.namespace,
+        plugins=temporal_plugins(own_queue(settings, temporal_tracing="on")),
     )
 
 

@@ -142,7 +142,12 @@ def test_tracing_is_installed_once_and_exports_nothing_unless_configured(setting
     assert install_tracing(quiet) is tracing
     assert tracing.is_global
     assert trace.get_tracer_provider() is tracing.replay_safe
-    assert all(isinstance(p, OpenTelemetryPlugin) for p in temporal_plugins(quiet))
+    # Temporal's spans only when they go somewhere (or asked for): no interceptor cost otherwise.
+    assert temporal_plugins(quiet) == []
+    assert quiet.model_copy(update={"otel_exporter_otlp_endpoint": "http://127.0.0.1:4318"}).temporal_spans
+    on = temporal_plugins(quiet.model_copy(update={"temporal_tracing": "on"}))
+    assert len(on) == 1
+    assert isinstance(on[0], OpenTelemetryPlugin)
     # A provider with nothing configured has no span processor: spans are made and dropped.
     fresh = create_tracing()
     assert fresh.processors == []
