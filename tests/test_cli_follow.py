@@ -226,7 +226,7 @@ def test_sse_parser_follows_the_event_stream_rules() -> None:
 
 
 def test_follow_replaces_the_text_of_a_retried_step() -> None:
-    from runledger.cli_tables import FollowState
+    from runledger.cli.tables.follow import FollowState
 
     state = FollowState("r")
     state.apply("text_delta", {"call_key": "n:1.0", "node": "n", "text": "Half a sen", "attempt": 1})

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from activities.events import on_publish_failure
 from activities.metrics import counting_charge_failures
-from runledger.cli import _start_worker_metrics
+from runledger.cli.roles import _start_worker_metrics
 from runledger.config import Settings
 from tests.fakes.loopback import free_port
 

@@ -1,30 +1,10 @@
-"""``runledger up``: the embedded dev stack, supervised by one foreground process.
+"""The supervisor of ``runledger up``: the :class:`Stack` starts its parts in order, supervises them
+and stops them in order (the contract is :mod:`runledger.stack`'s).
 
-Contract:
-- Everything lives under the data dir (``RUNLEDGER_DATA_DIR``, default ``.runledger``): the embedded
-  Postgres cluster (``pg/``), the Temporal dev server's SQLite file (``temporal.db``), the admin token, the
-  secret keys (``secret_keys``: RUNLEDGER_SECRET_KEYS unless set, generated once), the demo user (``demo.json``), the logs (``logs/{temporal,worker,api}.log``) and, while the stack runs,
-  ``stack.json`` with the process ids. A second ``up`` on the same data dir resumes the same data; two
-  at once are refused (``up.lock``).
-- Postgres and Temporal are started only when ``DATABASE_URL`` / ``TEMPORAL_ADDRESS`` are unset; when set,
-  those servers are used and left alone.
-- Start-up order: Postgres, Temporal, secret keys, migrations, search attributes, admin token, demo user, then worker
-  and API. Those two processes are spawned first so that their slow imports overlap the rest, but they
-  touch nothing until they are sent their environment (``runledger.cli`` ``--parent-pid``), after the
-  migrations. The stack is announced only once the API answers ``/readyz`` and the worker polls its
-  task queue.
-- The worker's metrics endpoint takes ``RUNLEDGER_WORKER_METRICS_PORT`` when it is set (checked free like
-  the API port; 0 turns it off), else a free port, so two stacks (or a stack beside a worker) never
-  clash; the banner shows it.
-- SIGINT, SIGTERM or SIGHUP stop API and worker (SIGTERM, then SIGKILL after a grace period), then
-  Temporal, then Postgres, and ``run`` returns 0. Children run in their own sessions, so a terminal's
-  Ctrl-C reaches only this process, which stops them in order; on Linux they also get SIGTERM if this
-  process dies without cleaning up. If any part dies, everything is stopped and ``run`` returns 1 with
-  a pointer to that part's log. A worker or API that refuses its configuration (exit code 2, e.g. a
-  bad graph project given with ``--graphs``) is never started again: the stack stops with its line.
-
-This module is the :class:`Stack` (start-up, supervision, shutdown). It uses the OS and process helpers
-of :mod:`runledger.processes` and the banner text of :mod:`runledger.banner`; neither imports it.
+Contract of :func:`run_up`: it returns 0 after a stop signal (SIGINT, SIGTERM, SIGHUP), 1 when a part
+failed to start or died (the reason and that part's log on stderr); a worker or API that dies is
+started again unless it crash-loops (``MAX_RESTARTS`` within ``RESTART_WINDOW_SECONDS``) or refuses its
+configuration (exit code 2). The servers themselves are :mod:`runledger.stack.servers`.
 """
 
 from __future__ import annotations
@@ -38,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,20 +34,21 @@ from runledger.processes import (
     signal_group,
     spawn_logged,
     tail,
-    wait_gone,
+)
+from runledger.stack.servers import (
+    EmbeddedPostgres,
+    StackError,
+    connect_temporal,
+    temporal_dev_argv,
+    wait_services,
 )
 
 if TYPE_CHECKING:
-    from temporalio.client import Client
-
     from runledger.config import Settings
     from runledger.demo import DemoState
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SERVICES = ("worker", "api")
-TEMPORAL_READY_SECONDS = 30.0
-#: The worker and the API import LiteLLM (seconds on a busy machine) before they can answer.
-SERVICES_READY_SECONDS = 90.0
 CHILD_GRACE_SECONDS = 10.0
 #: A worker or API that dies while the stack runs is started again, unless it died this many times
 #: within RESTART_WINDOW_SECONDS: then it is crash-looping and the stack stops, showing its log.
@@ -77,11 +57,6 @@ MAX_RESTARTS = 3
 #: starting it again cannot help, so the stack stops at once with the command's one-line reason.
 CONFIG_EXIT_CODE = 2
 RESTART_WINDOW_SECONDS = 60.0
-POSTGRES_GRACE_SECONDS = 20.0
-
-
-class StackError(Exception):
-    """A part of the stack failed to start or died; the message says which and where its log is."""
 
 
 class Interrupted(Exception):
@@ -101,8 +76,8 @@ class Stack:
         self.data_dir = settings.data_dir.expanduser().resolve()
         self.logs_dir = self.data_dir / "logs"
         self.children: list[Child] = []
-        self.pgdata: Path | None = None
-        self.postmaster_pid: int | None = None
+        #: The embedded cluster, when DATABASE_URL is unset.
+        self.postgres: EmbeddedPostgres | None = None
         self.database_url = settings.database_url
         self.temporal_address = settings.temporal_address
         self.admin_token = ""
@@ -137,6 +112,14 @@ class Stack:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    @property
+    def pgdata(self) -> Path | None:
+        return self.postgres.pgdata if self.postgres is not None else None
+
+    @property
+    def postmaster_pid(self) -> int | None:
+        return self.postgres.pid if self.postgres is not None else None
+
     # -- start-up ---------------------------------------------------------------------------------
 
     def _start(self) -> None:
@@ -149,7 +132,8 @@ class Stack:
         # Temporal start, and wait for _release to hand them their environment.
         self._spawn_services()
         if self.database_url is None:
-            self.database_url = self._start_postgres()
+            self.postgres = EmbeddedPostgres(self.data_dir / "pg")
+            self.database_url = self.postgres.start()
         self._check()
         if self.temporal_address is None:
             self.temporal_address = self._start_temporal()
@@ -203,61 +187,11 @@ class Stack:
         if busy:
             raise StackError(f"port(s) already in use: {', '.join(busy)}; pick others with those variables")
 
-    def _start_postgres(self) -> str:
-        with warnings.catch_warnings():
-            # platformdirs warns at import when XDG_RUNTIME_DIR is unset; pgserver then uses /tmp.
-            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-            from pgserver.postgres_server import get_server
-
-        self.pgdata = self.data_dir / "pg"
-        print("runledger up: starting Postgres", flush=True)
-        try:
-            # pgserver puts the Unix socket in pgdata, or under a short runtime dir when that path is
-            # too long for a socket. cleanup_mode=None: this process stops the postmaster itself, in order.
-            server = get_server(self.pgdata, cleanup_mode=None)
-            self.postmaster_pid = server.get_pid()
-            return server.get_uri()
-        except Exception as exc:
-            raise StackError(f"embedded Postgres failed to start ({exc}); see {self.pgdata / 'log'}") from exc
-
     def _start_temporal(self) -> str:
-        from runledger.binaries import temporal_cli
-        from runledger.contracts.temporal import SEARCH_ATTRIBUTES
-
-        s = self.settings
-        try:
-            binary = temporal_cli()
-        except FileNotFoundError as exc:
-            raise StackError(str(exc)) from exc
-        argv = [
-            binary,
-            "server",
-            "start-dev",
-            "--db-filename",
-            str(self.data_dir / "temporal.db"),
-            # WAL + synchronous=off: ~2.4x faster than SQLite's defaults (feasibility §9.3).
-            "--sqlite-pragma",
-            "journal_mode=wal",
-            "--sqlite-pragma",
-            "synchronous=off",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(s.temporal_port),
-            "--ui-port",
-            str(s.temporal_ui_port),
-            "--ui-disable-news-fetch",
-            "--log-level",
-            "warn",
-        ]
-        if s.temporal_namespace != "default":
-            argv += ["--namespace", s.temporal_namespace]
-        # Accepted again on restart with an existing database file; ensure_search_attributes covers the rest.
-        for key in SEARCH_ATTRIBUTES:
-            argv += ["--search-attribute", f"{key.name}=Keyword"]
+        argv = temporal_dev_argv(self.settings, self.data_dir)
         print("runledger up: starting the Temporal dev server", flush=True)
         self._spawn("temporal", argv, env=None, preexec=die_with_parent)
-        return f"127.0.0.1:{s.temporal_port}"
+        return f"127.0.0.1:{self.settings.temporal_port}"
 
     def _spawn_services(self) -> None:
         for role in SERVICES:
@@ -323,7 +257,9 @@ class Stack:
         from runledger.demo import ensure_demo_user
 
         assert self.database_url is not None
-        client = await self._connect_temporal()
+        assert self.temporal_address is not None
+        namespace = self.settings.temporal_namespace
+        client = await connect_temporal(self.temporal_address, namespace, self._check, self._log_hint)
         database = Database(self.database_url, pool_size=2)
         try:
             self.demo = await ensure_demo_user(database, self.data_dir, self.settings.demo_credits)
@@ -333,76 +269,7 @@ class Stack:
 
         print("runledger up: starting the worker and the API", flush=True)
         self._release()
-        await self._wait_services(client)
-
-    async def _connect_temporal(self) -> Client:
-        from temporalio.client import Client
-
-        from runledger.temporal import ensure_search_attributes
-
-        assert self.temporal_address is not None
-        namespace = self.settings.temporal_namespace
-        deadline = time.monotonic() + TEMPORAL_READY_SECONDS
-        while True:
-            self._check()
-            try:
-                client = await asyncio.wait_for(Client.connect(self.temporal_address, namespace=namespace), 3)
-                await asyncio.wait_for(ensure_search_attributes(client, namespace), 5)
-                return client
-            except Exception as exc:
-                if time.monotonic() > deadline:
-                    where = self._log_hint("temporal")
-                    raise StackError(
-                        f"Temporal at {self.temporal_address} was not ready after "
-                        f"{TEMPORAL_READY_SECONDS:.0f}s ({type(exc).__name__}: {exc}){where}"
-                    ) from exc
-            await asyncio.sleep(0.2)
-
-    async def _wait_services(self, client: Client) -> None:
-        import httpx
-
-        base = self.api_url
-        deadline = time.monotonic() + SERVICES_READY_SECONDS
-        api_ready = worker_ready = False
-        last = "no answer yet"
-        async with httpx.AsyncClient(timeout=3) as http:
-            while not (api_ready and worker_ready):
-                self._check()
-                if not api_ready:
-                    try:
-                        health = await http.get(f"{base}/healthz")
-                        ready = await http.get(f"{base}/readyz")
-                        api_ready = health.status_code == 200 and ready.status_code == 200
-                        last = f"/readyz answered {ready.status_code}: {ready.text[:200]}"
-                    except httpx.HTTPError as exc:
-                        last = f"{type(exc).__name__}"
-                if not worker_ready:
-                    worker_ready = await self._worker_polling(client)
-                if time.monotonic() > deadline:
-                    waiting = "the API" if not api_ready else "the worker"
-                    raise StackError(
-                        f"{waiting} was not ready after {SERVICES_READY_SECONDS:.0f}s (API: {last})"
-                        f"{self._log_hint('api' if not api_ready else 'worker')}"
-                    )
-                if not (api_ready and worker_ready):
-                    await asyncio.sleep(0.2)
-
-    async def _worker_polling(self, client: Client) -> bool:
-        from temporalio.api.enums.v1 import TaskQueueType
-        from temporalio.api.taskqueue.v1 import TaskQueue
-        from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-
-        try:
-            described = await client.workflow_service.describe_task_queue(
-                DescribeTaskQueueRequest(
-                    namespace=self.settings.temporal_namespace,
-                    task_queue=TaskQueue(name=self.settings.temporal_task_queue),
-                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-                )
-            )
-        except Exception:
-            return False
-        return len(described.pollers) > 0
+        await wait_services(client, self.settings, self.api_url, self._check, self._log_hint)
 
     def _write_state(self) -> None:
         pids: dict[str, int | None] = {"up": os.getpid(), "postgres": self.postmaster_pid}
@@ -539,21 +406,8 @@ class Stack:
             signal_group(child.process.pid, signal.SIGKILL)
 
     def _stop_postgres(self) -> None:
-        pid = self.postmaster_pid
-        if pid is None:
-            return
-        self.postmaster_pid = None
-        # SIGINT is Postgres's "fast" shutdown: roll back open transactions, checkpoint, exit.
-        for sig, grace in (
-            (signal.SIGINT, POSTGRES_GRACE_SECONDS),
-            (signal.SIGQUIT, 5.0),
-            (signal.SIGKILL, 5.0),
-        ):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-            if wait_gone(pid, grace):
-                return
-        print(f"runledger up: Postgres (pid {pid}) did not stop", file=sys.stderr, flush=True)
+        if self.postgres is not None:
+            self.postgres.stop()
 
 
 def _last_line(log_path: Path) -> str:

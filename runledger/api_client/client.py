@@ -1,41 +1,20 @@
-"""A small synchronous client of the runledger HTTP API (SPEC §4), for the user-facing CLI commands.
-
-Contract:
-- It talks to the API only (never to Postgres or Temporal), and imports nothing heavier than httpx,
-  so ``runledger schedules list`` and friends start fast.
-- Connection settings: the API URL is the explicit one, else ``RUNLEDGER_API_URL``, else
-  ``http://127.0.0.1:{RUNLEDGER_API_PORT or 8000}``. The API key is the explicit one, else
-  ``RUNLEDGER_API_KEY``, else the ``api_key`` of ``<RUNLEDGER_DATA_DIR or .runledger>/demo.json``
-  (written by ``runledger up``). The environment is passed in by the caller (a composition root).
-- Every non-2xx answer raises :class:`ApiError` with the envelope's stable ``code`` and ``message``
-  (``http_<status>`` when the body is not the envelope); no answer at all (refused, timed out, reset)
-  raises :class:`ApiUnreachable`. Nothing is retried: a trigger is not idempotent.
-- Ids given by the user are quoted as one path segment, so they cannot reach another route.
-- A client made without an API key sends no ``Authorization`` header: that is how a webhook delivery
-  (:meth:`ApiClient.deliver_webhook`, signed by the caller with the trigger's secret) reaches the API.
-- :meth:`ApiClient.run_events` follows a run's Server-Sent Events until its terminal event; a dropped
-  connection (or a stream the API ended early, e.g. on restart) is resumed with ``Last-Event-ID``, so
-  no event is lost or repeated. That is the one retry: reading events is idempotent.
-"""
+"""The client itself: :class:`ApiClient`, one method per API call the CLI makes, and the two ways a
+call fails (:class:`ApiError`, :class:`ApiUnreachable`). Contract: see :mod:`runledger.api_client`."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from runledger.api_client.sse import RunEvent, SseParser
+
 DEFAULT_TIMEOUT_SECONDS = 30.0
-DEFAULT_API_PORT = "8000"
-DEFAULT_DATA_DIR = ".runledger"
-#: Same name as ``runledger.demo.DEMO_FILE`` (not imported: that module pulls in the database layer).
-DEMO_FILE = "demo.json"
 #: The values of ``contracts.schedules.Overlap`` (not imported: that module pulls in temporalio).
 OVERLAP_POLICIES = ("skip", "buffer_one", "buffer_all", "cancel_other", "terminate_other", "allow_all")
 USER_AGENT = "runledger-cli"
@@ -55,10 +34,6 @@ RETRYABLE_STATUS = frozenset({502, 503, 504})
 JsonObject = dict[str, Any]
 
 
-class ClientConfigError(Exception):
-    """The connection settings are missing or unusable."""
-
-
 class ApiUnreachable(Exception):
     """The API gave no answer: connection refused, timed out, or dropped."""
 
@@ -71,106 +46,6 @@ class ApiError(Exception):
         self.status_code = status_code
         self.code = code
         self.message = message
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    """One Server-Sent Event of a run: ``id`` is the run's event sequence number, ``data`` the decoded JSON."""
-
-    id: str | None
-    event: str
-    data: Any
-
-    def to_json(self) -> JsonObject:
-        return {
-            "id": int(self.id) if self.id and self.id.isdigit() else self.id,
-            "event": self.event,
-            "data": self.data,
-        }
-
-
-class SseParser:
-    """Incremental ``text/event-stream`` parser (the WHATWG rules): feed it lines without their line
-    endings; a blank line dispatches the message gathered so far. Comments (pings) are skipped; the
-    last ``id:`` carries over to later messages, as the spec says."""
-
-    def __init__(self, last_id: str | None = None) -> None:
-        self.last_id = last_id
-        self.retry_ms: int | None = None
-        self._event = ""
-        self._data: list[str] = []
-
-    def feed(self, line: str) -> tuple[str, str, str | None] | None:
-        """``(event, data, last_id)`` when ``line`` completes a message, else None."""
-        if not line:
-            data, event = self._data, self._event or "message"
-            self._data, self._event = [], ""
-            return (event, "\n".join(data), self.last_id) if data else None
-        if line.startswith(":"):
-            return None
-        name, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id" and "\0" not in value:
-            self.last_id = value
-        elif name == "retry" and value.isdigit():
-            self.retry_ms = int(value)
-        return None
-
-
-@dataclass(frozen=True)
-class Connection:
-    api_url: str
-    api_key: str
-    #: Where the key came from, for error messages ("--api-key", "RUNLEDGER_API_KEY" or a file path).
-    key_source: str
-
-
-def data_dir(env: Mapping[str, str]) -> Path:
-    return Path(env.get("RUNLEDGER_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
-
-
-def default_api_url(env: Mapping[str, str]) -> str:
-    url = env.get("RUNLEDGER_API_URL")
-    if url:
-        return url
-    return f"http://127.0.0.1:{env.get('RUNLEDGER_API_PORT') or DEFAULT_API_PORT}"
-
-
-def demo_api_key(path: Path) -> str | None:
-    """The ``api_key`` saved by ``runledger up``, or None when the file is absent or unreadable."""
-    try:
-        key = json.loads(path.read_text()).get("api_key")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return key if isinstance(key, str) and key else None
-
-
-def resolve_api_url(api_url: str | None, env: Mapping[str, str]) -> str:
-    url = (api_url or default_api_url(env)).rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise ClientConfigError(f"the API URL must start with http:// or https://, got {url!r}")
-    return url
-
-
-def resolve_connection(api_url: str | None, api_key: str | None, env: Mapping[str, str]) -> Connection:
-    url = resolve_api_url(api_url, env)
-    if api_key:
-        return Connection(url, api_key, "--api-key")
-    if env.get("RUNLEDGER_API_KEY"):
-        return Connection(url, env["RUNLEDGER_API_KEY"], "RUNLEDGER_API_KEY")
-    demo = data_dir(env) / DEMO_FILE
-    key = demo_api_key(demo)
-    if key is not None:
-        return Connection(url, key, str(demo))
-    raise ClientConfigError(
-        f"no API key: pass --api-key or set RUNLEDGER_API_KEY (`runledger up` saves the demo user's key "
-        f"in {demo}, which does not exist or has no api_key)"
-    )
 
 
 def _segment(value: str) -> str:

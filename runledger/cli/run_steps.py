@@ -7,13 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runledger.api_client import ApiClient
-from runledger.cli_tables import credits, details, note, plain, show, status_text
+from runledger.cli.remote import ApiCommands, Handler
+from runledger.cli.tables.base import credits, details, note, plain, show, status_text
 
-Handler = Callable[[ApiClient, argparse.Namespace], int | None]
-Leaf = Callable[..., argparse.ArgumentParser]
+if TYPE_CHECKING:
+    from runledger.cli.remote import Subcommands
 
 
 def _json_value(value: str) -> Any:
@@ -90,23 +91,23 @@ def _replay(client: ApiClient, args: argparse.Namespace) -> None:
     show(args.as_json, answer, view)
 
 
-def add_step_commands(runs: argparse._SubParsersAction[argparse.ArgumentParser], leaf: Leaf) -> None:
-    """Registers the commands on the ``runs`` group (``leaf`` adds one with the API options)."""
-    leaf(
+def add_step_commands(api: ApiCommands, runs: Subcommands) -> None:
+    """Registers the commands on the ``runs`` group."""
+    api.leaf(
         runs, "steps", "a run's steps: the checkpoint after each, with the cost so far", _steps
     ).add_argument("run_id", metavar="RUN_ID")
-    resume = leaf(runs, "resume", "resume a run paused by interrupt() (awaiting_input)", _resume)
+    resume = api.leaf(runs, "resume", "resume a run paused by interrupt() (awaiting_input)", _resume)
     resume.add_argument("run_id", metavar="RUN_ID")
     resume.add_argument(
         "--value", required=True, type=_json_value, help="what interrupt() returns, as JSON (e.g. '\"yes\"')"
     )
     for name, approved in (("approve", True), ("deny", False)):
-        parser = leaf(
+        parser = api.leaf(
             runs, name, f"{name} the tool call a run waits on (awaiting_approval)", _decide(approved)
         )
         parser.add_argument("run_id", metavar="RUN_ID")
         parser.add_argument("--reason", default=None, help="told to the model (and kept in the run's events)")
-    replay = leaf(
+    replay = api.leaf(
         runs,
         "replay",
         "replay a run as a new one: over from its input, or --from one of its checkpoints (the steps "
