@@ -34,7 +34,7 @@ import psycopg
 from sqlalchemy import make_url, text
 
 from activities.metering import write_charge
-from db import ledger
+from db import ledger, ledger_reads
 from db.migrate import upgrade
 from db.models import BillingAccount, CreditReservation, GraphRun, ModelCall, User
 from db.session import Database
@@ -180,7 +180,7 @@ async def run(database: Database, *, writers: int, charges: int, runs: int, conn
     )
     async with database.transaction() as session:
         balance = await ledger.get_balance(session, billing_account_id=account)
-        total = await ledger.ledger_sum(session, billing_account_id=account)
+        total = await ledger_reads.ledger_sum(session, billing_account_id=account)
     expected = CREDITS * charges
     print(
         f"writers={writers} statement connections={connections} runs={runs} charges={charges} deliveries={len(order)} (duplicates {len(order) - charges})"

@@ -8,13 +8,15 @@ no-op, and the same reference with another amount is recorded in ``charge_confli
 applied. The worker runs it alone in autocommit (``charge_once`` through
 ``Database.single_statement``); ``record_charge`` runs it in a caller's transaction and resolves
 what the statement alone cannot. Top-ups are idempotent by ``UNIQUE(reason, reference)``.
+
+Besides the writes, only the two reads that belong to them: an account's cached balance and a run's
+charge totals. Listing the ledger and receipts, and summing the ledger, are in ``db.ledger_reads``.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -382,56 +384,6 @@ async def get_balance(session: AsyncSession, *, billing_account_id: str) -> int:
     if balance is None:
         raise NotFoundError("billing account", billing_account_id)
     return balance
-
-
-async def ledger_sum(session: AsyncSession, *, billing_account_id: str) -> int:
-    """Sum of the ledger: the cached balance must always equal it."""
-    total = (
-        await session.execute(
-            select(func.coalesce(func.sum(CreditLedgerEntry.amount), 0)).where(
-                CreditLedgerEntry.billing_account_id == billing_account_id
-            )
-        )
-    ).scalar_one()
-    return int(total)
-
-
-async def list_ledger(
-    session: AsyncSession,
-    *,
-    billing_account_id: str,
-    limit: int,
-    before_id: int | None = None,
-    run_id: str | None = None,
-) -> list[CreditLedgerEntry]:
-    stmt = select(CreditLedgerEntry).where(CreditLedgerEntry.billing_account_id == billing_account_id)
-    if before_id is not None:
-        stmt = stmt.where(CreditLedgerEntry.id < before_id)
-    if run_id is not None:
-        stmt = stmt.where(CreditLedgerEntry.run_id == run_id)
-    stmt = stmt.order_by(CreditLedgerEntry.id.desc()).limit(limit)
-    return list((await session.execute(stmt)).scalars())
-
-
-async def list_receipts(
-    session: AsyncSession,
-    *,
-    billing_account_id: str,
-    limit: int,
-    run_id: str | None = None,
-    before: tuple[datetime, str] | None = None,
-) -> list[ChargeReceipt]:
-    stmt = select(ChargeReceipt).where(ChargeReceipt.billing_account_id == billing_account_id)
-    if run_id is not None:
-        stmt = stmt.where(ChargeReceipt.run_id == run_id)
-    if before is not None:
-        created_at, receipt_id = before
-        stmt = stmt.where(
-            (ChargeReceipt.created_at < created_at)
-            | ((ChargeReceipt.created_at == created_at) & (ChargeReceipt.id < receipt_id))
-        )
-    stmt = stmt.order_by(ChargeReceipt.created_at.desc(), ChargeReceipt.id.desc()).limit(limit)
-    return list((await session.execute(stmt)).scalars())
 
 
 async def run_charge_totals(session: AsyncSession, *, run_id: str) -> tuple[int, int]:

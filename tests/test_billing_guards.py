@@ -19,7 +19,7 @@ import pytest
 from temporalio.client import Client
 
 from activities.reconcile import reconcile_once
-from db import catalog, ledger, model_calls
+from db import catalog, ledger, ledger_reads, model_calls
 from db.migrate import upgrade
 from db.session import Database
 from runledger.config import Settings
@@ -41,7 +41,7 @@ def _queue(settings: Settings, **changes: Any) -> Settings:
 
 async def _balance_matches_ledger(database: Database, account: str) -> None:
     async with database.transaction() as session:
-        assert await ledger.get_balance(session, billing_account_id=account) == await ledger.ledger_sum(
+        assert await ledger.get_balance(session, billing_account_id=account) == await ledger_reads.ledger_sum(
             session, billing_account_id=account
         )
 

@@ -15,7 +15,7 @@ import pytest
 
 from activities.metering import ChargeNotWrittenError, LedgerMeter
 from activities.reconcile import reconcile_once
-from db import ledger, runs
+from db import ledger, ledger_reads, runs
 from db.models import GraphRun
 from db.session import Database
 from runledger.contracts import ids
@@ -136,7 +136,7 @@ async def test_reconcile_writes_owed_charges_and_the_report_lists_them(
     async with database.transaction() as session:
         balance = await ledger.get_balance(session, billing_account_id=user.billing_account_id)
         assert balance == 5_000_000 - receipts[0]["charged_credits"]
-        assert balance == await ledger.ledger_sum(session, billing_account_id=user.billing_account_id)
+        assert balance == await ledger_reads.ledger_sum(session, billing_account_id=user.billing_account_id)
     report = (await api.get("/api/v1/billing/reconciliation", headers=ADMIN)).json()
     assert run_id in {c["run_id"] for c in report["details"]["settled_calls"]}
     # Reconciling again writes nothing new (the same key).

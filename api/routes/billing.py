@@ -14,7 +14,7 @@ from api.openapi import errors
 from api.params import Limit, keyset
 from api.presenters import ledger_out, receipt_out
 from api.schemas import LedgerListResponse, ReceiptListResponse, ReconciliationReportOut
-from db import ledger, reconciliation
+from db import ledger_reads, reconciliation
 from db.pagination import encode_cursor
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
@@ -31,7 +31,7 @@ async def get_ledger(
     key = keyset(cursor, ("int",))
     before_id = None if key is None else cast(int, key[0])
     async with state.database.transaction() as session:
-        rows = await ledger.list_ledger(
+        rows = await ledger_reads.list_ledger(
             session,
             billing_account_id=principal.billing_account_id,
             limit=limit + 1,
@@ -54,7 +54,7 @@ async def get_receipts(
 ) -> ReceiptListResponse:
     before = cast("tuple[datetime, str] | None", keyset(cursor, ("timestamp", "uuid")))
     async with state.database.transaction() as session:
-        rows = await ledger.list_receipts(
+        rows = await ledger_reads.list_receipts(
             session,
             billing_account_id=principal.billing_account_id,
             limit=limit + 1,

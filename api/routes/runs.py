@@ -25,7 +25,7 @@ from api.schemas import (
     StartRunRequest,
     StartRunResponse,
 )
-from db import ledger, reservations, runs
+from db import ledger_reads, reservations, runs
 from db.pagination import encode_cursor
 from runledger.contracts.runs import RunKind, RunStatus
 
@@ -119,7 +119,7 @@ async def run_charges(
     run = await own_run(state.database, principal, run_id)
     before = cast("tuple[datetime, str] | None", keyset(cursor, ("timestamp", "uuid")))
     async with state.database.transaction() as session:
-        rows = await ledger.list_receipts(
+        rows = await ledger_reads.list_receipts(
             session,
             billing_account_id=principal.billing_account_id,
             run_id=run.run_id,

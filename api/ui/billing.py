@@ -16,7 +16,7 @@ from api.errors import Unprocessable
 from api.ui import charts
 from api.ui.auth import ViewerDep
 from api.ui.render import page
-from db import accounts, grants, ledger, reservations, spend
+from db import accounts, grants, ledger, ledger_reads, reservations, spend
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -42,7 +42,7 @@ async def billing(viewer: ViewerDep, state: StateDep, billing_account_id: str | 
         if account is not None:
             balance = await ledger.get_balance(session, billing_account_id=account)
             held = await reservations.held(session, billing_account_id=account)
-            entries = await ledger.list_ledger(session, billing_account_id=account, limit=LEDGER_ROWS)
+            entries = await ledger_reads.list_ledger(session, billing_account_id=account, limit=LEDGER_ROWS)
     daily_svg, legend = charts.daily_by_graph(daily, today=today)
     top_svg = charts.top_bars(
         [(f"{r.run_id[:8]} {r.graph_id}", r.cost_credits, f"/ui/runs/{r.run_id}") for r in top]

@@ -26,7 +26,7 @@ from api.schemas import ReplayRequest
 from api.ui import timeline
 from api.ui.auth import FormViewerDep, Viewer, ViewerDep
 from api.ui.render import page
-from db import accounts, catalog, events, ledger, reservations, runs
+from db import accounts, catalog, events, ledger, ledger_reads, reservations, runs
 from db.runs import RUN_ORDERS, RunFilters, RunOrder
 from runledger.contracts.runs import TERMINAL_STATUSES, RunKind, RunStatus
 
@@ -174,10 +174,10 @@ async def detail(run_id: str, viewer: ViewerDep, state: StateDep, notice: str | 
     run = await run_service.scoped_run(state.database, viewer.billing_account_id, run_id)
     async with state.database.transaction() as session:
         hold = await reservations.for_run(session, run_id=run.run_id)
-        receipts = await ledger.list_receipts(
+        receipts = await ledger_reads.list_receipts(
             session, billing_account_id=run.billing_account_id, run_id=run.run_id, limit=1000
         )
-        entries = await ledger.list_ledger(
+        entries = await ledger_reads.list_ledger(
             session, billing_account_id=run.billing_account_id, run_id=run.run_id, limit=1000
         )
         stored = await events.read_after(session, run_id=run.run_id, after_seq=0, limit=5000)

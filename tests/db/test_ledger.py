@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from db import ledger, model_calls
+from db import ledger, ledger_reads, model_calls
 from db.models import GraphRun
 from db.session import STATEMENT_POOL_NAME, Database
 from runledger.contracts import ids
@@ -81,7 +81,9 @@ async def test_IDEMPOTENT_CHARGES_duplicate_write_is_one_row(
     assert await scalar(database, "SELECT count(*) FROM credit_ledger WHERE run_id = :r", r=run_id) == 1
     async with database.transaction() as session:
         assert await ledger.get_balance(session, billing_account_id=user.billing_account_id) == 10_000 - 120
-        assert await ledger.ledger_sum(session, billing_account_id=user.billing_account_id) == 10_000 - 120
+        assert (
+            await ledger_reads.ledger_sum(session, billing_account_id=user.billing_account_id) == 10_000 - 120
+        )
 
 
 async def test_IDEMPOTENT_CHARGES_same_reference_other_amount_is_recorded_not_applied(
