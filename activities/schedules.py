@@ -1,11 +1,13 @@
 """Recording a schedule slot as a run: once per slot, billed to the grant's account, with the first
-of the two grant checks (GRANT_VALIDATED_TWICE, BILLING_VIA_GRANT, ONE_RUN_PER_SLOT)."""
+of the two grant checks (GRANT_VALIDATED_TWICE, BILLING_VIA_GRANT, ONE_RUN_PER_SLOT). The run takes
+the schedule's ``notify_url``; a slot refused here ends ``skipped`` at once and is announced here."""
 
 from __future__ import annotations
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.notify import start_notification
 from db import events, grants, runs, schedules
 from db.models import GraphRun
 from db.session import Database
@@ -57,6 +59,7 @@ class ScheduleActivities:
                 schedule_id=inp.schedule_id,
                 scheduled_for=inp.scheduled_for,
                 grant_id=schedule.grant_id,
+                notify_url=schedule.notify_url,
                 input=inp.input,
                 status=RunStatus.PENDING if denied is None else RunStatus.SKIPPED,
                 error_code=None if denied is None else denied.code,
@@ -71,6 +74,10 @@ class ScheduleActivities:
                     recorded.status, error_code=recorded.error_code, error_message=recorded.error_message
                 )
                 await events.append(session, run_id=recorded.run_id, events=initial)
+        if recorded.status == RunStatus.SKIPPED and recorded.notify_url:
+            # Ended here, at its slot: no workflow will finalize (and so announce) it. Idempotent, so a
+            # retried record announces a slot whose first attempt committed but did not get this far.
+            await start_notification(recorded)
         return RecordSlotResult(
             run_id=recorded.run_id,
             billing_account_id=recorded.billing_account_id,

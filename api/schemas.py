@@ -247,6 +247,8 @@ class CreateScheduleRequest(Strict):
     overlap: Overlap = Overlap.SKIP
     catchup_window_seconds: int = Field(default=3600, ge=10, le=31_536_000)
     grant_id: str | None = None
+    #: Announce every run's end here, signed (``contracts.notify``; the host must be allow-listed).
+    notify_url: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
 class PatchScheduleRequest(Strict):
@@ -256,6 +258,8 @@ class PatchScheduleRequest(Strict):
     enabled: bool | None = None
     overlap: Overlap | None = None
     catchup_window_seconds: int | None = Field(default=None, ge=10, le=31_536_000)
+    #: A new URL for the schedule's runs' notifications; ``null`` stops them (absent: unchanged).
+    notify_url: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
 class ScheduleOut(BaseModel):
@@ -269,6 +273,7 @@ class ScheduleOut(BaseModel):
     catchup_window_seconds: int
     grant_id: str
     temporal_schedule_id: str
+    notify_url: str | None = None
     created_at: datetime
     updated_at: datetime
     next_run_at: datetime | None = None

@@ -41,6 +41,7 @@ from api.boundary import parse_json
 from api.catalog import published_graphs, validate_input
 from api.deps import AppState
 from api.errors import AppError, PayloadTooLarge, ServiceUnavailable, Unauthorized, Unprocessable
+from api.notify_urls import announce_ended
 from api.run_starts import start_recorded_run
 from api.schemas import WebhookDeliveryResponse, WebhookRunOut
 from api.webhook_audit import UNKNOWN_SOURCES
@@ -219,6 +220,7 @@ async def _accept(
 
     out: list[WebhookRunOut] = []
     to_start: list[GraphRun] = []
+    ended: list[GraphRun] = []
     async with state.database.transaction() as session:
         now = await grants.database_now(session)
         rows: list[WebhookDelivery] = []
@@ -243,6 +245,7 @@ async def _accept(
             if not created:
                 outcome = "duplicate"
             elif run.status == RunStatus.SKIPPED:
+                ended.append(run)  # refused here: announced here, no workflow will finalize it
                 outcome = "grant_refused"
             else:
                 outcome = "accepted"
@@ -253,6 +256,7 @@ async def _accept(
             row.http_status = http_status
         await webhooks.record_deliveries(session, rows)
     # Committed: the runs exist before any workflow does (the start protocol of api.run_starts).
+    await announce_ended(state.temporal, state.settings, ended)
     try:
         for run in to_start:
             await start_recorded_run(state.database, state.temporal, state.settings, run, retryable=True)
