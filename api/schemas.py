@@ -75,6 +75,10 @@ class StartRunRequest(Strict):
     state_key: str | None = Field(default=None, min_length=1, max_length=200)
     #: Announce the run's end here, signed (``contracts.notify``; the host must be allow-listed).
     notify_url: str | None = Field(default=None, min_length=1, max_length=2000)
+    #: Tool provider -> connection id (the caller's own): takes precedence over the graph's settings.
+    connections: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,40}$")], str] | None = Field(
+        default=None, max_length=20
+    )
 
 
 class ReplayRequest(Strict):

@@ -132,7 +132,7 @@ class GraphRun(Base):
     notify_url: Mapped[str | None] = mapped_column(Text)
     #: Provider -> connection id given when the run was started (ids only, NO_SECRETS_IN_HISTORY);
     #: they take precedence over the grant's and the graph settings' (``activities.connections``).
-    connections: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    connections: Mapped[dict[str, str] | None] = mapped_column(JSONB(none_as_null=True))
     state_key: Mapped[str | None] = mapped_column(Text)
     #: The catalog version of the graph the run's (latest) execution ran, set when it starts.
     graph_version: Mapped[str | None] = mapped_column(Text)
