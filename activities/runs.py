@@ -32,7 +32,7 @@ from db.secrets import SecretBox
 from db.session import Database
 from runledger import tools
 from runledger.config import Settings
-from runledger.contracts.catalog import estimate_run_credits
+from runledger.contracts.catalog import estimate_run_credits, per_call_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
 from runledger.contracts.grants import check_grant
@@ -154,7 +154,7 @@ class RunActivities:
                         graph_id=run.graph_id,
                         now=await grants.database_now(session),
                         # Room for the first call at its maximum; every call is checked exactly.
-                        next_cost_credits=needed // max(loaded.spec.max_model_calls, 1),
+                        next_cost_credits=per_call_credits(loaded.spec, needed),
                     )
                     if denied is not None:
                         return AuthorizeResult(

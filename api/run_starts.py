@@ -35,14 +35,14 @@ from api.errors import Conflict, NotFound, PaymentRequired, ServiceUnavailable, 
 from api.notify_urls import check_notify_url
 from api.params import CANONICAL_UUID
 from api.schemas import ReplayRequest, StartRunRequest
-from db import connections, events, prices, reservations, runs
+from db import connections, events, preflight, prices, reservations, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.session import Database
 from runledger import launch
 from runledger.config import Settings
 from runledger.contracts import ids
-from runledger.contracts.catalog import GraphSpec, estimate_replay_credits, estimate_run_credits
+from runledger.contracts.catalog import GraphSpec, estimate_replay_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
 from runledger.contracts.money import ModelPrice
@@ -178,8 +178,7 @@ async def plan_replay(
     if body.from_checkpoint_id is None:
         payload = dict(original.input) if body.input is None else body.input
         validate_input(spec, payload)
-        needed = estimate_run_credits(spec, payload, await _price(session, spec), settings.markup)
-        return ReplayPlan(payload, None, needed, 0)
+        return ReplayPlan(payload, None, await estimate(session, settings, spec, payload), 0)
     step = next(
         (
             e.data
@@ -251,6 +250,18 @@ async def start_replay(
     return run
 
 
+async def estimate(
+    session: AsyncSession, settings: Settings, spec: GraphSpec, payload: dict[str, Any]
+) -> int:
+    """The run-start preflight's estimate (``db.preflight.run_estimate``, shared with the trigger-time
+    checks of webhooks and schedules); 503 before any worker published the model's price."""
+    try:
+        return await preflight.run_estimate(session, spec, payload, settings.markup)
+    except preflight.ModelNotPriced as exc:
+        # A worker publishes the price of every model it serves when it starts.
+        raise ServiceUnavailable(str(exc), code=ErrorCode.MODEL_NOT_PRICED) from None
+
+
 async def _price(session: AsyncSession, spec: GraphSpec) -> ModelPrice:
     """The LiteLLM price of the graph's model (the workers' default model when it names none), as
     a worker published it (503 before any did)."""
@@ -270,14 +281,12 @@ async def _hold_and_record(
     """Reserve the run's estimate (402 if it is not available) and record the run, in the caller's
     transaction, so a refusal leaves nothing."""
     if needed is None:
-        needed = estimate_run_credits(spec, run.input, await _price(session, spec), settings.markup)
+        needed = await estimate(session, settings, spec, run.input)
     hold = await reservations.reserve(
         session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed
     )
     if not hold.ok:
-        raise PaymentRequired(
-            f"{hold.available} credits are available; this run's estimate is {needed} credits"
-        )
+        raise PaymentRequired(preflight.shortfall_message(hold.available, needed))
     if run.state_key is not None:
         # Under the account lock the hold took: of two starts on one thread, one sees the other.
         other = await runs.run_on_thread(

@@ -20,7 +20,7 @@ from db.session import Database
 from tests.db.queries import scalar
 from tests.fakes.openai_server import FakeProvider
 from tests.fakes.receiver import FakeReceiver, Received
-from tests.helpers import Tenant, eventually, start_run, wait_for_run
+from tests.helpers import Tenant, create_user, eventually, start_run, wait_for_run
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -210,3 +210,26 @@ async def test_a_cancelled_run_is_announced_cancelled(
         gate.set()
     assert payload["data"]["status"] == "cancelled"
     assert payload["data"]["error_code"] == run["error_code"]
+
+
+async def test_a_slot_the_account_cannot_cover_is_skipped_insufficient_credits_and_announced(
+    api: httpx.AsyncClient,
+) -> None:
+    """The slot's preflight is the API start's (``db.preflight``, LiteLLM prices)."""
+    broke = await create_user(api, credits=1)
+    secret = await notify_secret(api, broke)
+    with FakeReceiver() as receiver:
+        created = await api.post(
+            "/api/v1/schedules",
+            json={**SCHEDULE, "enabled": False, "notify_url": receiver.url},
+            headers=broke.headers,
+        )
+        assert created.status_code == 201, created.text
+        run = await scheduled_run(api, broke, created.json()["schedule_id"])
+        assert (run["status"], run["error_code"]) == ("skipped", "insufficient_credits"), run
+        api_start = await start_run(api, broke, POET, {"input": SCHEDULE["input"]})
+        assert api_start.status_code == 402, api_start.text
+        assert run["error_message"] == api_start.json()["error"]["message"]
+        payload = await announced(receiver, run["run_id"], secret)
+    assert payload["data"]["status"] == "skipped"
+    assert payload["data"]["error_code"] == "insufficient_credits"
