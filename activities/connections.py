@@ -1,9 +1,14 @@
 """Resolving a run's connections when a tool executes (``tools.connected.CredentialResolver``).
 
-The run carries only its grant id; the grant maps a provider to a connection id; the connection row
-holds the credential, encrypted (``db.connections``). It is read and decrypted here, inside the
-activity, for the one tool call, and never leaves the process: not in an activity input or result,
-not in an event (NO_SECRETS_IN_HISTORY).
+A run carries only connection ids. A provider's connection is the first of: the run's own
+``connections`` (given at ``POST /graphs/{id}/runs``), its grant's ``connections``, the graph's
+settings (``runledger.graphs.<name>.connections``). Whichever names it, the connection is used only if
+it is a live connection of the run's billing account (``db.connections.for_account``): a graph setting
+naming another tenant's connection never lends it — the call fails ``connection_missing``, which the
+model sees as the tool's error. The connection row holds the credential, encrypted
+(``db.connections``). It is read and decrypted here, inside the activity, for the one tool call, and
+never leaves the process: not in an activity input or result, not in an event
+(NO_SECRETS_IN_HISTORY).
 
 OAuth2: an access token past its ``expires_at`` (or within a minute of it), or one the service
 answered 401, is refreshed with ``authlib`` against the connection's token URL, under a row lock (two
@@ -15,6 +20,7 @@ encrypted. A refresh that fails — or an API key that was rejected — marks th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,13 +45,25 @@ class _Reauth(Exception):
     """Inside the locked transaction: the connection must be marked after it ends."""
 
 
-class GrantCredentials:
-    """The credentials of one run: its grant's connections."""
+class RunCredentials:
+    """The credentials of one run: the connections its start, its grant or its graph's settings map."""
 
-    def __init__(self, database: Database, box: SecretBox | None, grant_id: str | None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        box: SecretBox | None,
+        *,
+        billing_account_id: str,
+        run_connections: Mapping[str, str] | None = None,
+        grant_id: str | None = None,
+        graph_connections: Mapping[str, str] | None = None,
+    ) -> None:
         self._db = database
         self._box = box
+        self._billing_account_id = billing_account_id
+        self._run = dict(run_connections or {})
         self._grant_id = grant_id
+        self._graph = dict(graph_connections or {})
 
     async def credential(self, provider: str) -> Credential:
         return await self._resolve(provider, rejected_token=None)
@@ -53,15 +71,41 @@ class GrantCredentials:
     async def rejected(self, credential: Credential) -> Credential:
         return await self._resolve(credential.provider, rejected_token=credential.token)
 
+    async def _named(self, session: AsyncSession, provider: str) -> tuple[str, str] | None:
+        """``(connection id, who named it)`` by precedence: the run's start, its grant, the graph."""
+        if provider in self._run:
+            return self._run[provider], "the run's start"
+        if self._grant_id is not None:
+            mapped = await connections.grant_mapping(session, grant_id=self._grant_id)
+            if provider in mapped:
+                return mapped[provider], "the run's grant"
+        if provider in self._graph:
+            return self._graph[provider], "the graph's settings"
+        return None
+
     async def _resolve(self, provider: str, *, rejected_token: str | None) -> Credential:
-        if self._grant_id is None or self._box is None:
-            raise ConnectionMissing(f"this run has no {provider} connection (its grant maps none)")
+        if self._box is None:
+            raise ConnectionMissing(f"this run has no {provider} connection (no secret keys are configured)")
         box = self._box
         try:
             async with self._db.transaction() as session:
-                row = await connections.for_grant(session, grant_id=self._grant_id, provider=provider)
+                named = await self._named(session, provider)
+                if named is None:
+                    raise ConnectionMissing(
+                        f"this run has no {provider} connection (neither its start, its grant nor its "
+                        "graph's settings map one)"
+                    )
+                connection_id, by = named
+                row = await connections.for_account(
+                    session,
+                    connection_id=connection_id,
+                    provider=provider,
+                    billing_account_id=self._billing_account_id,
+                )
                 if row is None:
-                    raise ConnectionMissing(f"this run's grant maps no live {provider} connection")
+                    raise ConnectionMissing(
+                        f"the {provider} connection {by} names is not a live connection of this run's account"
+                    )
                 if row.status == "needs_reauth":
                     raise ConnectionNeedsReauth(f"connection {row.id} needs to be authorized again")
                 secrets = connections.unseal(box, row)

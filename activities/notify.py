@@ -1,7 +1,8 @@
 """Sending a run's signed completion notification (``contracts.notify``), and starting its workflow.
 
 ``start_notification`` is called by ``finalize_run`` after the commit that ended a run (from the
-workflow's finalize step or the run sweeper): it starts ``RunNotifyWorkflow`` (id ``notify:{run_id}``,
+workflow's finalize step or the run sweeper), and by ``record_schedule_slot`` for a slot recorded
+``skipped`` (its grant refused it, so no workflow ever finalizes it): it starts ``RunNotifyWorkflow`` (id ``notify:{run_id}``,
 so at most one per run) and never fails the finalize — a notification that cannot even be started
 is logged. ``notify_run`` is one attempt: it re-checks the allow-list, POSTs the summary signed with
 Standard Webhooks under the account's secret, records the attempt, and raises on anything but a 2xx so
@@ -17,12 +18,12 @@ import httpx
 import structlog
 from standardwebhooks.webhooks import Webhook
 from temporalio import activity
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 
 from db import notifications, runs
 from db.models import GraphRun
 from db.session import Database
+from runledger import launch
 from runledger.config import Settings
 from runledger.contracts import notify as nt
 
@@ -34,13 +35,8 @@ SEND_TIMEOUT_SECONDS = 10.0
 async def start_notification(run: GraphRun) -> None:
     """Start the run's notification workflow from inside an activity (best effort, see above)."""
     try:
-        await activity.client().start_workflow(
-            nt.NOTIFY_WORKFLOW,
-            nt.NotifyInput(run_id=run.run_id),
-            id=nt.notify_workflow_id(run.run_id),
-            task_queue=activity.info().task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        await launch.start_notify_workflow(
+            activity.client(), task_queue=activity.info().task_queue, run_id=run.run_id
         )
     except Exception as exc:
         # Already notified (a finished notify workflow's id is not reused), or Temporal refused:

@@ -14,7 +14,7 @@ from pydantic_core import to_jsonable_python
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.connections import GrantCredentials
+from activities.connections import RunCredentials
 from activities.events import tool_event_sink
 from activities.failures import execution_failure
 from activities.finalize import finalize_run
@@ -32,7 +32,7 @@ from db.secrets import SecretBox
 from db.session import Database
 from runledger import tools
 from runledger.config import Settings
-from runledger.contracts.catalog import estimate_run_credits
+from runledger.contracts.catalog import estimate_run_credits, per_call_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
 from runledger.contracts.grants import check_grant
@@ -154,7 +154,7 @@ class RunActivities:
                         graph_id=run.graph_id,
                         now=await grants.database_now(session),
                         # Room for the first call at its maximum; every call is checked exactly.
-                        next_cost_credits=needed // max(loaded.spec.max_model_calls, 1),
+                        next_cost_credits=per_call_credits(loaded.spec, needed),
                     )
                     if denied is not None:
                         return AuthorizeResult(
@@ -230,8 +230,16 @@ class RunActivities:
         # its write tools' results are recorded once (EXACTLY_ONCE_TOOL_EFFECTS).
         tool_runner = tools.ToolRunner(
             policy=tools.AllowList(frozenset(loaded.spec.tool_ids)),
-            # A tool that needs a connection gets it from the run's grant when it executes.
-            credentials=GrantCredentials(self._db, self._secrets, run.grant_id),
+            # A tool that needs a connection gets it when it executes: the one the run's start, its
+            # grant or its graph's settings map, if it is the run's account's own.
+            credentials=RunCredentials(
+                self._db,
+                self._secrets,
+                billing_account_id=run.billing_account_id,
+                run_connections=run.connections,
+                grant_id=run.grant_id,
+                graph_connections=dict(loaded.connections),
+            ),
             approval=frozenset(loaded.spec.approval_tools),
             emit=tool_event_sink(self._db, run.run_id),
             trace=lambda tool_id, args: self._tracer.tool_call(

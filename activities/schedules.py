@@ -1,18 +1,22 @@
 """Recording a schedule slot as a run: once per slot, billed to the grant's account, with the first
-of the two grant checks (GRANT_VALIDATED_TWICE, BILLING_VIA_GRANT, ONE_RUN_PER_SLOT)."""
+of the two grant checks (GRANT_VALIDATED_TWICE, BILLING_VIA_GRANT, ONE_RUN_PER_SLOT), priced like an
+API start (``db.preflight``: LiteLLM prices; an account that cannot cover the estimate is refused
+``insufficient_credits``). The run takes the schedule's ``notify_url``; a slot refused here ends
+``skipped`` at once and is announced here."""
 
 from __future__ import annotations
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from db import events, grants, runs, schedules
+from activities.notify import start_notification
+from db import catalog, events, grants, preflight, runs, schedules
 from db.models import GraphRun
 from db.session import Database
 from runledger.config import Settings
 from runledger.contracts import ids
+from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import opening_events
-from runledger.contracts.grants import check_grant
 from runledger.contracts.runs import RunKind, RunStatus, TriggerSource
 from runledger.contracts.schedules import RecordSlotInput, RecordSlotResult
 
@@ -37,12 +41,20 @@ class ScheduleActivities:
                     non_retryable=True,
                 )
             grant = await grants.get_grant(session, grant_id=schedule.grant_id)
-            denied = check_grant(
-                None if grant is None else grants.view(grant),
-                graph_id=inp.graph_id,
-                now=await grants.database_now(session),
-                next_cost_credits=self._settings.preflight_credits_per_call,
-            )
+            try:
+                # Priced like an API start (db.preflight): the grant's room for a call, the credits.
+                denied = await preflight.trigger_refusal(
+                    session,
+                    grant=grant,
+                    graph_id=inp.graph_id,
+                    spec=await catalog.current_graph(session, inp.graph_id),
+                    payload=inp.input,
+                    markup=self._settings.markup,
+                    now=await grants.database_now(session),
+                )
+            except preflight.ModelNotPriced as exc:
+                # Retried by Temporal: a worker publishes its models' prices when it starts.
+                raise ApplicationError(str(exc), type=ErrorCode.MODEL_NOT_PRICED) from None
             run_id = ids.scheduled_run_id(schedule_id=inp.schedule_id, scheduled_for=inp.scheduled_for)
             run = GraphRun(
                 run_id=run_id,
@@ -57,6 +69,7 @@ class ScheduleActivities:
                 schedule_id=inp.schedule_id,
                 scheduled_for=inp.scheduled_for,
                 grant_id=schedule.grant_id,
+                notify_url=schedule.notify_url,
                 input=inp.input,
                 status=RunStatus.PENDING if denied is None else RunStatus.SKIPPED,
                 error_code=None if denied is None else denied.code,
@@ -71,6 +84,10 @@ class ScheduleActivities:
                     recorded.status, error_code=recorded.error_code, error_message=recorded.error_message
                 )
                 await events.append(session, run_id=recorded.run_id, events=initial)
+        if recorded.status == RunStatus.SKIPPED and recorded.notify_url:
+            # Ended here, at its slot: no workflow will finalize (and so announce) it. Idempotent, so a
+            # retried record announces a slot whose first attempt committed but did not get this far.
+            await start_notification(recorded)
         return RecordSlotResult(
             run_id=recorded.run_id,
             billing_account_id=recorded.billing_account_id,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,15 +33,16 @@ from temporalio.service import RPCError
 from api.catalog import published_graph, validate_input
 from api.errors import Conflict, NotFound, PaymentRequired, ServiceUnavailable, Unprocessable
 from api.notify_urls import check_notify_url
+from api.params import CANONICAL_UUID
 from api.schemas import ReplayRequest, StartRunRequest
-from db import events, prices, reservations, runs
+from db import connections, events, preflight, prices, reservations, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.session import Database
 from runledger import launch
 from runledger.config import Settings
 from runledger.contracts import ids
-from runledger.contracts.catalog import GraphSpec, estimate_replay_credits, estimate_run_credits
+from runledger.contracts.catalog import GraphSpec, estimate_replay_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
 from runledger.contracts.money import ModelPrice
@@ -49,8 +51,11 @@ from runledger.contracts.runs import ON_THREAD_STATUSES, RunKind, RunStatus, Tri
 
 def request_hash(graph_id: str, body: StartRunRequest) -> str:
     fields: dict[str, object] = {"graph_id": graph_id, "input": body.input, "state_key": body.state_key}
-    if body.notify_url is not None:  # absent, the hash of a request is what it always was
+    # Absent, the hash of a request is what it always was.
+    if body.notify_url is not None:
         fields["notify_url"] = body.notify_url
+    if body.connections is not None:
+        fields["connections"] = body.connections
     canonical = json.dumps(
         fields,
         sort_keys=True,
@@ -64,6 +69,22 @@ def validate_idempotency_key(key: str | None) -> None:
         return
     if not 1 <= len(key) <= 255 or not key.isprintable():
         raise Unprocessable("Idempotency-Key must be 1-255 printable characters")
+
+
+async def check_run_connections(session: AsyncSession, principal: Principal, mapping: dict[str, str]) -> None:
+    """Each connection a run names is a live connection of the caller's own, with that provider
+    (422 ``connection_not_found`` otherwise, before anything is written; another's is not revealed)."""
+    usable = await connections.usable_for_run(
+        session,
+        owner_user_id=principal.user_id,
+        mapping={p: c for p, c in mapping.items() if re.fullmatch(CANONICAL_UUID, c)},
+    )
+    for provider, connection_id in sorted(mapping.items()):
+        if provider not in usable:
+            raise Unprocessable(
+                f"connections.{provider}: {connection_id!r} is not a live {provider} connection of yours",
+                code=ErrorCode.CONNECTION_NOT_FOUND,
+            )
 
 
 async def start_api_run(
@@ -90,6 +111,8 @@ async def start_api_run(
         validate_input(spec, body.input)
         if body.notify_url is not None:
             check_notify_url(settings, body.notify_url)
+        if body.connections:
+            await check_run_connections(session, principal, body.connections)
         if idempotency_key is not None:
             claim = await runs.claim_start(
                 session,
@@ -125,6 +148,7 @@ async def start_api_run(
                     state_key=body.state_key,
                     input=body.input,
                     notify_url=body.notify_url,
+                    connections=body.connections or None,
                     status="pending",
                     trace_id=ids.langfuse_trace_id(run_id),
                 ),
@@ -154,8 +178,7 @@ async def plan_replay(
     if body.from_checkpoint_id is None:
         payload = dict(original.input) if body.input is None else body.input
         validate_input(spec, payload)
-        needed = estimate_run_credits(spec, payload, await _price(session, spec), settings.markup)
-        return ReplayPlan(payload, None, needed, 0)
+        return ReplayPlan(payload, None, await estimate(session, settings, spec, payload), 0)
     step = next(
         (
             e.data
@@ -227,6 +250,18 @@ async def start_replay(
     return run
 
 
+async def estimate(
+    session: AsyncSession, settings: Settings, spec: GraphSpec, payload: dict[str, Any]
+) -> int:
+    """The run-start preflight's estimate (``db.preflight.run_estimate``, shared with the trigger-time
+    checks of webhooks and schedules); 503 before any worker published the model's price."""
+    try:
+        return await preflight.run_estimate(session, spec, payload, settings.markup)
+    except preflight.ModelNotPriced as exc:
+        # A worker publishes the price of every model it serves when it starts.
+        raise ServiceUnavailable(str(exc), code=ErrorCode.MODEL_NOT_PRICED) from None
+
+
 async def _price(session: AsyncSession, spec: GraphSpec) -> ModelPrice:
     """The LiteLLM price of the graph's model (the workers' default model when it names none), as
     a worker published it (503 before any did)."""
@@ -246,14 +281,12 @@ async def _hold_and_record(
     """Reserve the run's estimate (402 if it is not available) and record the run, in the caller's
     transaction, so a refusal leaves nothing."""
     if needed is None:
-        needed = estimate_run_credits(spec, run.input, await _price(session, spec), settings.markup)
+        needed = await estimate(session, settings, spec, run.input)
     hold = await reservations.reserve(
         session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed
     )
     if not hold.ok:
-        raise PaymentRequired(
-            f"{hold.available} credits are available; this run's estimate is {needed} credits"
-        )
+        raise PaymentRequired(preflight.shortfall_message(hold.available, needed))
     if run.state_key is not None:
         # Under the account lock the hold took: of two starts on one thread, one sees the other.
         other = await runs.run_on_thread(

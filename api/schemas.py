@@ -75,6 +75,10 @@ class StartRunRequest(Strict):
     state_key: str | None = Field(default=None, min_length=1, max_length=200)
     #: Announce the run's end here, signed (``contracts.notify``; the host must be allow-listed).
     notify_url: str | None = Field(default=None, min_length=1, max_length=2000)
+    #: Tool provider -> connection id (the caller's own): takes precedence over the graph's settings.
+    connections: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,40}$")], str] | None = Field(
+        default=None, max_length=20
+    )
 
 
 class ReplayRequest(Strict):
@@ -247,6 +251,8 @@ class CreateScheduleRequest(Strict):
     overlap: Overlap = Overlap.SKIP
     catchup_window_seconds: int = Field(default=3600, ge=10, le=31_536_000)
     grant_id: str | None = None
+    #: Announce every run's end here, signed (``contracts.notify``; the host must be allow-listed).
+    notify_url: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
 class PatchScheduleRequest(Strict):
@@ -256,6 +262,8 @@ class PatchScheduleRequest(Strict):
     enabled: bool | None = None
     overlap: Overlap | None = None
     catchup_window_seconds: int | None = Field(default=None, ge=10, le=31_536_000)
+    #: A new URL for the schedule's runs' notifications; ``null`` stops them (absent: unchanged).
+    notify_url: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
 class ScheduleOut(BaseModel):
@@ -269,6 +277,7 @@ class ScheduleOut(BaseModel):
     catchup_window_seconds: int
     grant_id: str
     temporal_schedule_id: str
+    notify_url: str | None = None
     created_at: datetime
     updated_at: datetime
     next_run_at: datetime | None = None

@@ -20,9 +20,12 @@ Checked in this order; nothing but the audit row is written before the last step
    is started. When Temporal refuses, the runs stay recorded ``pending`` and the answer is 503: the
    sender's retry of the same delivery starts them, as does the run sweeper.
 
-The run bills the trigger's grant (BILLING_VIA_GRANT); a grant that no longer allows it records the
-run ``skipped`` with the grant's code and the row ``grant_refused`` (the first check of
-GRANT_VALIDATED_TWICE; authorize is the second).
+The run bills the trigger's grant (BILLING_VIA_GRANT). Its trigger-time preflight is the API start's
+(``db.preflight``, LiteLLM prices): a grant that no longer allows it records the run ``skipped`` with
+the grant's code and the row ``grant_refused`` (the first check of GRANT_VALIDATED_TWICE; authorize
+is the second); an account whose available credits do not cover the run's estimate records it
+``skipped`` / ``insufficient_credits`` (row ``insufficient_credits``) — the API start's 402, without
+asking a sender to pay. Such runs are announced to their ``notify_url`` from here.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -41,10 +45,11 @@ from api.boundary import parse_json
 from api.catalog import published_graphs, validate_input
 from api.deps import AppState
 from api.errors import AppError, PayloadTooLarge, ServiceUnavailable, Unauthorized, Unprocessable
+from api.notify_urls import announce_ended
 from api.run_starts import start_recorded_run
 from api.schemas import WebhookDeliveryResponse, WebhookRunOut
 from api.webhook_audit import UNKNOWN_SOURCES
-from db import events, grants, runs, webhooks
+from db import events, grants, preflight, runs, webhooks
 from db.models import GraphRun, WebhookDelivery, WebhookTrigger
 from db.secrets import InvalidToken, SecretBox
 from runledger.contracts import ids
@@ -52,7 +57,6 @@ from runledger.contracts import webhooks as wh
 from runledger.contracts.catalog import GraphSpec
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import opening_events
-from runledger.contracts.grants import check_grant
 from runledger.contracts.runs import RunKind, RunStatus
 
 log = structlog.get_logger(__name__)
@@ -219,40 +223,53 @@ async def _accept(
 
     out: list[WebhookRunOut] = []
     to_start: list[GraphRun] = []
-    async with state.database.transaction() as session:
-        now = await grants.database_now(session)
-        rows: list[WebhookDelivery] = []
-        for trigger in firing:
-            run, created = await _record_run(
-                session,
-                state.settings.preflight_credits_per_call,
-                trigger,
-                now=now,
-                source=source,
-                delivery_key=keys[trigger.id],
-                run_input=inputs[trigger.id],
-            )
-            if run.status == RunStatus.PENDING:
-                # New, or recorded by an earlier delivery whose start Temporal did not take.
-                to_start.append(run)
-            out.append(
-                WebhookRunOut(
-                    trigger_id=trigger.id, run_id=run.run_id, status=RunStatus(run.status), created=created
+    ended: list[GraphRun] = []
+    try:
+        async with state.database.transaction() as session:
+            now = await grants.database_now(session)
+            rows: list[WebhookDelivery] = []
+            for trigger in firing:
+                run, created = await _record_run(
+                    session,
+                    state.settings.markup,
+                    trigger,
+                    specs.get(trigger.graph_id),
+                    now=now,
+                    source=source,
+                    delivery_key=keys[trigger.id],
+                    run_input=inputs[trigger.id],
                 )
-            )
-            if not created:
-                outcome = "duplicate"
-            elif run.status == RunStatus.SKIPPED:
-                outcome = "grant_refused"
-            else:
-                outcome = "accepted"
-            rows.append(_row(source, seen, outcome, 0, trigger, keys[trigger.id], event, [run.run_id]))
-        rows += [_row(source, seen, "filtered", 0, t, keys[t.id], event, []) for t in filtered]
-        http_status = 202 if any(r.created for r in out) else 200
-        for row in rows:
-            row.http_status = http_status
-        await webhooks.record_deliveries(session, rows)
+                if run.status == RunStatus.PENDING:
+                    # New, or recorded by an earlier delivery whose start Temporal did not take.
+                    to_start.append(run)
+                out.append(
+                    WebhookRunOut(
+                        trigger_id=trigger.id,
+                        run_id=run.run_id,
+                        status=RunStatus(run.status),
+                        created=created,
+                    )
+                )
+                if not created:
+                    outcome = "duplicate"
+                elif run.status == RunStatus.SKIPPED:
+                    ended.append(run)  # refused here: announced here, no workflow will finalize it
+                    credits = run.error_code == ErrorCode.INSUFFICIENT_CREDITS
+                    outcome = "insufficient_credits" if credits else "grant_refused"
+                else:
+                    outcome = "accepted"
+                rows.append(_row(source, seen, outcome, 0, trigger, keys[trigger.id], event, [run.run_id]))
+            rows += [_row(source, seen, "filtered", 0, t, keys[t.id], event, []) for t in filtered]
+            http_status = 202 if any(r.created for r in out) else 200
+            for row in rows:
+                row.http_status = http_status
+            await webhooks.record_deliveries(session, rows)
+    except preflight.ModelNotPriced as exc:
+        # Before any worker published a price: answered like an API start, nothing recorded, and
+        # the sender's retry is taken once a worker is up.
+        raise ServiceUnavailable(str(exc), code=ErrorCode.MODEL_NOT_PRICED) from None
     # Committed: the runs exist before any workflow does (the start protocol of api.run_starts).
+    await announce_ended(state.temporal, state.settings, ended)
     try:
         for run in to_start:
             await start_recorded_run(state.database, state.temporal, state.settings, run, retryable=True)
@@ -307,8 +324,9 @@ async def _record_refusal(state: AppState, source: str, known: bool, seen: _Body
 
 async def _record_run(
     session: AsyncSession,
-    preflight_credits: int,
+    markup: Decimal,
     trigger: WebhookTrigger,
+    spec: GraphSpec | None,
     *,
     now: datetime,
     source: str,
@@ -316,11 +334,9 @@ async def _record_run(
     run_input: dict[str, Any],
 ) -> tuple[GraphRun, bool]:
     grant = await grants.get_grant(session, grant_id=trigger.grant_id)
-    denied = check_grant(
-        None if grant is None else grants.view(grant),
-        graph_id=trigger.graph_id,
-        now=now,
-        next_cost_credits=preflight_credits,
+    # Priced like an API start (db.preflight): the grant's room for a call, the account's credits.
+    denied = await preflight.trigger_refusal(
+        session, grant=grant, graph_id=trigger.graph_id, spec=spec, payload=run_input, markup=markup, now=now
     )
     run_id = ids.webhook_run_id(source=source, delivery_id=delivery_key, trigger_id=trigger.id)
     run = GraphRun(

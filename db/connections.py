@@ -2,8 +2,10 @@
 
 The secret part of a connection (an API key; an OAuth2 access token, refresh token and client
 secret) is one Fernet token of a JSON object (``db.secrets``); nothing secret is in any other column.
-A run never carries a credential: its grant maps a tool's provider to a connection id
-(``execution_grants.connections``), and the worker reads the connection when the tool executes.
+A run never carries a credential: a tool's provider is mapped to a connection id — by the run's own
+start (``graph_runs.connections``), its grant (``execution_grants.connections``) or the graph's
+settings — and the worker reads the connection when the tool executes, only if it belongs to the
+run's billing account (:func:`for_account`).
 Revoking is soft (the row stays, ``status='revoked'``).
 """
 
@@ -15,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Connection, ExecutionGrant
+from db.models import BillingAccount, Connection, ExecutionGrant
 from db.secrets import SecretBox
 
 
@@ -63,24 +65,28 @@ async def revoke(session: AsyncSession, *, connection_id: str) -> None:
     )
 
 
-async def for_grant(session: AsyncSession, *, grant_id: str, provider: str) -> Connection | None:
-    """The connection a grant maps ``provider`` to, if it is the grant owner's and not revoked;
-    locked, so two tool calls of one connection refresh it one at a time."""
+async def grant_mapping(session: AsyncSession, *, grant_id: str) -> dict[str, str]:
+    """The provider -> connection id map of a grant (empty when it has none or does not exist)."""
     grant = await session.get(ExecutionGrant, grant_id)
-    if grant is None:
-        return None
-    connection_id = grant.connections.get(provider)
-    if connection_id is None:
-        return None
+    return {} if grant is None else dict(grant.connections)
+
+
+async def for_account(
+    session: AsyncSession, *, connection_id: str, provider: str, billing_account_id: str
+) -> Connection | None:
+    """The connection, if it is a live ``provider`` connection of the billing account's owner —
+    whoever named it, a run of one account never gets another's credential; locked, so two tool
+    calls of one connection refresh it one at a time."""
     stmt = (
         select(Connection)
+        .join(BillingAccount, BillingAccount.owner_user_id == Connection.owner_user_id)
         .where(
             Connection.id == connection_id,
-            Connection.owner_user_id == grant.user_id,
             Connection.provider == provider,
             Connection.status != "revoked",
+            BillingAccount.id == billing_account_id,
         )
-        .with_for_update()
+        .with_for_update(of=Connection)
         .execution_options(populate_existing=True)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
@@ -126,3 +132,17 @@ async def owned_ids(session: AsyncSession, *, owner_user_id: str, ids: list[str]
         Connection.id.in_(ids), Connection.owner_user_id == owner_user_id, Connection.status != "revoked"
     )
     return set((await session.execute(stmt)).scalars())
+
+
+async def usable_for_run(session: AsyncSession, *, owner_user_id: str, mapping: dict[str, str]) -> set[str]:
+    """Which providers of ``mapping`` (provider -> connection id) name a live connection of the
+    owner with that provider."""
+    if not mapping:
+        return set()
+    stmt = select(Connection.id, Connection.provider).where(
+        Connection.id.in_(list(mapping.values())),
+        Connection.owner_user_id == owner_user_id,
+        Connection.status != "revoked",
+    )
+    found = {(cid, provider) for cid, provider in (await session.execute(stmt)).all()}
+    return {provider for provider, cid in mapping.items() if (cid, provider) in found}

@@ -130,6 +130,9 @@ class GraphRun(Base):
     )
     #: Where the run's end is announced, signed (``contracts.notify``); None: nowhere.
     notify_url: Mapped[str | None] = mapped_column(Text)
+    #: Provider -> connection id given when the run was started (ids only, NO_SECRETS_IN_HISTORY);
+    #: they take precedence over the grant's and the graph settings' (``activities.connections``).
+    connections: Mapped[dict[str, str] | None] = mapped_column(JSONB(none_as_null=True))
     state_key: Mapped[str | None] = mapped_column(Text)
     #: The catalog version of the graph the run's (latest) execution ran, set when it starts.
     graph_version: Mapped[str | None] = mapped_column(Text)
@@ -361,6 +364,8 @@ class Schedule(Base):
     overlap: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'skip'"))
     catchup_window_seconds: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("3600"))
     temporal_schedule_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    #: Every run of this schedule is announced here when it ends (``contracts.notify``).
+    notify_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
     deleted_at: Mapped[datetime | None] = mapped_column(TZ)
@@ -459,7 +464,7 @@ class WebhookDelivery(Base):
     __table_args__ = (
         CheckConstraint(
             "outcome IN ('accepted','duplicate','filtered','invalid_signature','stale_timestamp',"
-            "'payload_too_large','invalid_payload','grant_refused')",
+            "'payload_too_large','invalid_payload','grant_refused','insufficient_credits')",
             name="outcome",
         ),
         Index("ix_webhook_deliveries_source_id", "source", "id"),

@@ -107,6 +107,18 @@ async def held(session: AsyncSession, *, billing_account_id: str, except_run_id:
     return int((await session.execute(stmt)).scalar_one())
 
 
+async def available(session: AsyncSession, *, billing_account_id: str) -> int:
+    """The account's balance less every open hold (read without locking: a preflight, not a hold)."""
+    balance = (
+        await session.execute(
+            select(BillingAccount.balance_credits).where(BillingAccount.id == billing_account_id)
+        )
+    ).scalar_one_or_none()
+    if balance is None:
+        raise NotFoundError("billing account", billing_account_id)
+    return balance - await held(session, billing_account_id=billing_account_id)
+
+
 async def reserve(session: AsyncSession, *, billing_account_id: str, run_id: str, amount: int) -> Hold:
     """Hold ``amount`` credits for a run if the account's available balance covers it. Idempotent per
     run: a run that already has a hold gets it back (``available`` 0: not computed), without taking

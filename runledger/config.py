@@ -73,11 +73,6 @@ class Settings(BaseSettings):
     model_timeout_seconds: float = Field(
         default=60.0, validation_alias=_env("RUNLEDGER_MODEL_TIMEOUT_SECONDS")
     )
-    #: What a grant must have left when a schedule slot or webhook delivery is recorded. Runs are
-    #: held, and each call reserved, at LiteLLM's prices (contracts.money.max_call_credits).
-    preflight_credits_per_call: int = Field(
-        default=2_000, ge=0, validation_alias=_env("RUNLEDGER_PREFLIGHT_CREDITS_PER_CALL")
-    )
     #: How long a run paused for credits waits for a top-up before it ends ``insufficient_credits``.
     credit_wait_seconds: int = Field(
         default=86_400, ge=1, validation_alias=_env("RUNLEDGER_CREDIT_WAIT_SECONDS")

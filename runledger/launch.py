@@ -1,6 +1,7 @@
 """Starting a run's ``GraphRunWorkflow``: the one place that knows how (id, id policies, search
 attributes, trace context). Used by the API after it has committed a run, and by the run sweeper of
-the reconciliation pass for a run whose start was lost.
+the reconciliation pass for a run whose start was lost. Also the start of a run's
+``RunNotifyWorkflow`` (``contracts.notify``), by whichever process ended the run.
 
 Starting is idempotent: the workflow id is derived from the run id, and a start of a workflow that
 already runs attaches to it (``USE_EXISTING``); a workflow that failed (a start that gave up waiting
@@ -21,6 +22,7 @@ from temporalio.common import (
 )
 
 from runledger.config import Settings
+from runledger.contracts import notify as nt
 from runledger.contracts import temporal as sa
 from runledger.contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput
 from runledger.telemetry import run_trace_context
@@ -74,3 +76,19 @@ async def start_graph_workflow(temporal: Client, settings: Settings, run: Record
                 ]
             ),
         )
+
+
+async def start_notify_workflow(temporal: Client, *, task_queue: str, run_id: str) -> None:
+    """Start the ended run's notification workflow ``notify:{run_id}``: at most one per run, ever (a
+    second start attaches to a running one, and a finished one's id is never reused). Raises
+    ``temporalio.exceptions.WorkflowAlreadyStartedError`` for an already-notified run, and
+    ``temporalio.service.RPCError`` when Temporal cannot take it."""
+    await temporal.start_workflow(
+        nt.NOTIFY_WORKFLOW,
+        nt.NotifyInput(run_id=run_id),
+        id=nt.notify_workflow_id(run_id),
+        task_queue=task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        rpc_timeout=START_RPC_TIMEOUT,
+    )

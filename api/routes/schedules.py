@@ -12,6 +12,7 @@ from api import schedule_service, temporal_schedules
 from api.catalog import published_graph, published_graphs, validate_input
 from api.deps import StateDep, UserDep
 from api.errors import Unprocessable
+from api.notify_urls import check_notify_url
 from api.openapi import errors
 from api.params import ObjectId
 from api.presenters import run_out
@@ -47,6 +48,7 @@ def schedule_out(row: Schedule, next_run_at: Any = None) -> ScheduleOut:
         catchup_window_seconds=row.catchup_window_seconds,
         grant_id=row.grant_id,
         temporal_schedule_id=row.temporal_schedule_id,
+        notify_url=row.notify_url,
         created_at=row.created_at,
         updated_at=row.updated_at,
         next_run_at=next_run_at,
@@ -63,6 +65,8 @@ async def _own_schedule(database: Database, principal: Principal, schedule_id: s
 async def create_schedule(body: CreateScheduleRequest, principal: UserDep, state: StateDep) -> ScheduleOut:
     cron = validate_cron(body.cron)
     timezone = validate_timezone(body.timezone)
+    if body.notify_url is not None:
+        check_notify_url(state.settings, body.notify_url)
     schedule_id = str(uuid.uuid4())
     async with state.database.transaction() as session:
         validate_input(await published_graph(session, body.graph_id), body.input)
@@ -85,6 +89,7 @@ async def create_schedule(body: CreateScheduleRequest, principal: UserDep, state
                 overlap=body.overlap,
                 catchup_window_seconds=body.catchup_window_seconds,
                 temporal_schedule_id=ids.temporal_schedule_id(schedule_id),
+                notify_url=body.notify_url,
             ),
         )
         # Last step inside the transaction: if Temporal refuses, neither the row nor the grant remains.
@@ -147,8 +152,14 @@ async def patch_schedule(
         changes["overlap"] = body.overlap.value
     if body.catchup_window_seconds is not None:
         changes["catchup_window_seconds"] = body.catchup_window_seconds
+    if "notify_url" in body.model_fields_set:  # an explicit null clears it
+        if body.notify_url is not None:
+            check_notify_url(state.settings, body.notify_url)
+        changes["notify_url"] = body.notify_url
     if not changes:
-        raise Unprocessable("nothing to change: send at least one of input, cron, timezone, enabled, overlap")
+        raise Unprocessable(
+            "nothing to change: send at least one of input, cron, timezone, enabled, overlap, notify_url"
+        )
     updated = await schedule_service.apply_changes(
         state.database,
         state.temporal,

@@ -181,6 +181,7 @@ Outcome = Literal[
     "payload_too_large",
     "invalid_payload",
     "grant_refused",
+    "insufficient_credits",
 ]
 
 

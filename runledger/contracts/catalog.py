@@ -65,6 +65,12 @@ def estimate_run_credits(spec: GraphSpec, payload: dict[str, Any], price: ModelP
     return spec.max_model_calls * _call_bound(payload, price, markup)
 
 
+def per_call_credits(spec: GraphSpec, estimate: int) -> int:
+    """One call's share of a run's estimate: what a grant must have left for the run to begin (its
+    first call at its bound; every call is then checked exactly)."""
+    return estimate // max(spec.max_model_calls, 1)
+
+
 def estimate_replay_credits(
     spec: GraphSpec,
     payload: dict[str, Any],

@@ -1,9 +1,10 @@
 """Signed run-completion notifications (outbound webhooks): what is sent, where it may go, and how
 it is signed.
 
-A run started with a ``notify_url`` (an API run, or a webhook trigger's runs) is announced when it
-ends: ``RunNotifyWorkflow`` (``notify:{run_id}``, one per run) POSTs ``summary()`` signed with
-Standard Webhooks (``webhook-id: run:{run_id}``, the same on every attempt so a receiver dedupes),
+A run started with a ``notify_url`` (an API run, a webhook trigger's or a schedule's runs) is
+announced when it ends, however it ends (``skipped`` at its trigger included):
+``RunNotifyWorkflow`` (``notify:{run_id}``, one per run) POSTs ``summary()`` signed with Standard
+Webhooks (``webhook-id: run:{run_id}``, the same on every attempt so a receiver dedupes),
 retried by Temporal with backoff; each attempt is a ``run_notifications`` row. The run has already
 ended when it starts: a receiver that is down never delays or fails it.
 

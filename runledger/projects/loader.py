@@ -190,7 +190,9 @@ def _unique(names: list[str]) -> tuple[str, ...]:
 
 
 def _version(spec: GraphSpec, entry: GraphEntry, files: Mapping[str, str]) -> str:
-    published = {k: v for k, v in dataclasses.asdict(spec).items() if k != "version"}
+    published: dict[str, Any] = {k: v for k, v in dataclasses.asdict(spec).items() if k != "version"}
+    if entry.settings.connections:  # absent, a graph's version is what it always was
+        published["connections"] = dict(entry.settings.connections)
     canonical = json.dumps(
         {"graph": published, "entry": entry.path, "files": dict(files)},
         sort_keys=True,
@@ -244,7 +246,8 @@ def load_project(
             source=source,
         )
         spec = dataclasses.replace(spec, version=_version(spec, entry, files))
-        loaded.append(LoadedGraph(spec=spec, target=target))
+        connections = tuple(sorted(settings.connections.items()))
+        loaded.append(LoadedGraph(spec=spec, target=target, connections=connections))
     return tuple(loaded)
 
 

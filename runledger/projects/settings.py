@@ -12,15 +12,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from runledger.contracts.catalog import DEFAULT_MAX_MODEL_CALLS
 from runledger.projects.errors import ProjectError
 
 #: A graph's name becomes ``langgraph:{name}`` in URLs and grant scopes.
 GRAPH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+#: A tool's provider (``ToolSpec.provider``, the ``provider`` of ``POST /api/v1/connections``).
+PROVIDER = r"^[a-z0-9_]{1,40}$"
+#: A connection id: a canonical UUID, lower case as the API returns it.
+CONNECTION_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 class GraphSettings(BaseModel):
@@ -39,6 +43,12 @@ class GraphSettings(BaseModel):
     model: str | None = Field(default=None, min_length=1)
     #: The JSON Schema a run's input must match; unset → the graph's own ``get_input_jsonschema()``.
     input_schema: dict[str, Any] | None = None
+    #: Provider -> connection id for the graph's tools, used for runs of the connection owner's own
+    #: account only; a run's start and its grant take precedence (``activities.connections``).
+    connections: dict[
+        Annotated[str, StringConstraints(pattern=PROVIDER)],
+        Annotated[str, StringConstraints(pattern=CONNECTION_ID)],
+    ] = Field(default_factory=dict, max_length=20)
 
     @model_validator(mode="after")
     def _listed_tools_only(self) -> GraphSettings:

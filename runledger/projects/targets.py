@@ -94,6 +94,9 @@ class LoadedGraph:
 
     spec: GraphSpec
     target: Graph | Factory
+    #: Provider -> connection id from the graph's settings (ids only; the worker uses one only for
+    #: runs of the account that owns it, and a run's start or grant takes precedence).
+    connections: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_factory(self) -> bool:

@@ -16,11 +16,14 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from db import catalog, preflight
 from db.session import Database
+from runledger.config import Settings
 from runledger.contracts import ids
+from runledger.contracts.catalog import per_call_credits
 from runledger.contracts.webhooks import MAX_BODY_BYTES, TOLERANCE_SECONDS
 from tests.db.queries import count_runs, scalar
-from tests.helpers import Tenant, create_user, wait_for_run
+from tests.helpers import Tenant, create_user, top_up, wait_for_run
 
 DELIVERY_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -326,22 +329,72 @@ async def test_BILLING_VIA_GRANT_webhook_run_is_charged_to_the_trigger_owner_and
     assert grants[trigger["grant_id"]]["spent_credits"] == run["cost_credits"]
 
 
-async def test_a_webhook_run_the_account_cannot_pay_is_accepted_and_ends_insufficient_credits(
-    api: httpx.AsyncClient,
+async def test_a_webhook_delivery_the_account_cannot_cover_is_refused_like_an_api_start(
+    api: httpx.AsyncClient, database: Database, settings: Settings
 ) -> None:
-    """No 402 for a sender (SPEC §3): the delivery is taken, and the run is refused at execution."""
-    broke = await create_user(api, credits=0)
+    """The trigger-time preflight is the API start's (``db.preflight``: the run's estimate at the
+    LiteLLM price the workers publish): an account one credit short of the estimate — far more than
+    one call's flat allowance of old — gets 402 from an API start, and its webhook run is recorded
+    ``skipped`` / ``insufficient_credits`` with the same message (no 402 for a sender, SPEC §3);
+    nothing is held or charged, and a grant without room for one call at its bound is refused too."""
+    payload = {"topic": "empty pockets"}
+    async with database.transaction() as session:
+        poet = await catalog.current_graph(session, POET)
+        assert poet is not None
+        needed = await preflight.run_estimate(session, poet, payload, settings.markup)
+    assert needed - 1 > 2_000  # the flat per-call check this replaces would have let it through
+    broke = await create_user(api, credits=needed - 1)
+    api_start = await api.post(f"/api/v1/graphs/{POET}/runs", json={"input": payload}, headers=broke.headers)
+    assert api_start.status_code == 402, api_start.text
+    assert api_start.json()["error"]["code"] == "insufficient_credits"
+
     source = new_source()
     trigger = await create_trigger(api, broke, source)
     delivery_id = new_delivery_id()
-    resp = await deliver(api, source, trigger["secret"], issue("empty pockets"), delivery_id)
+    resp = await deliver(api, source, trigger["secret"], issue(payload["topic"]), delivery_id)
     assert resp.status_code == 202, resp.text
-    run = await wait_for_run(api, broke, run_id_of(source, delivery_id, trigger))
-    assert run["status"] == "error", run
-    assert run["error_code"] == "insufficient_credits"
+    assert resp.json()["runs"][0]["status"] == "skipped"
+    run_id = run_id_of(source, delivery_id, trigger)
+    run = (await api.get(f"/api/v1/runs/{run_id}", headers=broke.headers)).json()
+    assert (run["status"], run["error_code"]) == ("skipped", "insufficient_credits"), run
+    assert run["error_message"] == api_start.json()["error"]["message"]
     assert run["cost_credits"] == 0
-    assert await receipts(api, broke, run["run_id"]) == []
-    assert await balance(api, broke) == 0
+    assert await receipts(api, broke, run_id) == []
+    assert await balance(api, broke) == needed - 1
+    held = "SELECT count(*) FROM credit_reservations WHERE billing_account_id = :a"
+    assert await scalar(database, held, a=broke.billing_account_id) == 0
+    audit = await api.get(
+        "/api/v1/webhook-deliveries", params={"trigger_id": trigger["trigger_id"]}, headers=broke.headers
+    )
+    assert [(d["outcome"], d["run_ids"]) for d in audit.json()["webhook_deliveries"]] == [
+        ("insufficient_credits", [run_id])
+    ]
+
+    # One credit more covers the estimate: the next delivery runs.
+    await top_up(api, broke.billing_account_id, 1)
+    covered = new_delivery_id()
+    resp = await deliver(api, source, trigger["secret"], issue(payload["topic"]), covered)
+    assert resp.status_code == 202, resp.text
+    assert (await wait_for_run(api, broke, run_id_of(source, covered, trigger)))["status"] == "success"
+
+    # A grant is asked for room for one call at the same price (what authorize asks).
+    rich = await create_user(api, credits=100 * needed)
+    one_call = per_call_credits(poet, needed)
+    grant = await api.post(
+        "/api/v1/grants",
+        json={"scopes": [f"graph:execute:{POET}"], "max_credits": one_call - 1},
+        headers=rich.headers,
+    )
+    assert grant.status_code == 201, grant.text
+    source = new_source()
+    capped = await create_trigger(api, rich, source, grant_id=grant.json()["grant_id"])
+    delivery_id = new_delivery_id()
+    resp = await deliver(api, source, capped["secret"], issue(payload["topic"]), delivery_id)
+    assert resp.status_code == 202, resp.text
+    run = (
+        await api.get(f"/api/v1/runs/{run_id_of(source, delivery_id, capped)}", headers=rich.headers)
+    ).json()
+    assert (run["status"], run["error_code"]) == ("skipped", "grant_budget_exhausted"), run
 
 
 async def test_refused_deliveries_401_404_413_start_no_run(

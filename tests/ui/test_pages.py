@@ -332,6 +332,7 @@ async def test_schedule_pages_next_five_times_in_zone_pause_resume_and_isolation
             "input": {"topic": "tides"},
             "cron": "0 9 * * *",
             "timezone": "Asia/Tokyo",
+            "notify_url": "https://ops.notify.test/schedules",
         },
         headers=user.headers,
     )
@@ -343,6 +344,9 @@ async def test_schedule_pages_next_five_times_in_zone_pause_resume_and_isolation
     detail = await browser_like.get(f"/ui/schedules/{schedule_id}")
     next_runs = detail.text.split('id="next-runs">')[1].split("</ol>")[0]
     assert next_runs.count("09:00:00 JST") == 5
+    assert (
+        "https://ops.notify.test/schedules" in detail.text.split('id="schedule-notify">')[1].split("</dd>")[0]
+    )
     paused = await browser_like.post(
         f"/ui/schedules/{schedule_id}/enabled", data={"csrf_token": csrf_of(detail.text), "enabled": "false"}
     )
