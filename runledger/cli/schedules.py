@@ -39,6 +39,8 @@ def _schedules_create(client: ApiClient, args: argparse.Namespace) -> None:
         body["catchup_window_seconds"] = args.catchup_window_seconds
     if args.grant is not None:
         body["grant_id"] = args.grant
+    if args.notify_url is not None:
+        body["notify_url"] = args.notify_url
     answer = client.create_schedule(body)
     show(
         args.as_json,
@@ -52,6 +54,10 @@ def _schedules_update(client: ApiClient, args: argparse.Namespace) -> None:
     for field in ("input", "cron", "timezone", "overlap", "catchup_window_seconds"):
         if getattr(args, field) is not None:
             changes[field] = getattr(args, field)
+    if args.notify_url is not None:
+        changes["notify_url"] = args.notify_url
+    if args.no_notify_url:
+        changes["notify_url"] = None
     answer = client.patch_schedule(args.schedule_id, changes)
     show(
         args.as_json,
@@ -132,6 +138,9 @@ def add_commands(api: ApiCommands) -> None:
         "--grant", default=None, metavar="GRANT_ID", help="bill through this grant instead of a new one"
     )
     create.add_argument("--disabled", action="store_true", help="create it paused")
+    create.add_argument(
+        "--notify-url", default=None, metavar="URL", help="announce each of its runs' endings to this URL"
+    )
     update = api.leaf(
         schedules, "update", "change a schedule's input, cron, time zone or policies", _schedules_update
     )
@@ -141,6 +150,9 @@ def add_commands(api: ApiCommands) -> None:
     update.add_argument("--timezone", default=None, help="new IANA time zone")
     update.add_argument("--overlap", choices=OVERLAP_POLICIES, default=None, help=overlap_help)
     update.add_argument("--catchup-window-seconds", type=non_negative_int, default=None)
+    notify = update.add_mutually_exclusive_group()
+    notify.add_argument("--notify-url", default=None, metavar="URL", help="announce its runs' endings here")
+    notify.add_argument("--no-notify-url", action="store_true", help="stop announcing its runs' endings")
     for name, help_text, handler in (
         ("pause", "pause a schedule (PATCH enabled=false)", _schedules_pause),
         ("resume", "resume a paused schedule (PATCH enabled=true)", _schedules_resume),
