@@ -265,8 +265,13 @@ async def _accept(
                 row.http_status = http_status
             await webhooks.record_deliveries(session, rows)
     except preflight.ModelNotPriced as exc:
-        # Before any worker published a price: answered like an API start, nothing recorded, and
-        # the sender's retry is taken once a worker is up.
+        # Before any worker published a price: answered like an API start, no run recorded (the
+        # sender's retry is taken once a worker is up), the delivery logged ``unavailable``.
+        async with state.database.transaction() as session:
+            await webhooks.record_deliveries(
+                session,
+                [_row(source, seen, "unavailable", 503, t, keys[t.id], event, []) for t in firing],
+            )
         raise ServiceUnavailable(str(exc), code=ErrorCode.MODEL_NOT_PRICED) from None
     # Committed: the runs exist before any workflow does (the start protocol of api.run_starts).
     await announce_ended(state.temporal, state.settings, ended)

@@ -464,7 +464,7 @@ class WebhookDelivery(Base):
     __table_args__ = (
         CheckConstraint(
             "outcome IN ('accepted','duplicate','filtered','invalid_signature','stale_timestamp',"
-            "'payload_too_large','invalid_payload','grant_refused','insufficient_credits')",
+            "'payload_too_large','invalid_payload','grant_refused','insufficient_credits','unavailable')",
             name="outcome",
         ),
         Index("ix_webhook_deliveries_source_id", "source", "id"),

@@ -182,6 +182,7 @@ Outcome = Literal[
     "invalid_payload",
     "grant_refused",
     "insufficient_credits",
+    "unavailable",
 ]
 
 

@@ -16,13 +16,13 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from db import catalog, preflight
+from db import catalog, preflight, prices
 from db.session import Database
 from runledger.config import Settings
 from runledger.contracts import ids
 from runledger.contracts.catalog import per_call_credits
 from runledger.contracts.webhooks import MAX_BODY_BYTES, TOLERANCE_SECONDS
-from tests.db.queries import count_runs, scalar
+from tests.db.queries import count_runs, rows, scalar
 from tests.helpers import Tenant, create_user, top_up, wait_for_run
 
 DELIVERY_HEADER = "webhook-id"
@@ -395,6 +395,46 @@ async def test_a_webhook_delivery_the_account_cannot_cover_is_refused_like_an_ap
         await api.get(f"/api/v1/runs/{run_id_of(source, delivery_id, capped)}", headers=rich.headers)
     ).json()
     assert (run["status"], run["error_code"]) == ("skipped", "grant_budget_exhausted"), run
+
+
+async def test_a_delivery_before_any_worker_priced_the_model_is_503_logged_unavailable_and_starts_nothing(
+    api: httpx.AsyncClient, database: Database, user: Tenant
+) -> None:
+    """Before a worker has published the graph's model price the run cannot be estimated: the sender
+    gets 503 ``model_not_priced`` (its retry is taken later), no run is recorded, and the audit log
+    still has the delivery (outcome ``unavailable``)."""
+    source = new_source()
+    trigger = await create_trigger(api, user, source)
+    model = prices.WORKER_DEFAULT  # the built-in poet names no model: the workers' default prices it
+    saved = await scalar(
+        database,
+        "SELECT json_build_array(input_usd_per_token::text, output_usd_per_token::text) "
+        "FROM model_prices WHERE model = :m",
+        m=model,
+    )
+    assert saved is not None
+    runs_before = await count_runs(database, user.billing_account_id)
+    try:
+        await rows(database, "DELETE FROM model_prices WHERE model = :m RETURNING model", m=model)
+        resp = await deliver(api, source, trigger["secret"], issue("too early"), new_delivery_id())
+    finally:
+        await rows(
+            database,
+            "INSERT INTO model_prices (model, input_usd_per_token, output_usd_per_token) "
+            "VALUES (:m, CAST(:i AS numeric), CAST(:o AS numeric)) "
+            "ON CONFLICT (model) DO NOTHING RETURNING model",
+            m=model,
+            i=saved[0],
+            o=saved[1],
+        )
+    assert_error(resp, 503, "model_not_priced")
+    assert await count_runs(database, user.billing_account_id) == runs_before
+    audit = await api.get(
+        "/api/v1/webhook-deliveries", params={"trigger_id": trigger["trigger_id"]}, headers=user.headers
+    )
+    assert [(d["outcome"], d["http_status"], d["run_ids"]) for d in audit.json()["webhook_deliveries"]] == [
+        ("unavailable", 503, [])
+    ]
 
 
 async def test_refused_deliveries_401_404_413_start_no_run(

@@ -1,6 +1,7 @@
 """notify_url on schedules (every run a schedule starts is announced there); the connections a run
 was started with (``graph_runs.connections``: provider -> connection id, ids only); and the delivery
-outcome ``insufficient_credits`` (a trigger whose account cannot cover the run's estimate)
+outcomes ``insufficient_credits`` (a trigger whose account cannot cover the run's estimate) and
+``unavailable`` (answered 503: no worker has published the model's price yet)
 
 Revision ID: 0013_schedule_notify
 Revises: 0007_tool_effects
@@ -33,7 +34,7 @@ def upgrade() -> None:
     op.create_check_constraint(
         op.f("ck_webhook_deliveries_outcome"),
         "webhook_deliveries",
-        f"outcome IN ({_OUTCOMES},'insufficient_credits')",
+        f"outcome IN ({_OUTCOMES},'insufficient_credits','unavailable')",
     )
 
 
@@ -42,6 +43,7 @@ def downgrade() -> None:
     op.execute(
         "UPDATE webhook_deliveries SET outcome = 'grant_refused' WHERE outcome = 'insufficient_credits'"
     )
+    op.execute("DELETE FROM webhook_deliveries WHERE outcome = 'unavailable'")
     op.create_check_constraint(
         op.f("ck_webhook_deliveries_outcome"), "webhook_deliveries", f"outcome IN ({_OUTCOMES})"
     )
