@@ -1,15 +1,8 @@
 """The ``runledger`` command: one entry point for every process role (SPEC §1).
 
 Contract:
-- ``runledger migrate``: Alembic upgrade to head on ``DATABASE_URL``.
-- ``runledger worker``: the Temporal worker on ``TEMPORAL_ADDRESS``; loads its graphs (the built-in
-  ones and ``--graphs PATH`` / ``RUNLEDGER_GRAPHS_CONFIG``'s project: a bad project exits 2 with one
-  line naming the file and the entry, before anything connects), registers the search attributes,
-  publishes the graph catalog, then runs until SIGINT/SIGTERM and shuts down gracefully. Its
-  process-local Prometheus counters are served on
-  ``RUNLEDGER_WORKER_METRICS_HOST``:``RUNLEDGER_WORKER_METRICS_PORT`` (0: off).
-- ``runledger api``: the HTTP API (uvicorn) on ``RUNLEDGER_API_HOST``:``RUNLEDGER_API_PORT``.
-- ``runledger up``: the embedded dev stack (:mod:`runledger.stack`); ``--graphs PATH`` goes to its worker.
+- ``runledger migrate|worker|api|up``: the process roles (:mod:`runledger.cli.roles` states their
+  contract).
 - ``runledger schedules|grants|webhooks|runs ...``: user commands that talk to the HTTP API only
   (:mod:`runledger.api_client`), never to Postgres or Temporal; tables for people, ``--json`` for
   scripts (:mod:`runledger.cli.tables`). API URL: ``--api-url``, else ``RUNLEDGER_API_URL``, else

@@ -22,6 +22,7 @@ from runledger.llm import LiteLLMGateway
 from runledger.projects import GraphRegistry
 from runledger.worker import WorkerDeps, build_worker, load_graphs, publish_catalog
 from tests.conftest import create_database
+from tests.fakes.github_server import FakeGitHub
 
 
 def _from_project(module: object, roots: tuple[Path, ...]) -> bool:
@@ -75,3 +76,14 @@ async def serving(client: Client, fresh: Fresh, gateway: LiteLLMGateway) -> Asyn
     deps = WorkerDeps(database=fresh.database, gateway=gateway, registry=registry)
     async with build_worker(client, fresh.settings, deps):
         yield registry
+
+
+@pytest.fixture(scope="module")
+def github() -> Iterator[FakeGitHub]:
+    """A local fake of GitHub's API (issue comments, its OAuth token endpoint) for connected tools."""
+    fake = FakeGitHub()
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,6 @@ from tests.helpers import Tenant, create_user, wait_for_run
 from tests.projects.conftest import Fresh, serving
 from tests.projects.helpers import write_project
 from tests.projects.test_connections import COMMENTER, GRAPH, Stack, issue_opened
-
-
-@pytest.fixture(scope="module")
-def github() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 @dataclasses.dataclass

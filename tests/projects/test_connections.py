@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,16 +60,6 @@ COMMENTER = """
     builder.add_edge("comment", END)
     graph = builder.compile()
 """
-
-
-@pytest.fixture(scope="module")
-def github() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 @dataclasses.dataclass
