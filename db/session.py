@@ -56,16 +56,27 @@ class Database:
     """One engine and session factory per process, and one single-statement pool."""
 
     def __init__(
-        self, url: str, *, pool_size: int = 10, statement_pool_size: int = 2, pre_ping: bool = True
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        max_overflow: int | None = None,
+        statement_pool_size: int = 2,
+        pre_ping: bool = True,
     ) -> None:
-        """``pre_ping`` tests a pooled connection before each transaction (a round trip): right for
+        """``max_overflow`` connections beyond ``pool_size`` are opened under a burst (default: as
+        many again); the worker sets 0 so that what it opens is bounded (see
+        ``Settings.worker_db_pool_size``). ``pre_ping`` tests a pooled connection before each transaction (a round trip): right for
         the API, where a stale connection after a Postgres restart would fail a request. The worker
         turns it off: every statement it runs is retried by Temporal when it fails, and SQLAlchemy
         drops the whole pool at the first disconnect it sees, so a restart costs one retry, not a
         ping per transaction of every run."""
         self.url = async_url(url)
         self.engine: AsyncEngine = create_async_engine(
-            self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping
+            self.url,
+            pool_size=pool_size,
+            max_overflow=pool_size if max_overflow is None else max_overflow,
+            pool_pre_ping=pre_ping,
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # Opened on first use: a process that never charges (the API) holds no connection for it.

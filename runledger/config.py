@@ -201,10 +201,12 @@ class Settings(BaseSettings):
 
     @property
     def worker_db_pool_size(self) -> int:
-        """The worker's ORM pool (and as many overflow connections), derived from its slots: every
-        model call opens its pending row on it, so more slots get more connections, within what one
-        Postgres serves. Charges never wait for it: they run on the separate single-statement pool."""
-        return max(10, min(40, (self.worker_max_activities + self.worker_max_local_activities) // 50))
+        """The worker's ORM pool, derived from its slots: every model call opens its pending row on
+        it, so more slots get more connections, up to a bound (no overflow: a burst queues in the
+        worker, not as backends in Postgres). Charges and event writes never wait for it: they run
+        on the separate single-statement pool. A worker opens at most this + 12 connections (README,
+        production topology)."""
+        return max(10, min(20, (self.worker_max_activities + self.worker_max_local_activities) // 60))
 
     @property
     def temporal_ui_base(self) -> str:

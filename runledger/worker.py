@@ -111,7 +111,10 @@ def build_deps(settings: Settings, registry: GraphRegistry | None = None) -> Wor
     check_models(registry, gateway)
     return WorkerDeps(
         database=Database(
-            settings.require_database_url(), pool_size=settings.worker_db_pool_size, pre_ping=False
+            settings.require_database_url(),
+            pool_size=settings.worker_db_pool_size,
+            max_overflow=0,
+            pre_ping=False,
         ),
         gateway=gateway,
         tracer=build_run_tracer(settings),

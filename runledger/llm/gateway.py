@@ -5,7 +5,8 @@ tool results); answers carry the model's tool calls.
 
 How a call ends, for the meter (NO_SILENT_UNBILLED_CALLS):
 
-- an answer: a :class:`ModelResponse` with LiteLLM's usage and ``completion_cost``;
+- an answer: a :class:`ModelResponse` with LiteLLM's usage and ``completion_cost`` (for a streamed
+  text answer, read from the last chunk, where LiteLLM puts both after assembling the answer);
 - :class:`ModelGatewayError`: refused before the provider sent anything (connection refused, an
   HTTP error status): nothing was used, nothing is billed;
 - :class:`ModelCallInterrupted`: the provider accepted the call and the stream broke (disconnect,
@@ -187,16 +188,24 @@ class LiteLLMGateway:
             # The provider refused (or could not be reached) before it sent anything.
             raise ModelGatewayError(_error(exc)) from exc
         chunks: list[Any] = []
+        text: list[str] = []
+        tool_calls = False
         try:
             async for chunk in stream:
                 chunks.append(chunk)
                 delta = chunk.choices[0].delta if chunk.choices else None
                 if delta is None:
                     continue
-                if delta.content and on_delta is not None:
-                    await on_delta(delta.content)
+                if delta.content:
+                    text.append(delta.content)
+                    if on_delta is not None:
+                        await on_delta(delta.content)
+                tool_calls = tool_calls or bool(delta.tool_calls)
                 if on_chunk is not None and (delta.content or delta.tool_calls):
                     await on_chunk(_delta(delta))
+            answered = None if tool_calls else _priced_text_answer(request, chunks, "".join(text))
+            if answered is not None:
+                return answered
             response = litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
             if response is None:
                 raise ValueError("the provider's stream carried no answer")
@@ -204,6 +213,37 @@ class LiteLLMGateway:
         except Exception as exc:
             # The provider accepted the call: whatever it sent is billed by it, so it is billed here.
             raise _interrupted(request, chunks, exc) from exc
+
+
+def _priced_text_answer(request: ModelRequest, chunks: list[Any], text: str) -> ModelResponse | None:
+    """A text answer as LiteLLM closed its stream: its last chunk carries the usage and the cost of
+    the answer LiteLLM assembled from the chunks (``stream_chunk_builder``, priced by
+    ``completion_cost``). Reading them there instead of rebuilding the answer a second time saves
+    ~0.14 ms per chunk (``bench.stream_cost``). None when that chunk lacks either (then the caller
+    rebuilds); answers with tool calls are always rebuilt (LiteLLM joins their argument pieces)."""
+    if not chunks:
+        return None
+    last = chunks[-1]
+    usage = getattr(last, "usage", None)
+    hidden = getattr(last, "_hidden_params", None) or {}
+    cost = hidden.get("response_cost")
+    if usage is None or isinstance(cost, bool) or not isinstance(cost, (int, float, Decimal)):
+        return None
+    finish = next(
+        (c.choices[0].finish_reason for c in reversed(chunks) if c.choices and c.choices[0].finish_reason),
+        None,
+    )
+    first = chunks[0]
+    return ModelResponse(
+        text=text,
+        provider_response_id=str(first.id),
+        model=str(first.model or request.model),
+        provider=hidden.get("custom_llm_provider"),
+        tokens_in=int(usage.prompt_tokens or 0),
+        tokens_out=int(usage.completion_tokens or 0),
+        cost_usd=cost if isinstance(cost, Decimal) else usd(cost),
+        finish_reason=finish,
+    )
 
 
 def _delta(delta: Any) -> ModelDelta:
