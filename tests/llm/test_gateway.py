@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import litellm
 import pytest
@@ -112,7 +113,9 @@ async def test_text_streams_to_the_delta_sink(fake_provider: FakeProvider) -> No
     assert "".join(pieces) == response.text
 
 
-async def test_streamed_text_answer_is_the_one_litellm_assembles_and_prices(fake_provider: FakeProvider) -> None:
+async def test_streamed_text_answer_is_the_one_litellm_assembles_and_prices(
+    fake_provider: FakeProvider,
+) -> None:
     """The gateway reads a text answer's usage and cost off LiteLLM's last chunk instead of
     rebuilding it; it must be exactly LiteLLM's own assembled answer and ``completion_cost``."""
     messages = [{"role": "user", "content": "one two three four"}]
@@ -129,7 +132,7 @@ async def test_streamed_text_answer_is_the_one_litellm_assembles_and_prices(fake
         max_tokens=DEFAULT_MAX_OUTPUT_TOKENS,
     )
     chunks = [chunk async for chunk in stream]
-    rebuilt = litellm.stream_chunk_builder(chunks, messages=messages)
+    rebuilt: Any = litellm.stream_chunk_builder(chunks, messages=messages)
     assert rebuilt is not None
     assert response.text == rebuilt.choices[0].message.content
     assert (response.tokens_in, response.tokens_out) == (
