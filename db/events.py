@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.errors import NotFoundError
 from db.models import GraphRun, RunEvent
+from db.session import driver_connection
 from runledger.contracts.scrub import scrub
 
 CHANNEL = "run_events"
@@ -32,30 +33,23 @@ def _scrubbed(data: dict[str, Any]) -> dict[str, Any]:
 
 async def append(
     session: AsyncSession, *, run_id: str, events: Sequence[tuple[str, dict[str, Any]]]
-) -> list[int]:
+) -> int:
+    """Append one run's events inside the session's transaction (they commit with what the
+    boundary writes beside them, e.g. the status change they report), as one statement: the batched
+    writer's (:func:`append_many`) on the session's own connection. Returns how many were written."""
     if not events:
-        return []
-    last = (
-        await session.execute(
-            update(GraphRun)
-            .where(GraphRun.run_id == run_id)
-            .values(event_seq=GraphRun.event_seq + len(events))
-            .returning(GraphRun.event_seq)
-        )
-    ).scalar_one()
-    first = last - len(events) + 1
-    # Error text (a tool's failure, a run's error) may quote a credential: scrubbed like telemetry.
-    events = [(name, _scrubbed(data)) for name, data in events]
-    await session.execute(
-        insert(RunEvent).values(
-            [
-                {"run_id": run_id, "seq": first + i, "event": name, "data": data}
-                for i, (name, data) in enumerate(events)
-            ]
-        )
+        return 0
+    # The statement runs on the driver connection: rows the session holds unflushed (a run just
+    # added) must reach it first.
+    await session.flush()
+    written = await append_many(
+        await driver_connection(session),
+        # Error text (a tool's failure, a run's error) may quote a credential: scrubbed like telemetry.
+        events=[(run_id, name, _scrubbed(data)) for name, data in events],
     )
-    await session.execute(text("SELECT pg_notify(:channel, :run_id)"), {"channel": CHANNEL, "run_id": run_id})
-    return list(range(first, last + 1))
+    if written != len(events):
+        raise NotFoundError("run", run_id)
+    return written
 
 
 #: Many runs' events in one statement (the worker's batched event writer): lock the runs' rows in
