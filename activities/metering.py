@@ -31,7 +31,7 @@ import structlog
 
 from activities.events import TextStream
 from activities.metrics import counting_charge_failures
-from db import grants, ledger, model_calls, reservations, runs
+from db import grants, ledger, model_calls, reservations
 from db.session import Database
 from runledger.contracts import ids
 from runledger.contracts.grants import GrantErrorCode, check_grant
@@ -165,17 +165,16 @@ class LedgerMeter:
                 settled = await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
             if settled is not None and settled.response is not None:
                 return call_key, None, ModelResponse.from_json(settled.response)
-            status = await runs.status_of(session, run_id=self._run_id)
-            if status != "running":
+            max_credits = self._bound(request).max_credits(self._markup)
+            # The run's hold and the account's lock: no charge, top-up or other reservation of the
+            # account commits until this one does, so what is read here is one state (db.reservations).
+            state = await reservations.lock_for_call(
+                session, billing_account_id=self._account, run_id=self._run_id, attempt=self._attempt
+            )
+            if state.run_status != "running":
                 # Cancelled (or otherwise finished) while the graph was still going: Temporal only
                 # tells the activity at its next heartbeat, the database tells it now.
-                raise RunNotRunningError(f"run {self._run_id} is {status}; no further model calls")
-            max_credits = self._bound(request).max_credits(self._markup)
-            # The account's lock: no charge, top-up or other reservation of the account commits
-            # until this one does, so what is read below is one state (db.reservations).
-            balance = await reservations.lock_for_call(
-                session, billing_account_id=self._account, run_id=self._run_id
-            )
+                raise RunNotRunningError(f"run {self._run_id} is {state.run_status}; no further model calls")
             if self._grant_id is not None:
                 # Checked before every call, so revoking a grant stops a run before its next call;
                 # the cap counts what the grant's calls now in flight may still spend.
@@ -189,11 +188,9 @@ class LedgerMeter:
                 )
                 if denied is not None:
                     raise GrantDeniedError(denied.code, denied.message)
-            needed = max_credits + await model_calls.in_flight_credits(
-                session, run_id=self._run_id, attempt=self._attempt
-            )
+            needed = max_credits + state.in_flight
             hold = await reservations.hold_for_call(
-                session, billing_account_id=self._account, run_id=self._run_id, balance=balance, needed=needed
+                session, billing_account_id=self._account, run_id=self._run_id, state=state, needed=needed
             )
             if hold.released:
                 raise RunNotRunningError(f"run {self._run_id} has ended; no further model calls")

@@ -31,9 +31,7 @@ def _scrubbed(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "message": scrub.text(message)} if isinstance(message, str) else data
 
 
-async def append(
-    session: AsyncSession, *, run_id: str, events: Sequence[tuple[str, dict[str, Any]]]
-) -> int:
+async def append(session: AsyncSession, *, run_id: str, events: Sequence[tuple[str, dict[str, Any]]]) -> int:
     """Append one run's events inside the session's transaction (they commit with what the
     boundary writes beside them, e.g. the status change they report), as one statement: the batched
     writer's (:func:`append_many`) on the session's own connection. Returns how many were written."""

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import GraphRun, ModelCall
+from db.session import driver_connection
 from runledger.contracts.scrub import scrub
 
 #: The error message of a flagged call that bypassed the meter (its call key is ``unmetered:{n}``).
@@ -34,6 +35,18 @@ async def find_settled(session: AsyncSession, *, run_id: str, call_key: str) -> 
     ).scalar_one_or_none()
 
 
+#: Raw SQL on the session's connection: it runs before every model call (see ``db.reservations``).
+_OPEN_CALL_SQL = """
+INSERT INTO model_calls (run_id, call_key, attempt, model, request_hash, usage_unit_id, reserved_credits)
+VALUES (%(run_id)s, %(call_key)s, %(attempt)s, %(model)s, %(request_hash)s, %(usage_unit_id)s,
+        %(reserved_credits)s)
+ON CONFLICT (run_id, call_key, attempt) DO UPDATE
+SET request_hash = EXCLUDED.request_hash, reserved_credits = EXCLUDED.reserved_credits
+WHERE model_calls.status = 'pending'
+RETURNING id
+"""
+
+
 async def open_call(
     session: AsyncSession,
     *,
@@ -46,28 +59,24 @@ async def open_call(
     reserved_credits: int,
 ) -> str:
     """Record the call as pending (idempotent per run, key and attempt) and return its id."""
-    stmt = (
-        insert(ModelCall)
-        .values(
-            run_id=run_id,
-            call_key=call_key,
-            attempt=attempt,
-            model=model,
-            request_hash=request_hash,
-            usage_unit_id=usage_unit_id,
-            reserved_credits=reserved_credits,
+    await session.flush()  # the statement runs on the driver connection: pending rows first
+    row = await (
+        await (await driver_connection(session)).execute(
+            _OPEN_CALL_SQL,
+            {
+                "run_id": run_id,
+                "call_key": call_key,
+                "attempt": attempt,
+                "model": model,
+                "request_hash": request_hash,
+                "usage_unit_id": usage_unit_id,
+                "reserved_credits": reserved_credits,
+            },
         )
-        .on_conflict_do_update(
-            index_elements=["run_id", "call_key", "attempt"],
-            set_={"request_hash": request_hash, "reserved_credits": reserved_credits},
-            where=ModelCall.status == "pending",
-        )
-        .returning(ModelCall.id)
-    )
-    call_id = (await session.execute(stmt)).scalar_one_or_none()
-    if call_id is None:
+    ).fetchone()
+    if row is None:
         raise RuntimeError(f"model call {run_id}/{call_key}/{attempt} is already closed")
-    return call_id
+    return str(row[0])
 
 
 async def mark_failed(session: AsyncSession, *, call_id: str, error_message: str) -> None:
@@ -113,18 +122,6 @@ async def owed_charges(
     if run_id is not None:
         stmt = stmt.where(ModelCall.run_id == run_id)
     return list((await session.execute(stmt.order_by(ModelCall.created_at).limit(limit))).scalars())
-
-
-async def in_flight_credits(session: AsyncSession, *, run_id: str, attempt: int) -> int:
-    """What the attempt's calls now at the provider hold (their reserved maximum costs)."""
-    total = (
-        await session.execute(
-            select(func.coalesce(func.sum(ModelCall.reserved_credits), 0)).where(
-                ModelCall.run_id == run_id, ModelCall.attempt == attempt, ModelCall.status == "pending"
-            )
-        )
-    ).scalar_one()
-    return int(total)
 
 
 async def grant_in_flight_credits(session: AsyncSession, *, grant_id: str) -> int:

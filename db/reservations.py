@@ -4,8 +4,8 @@
 account row, so concurrent reservations on one account are serialized and each sees the others.
 Charges settle against the run's hold inside ``db.ledger.record_charge``; the run's end releases it.
 
-Before each model call (BOUNDED_OVERSPEND) the meter locks the account (:func:`lock_for_call`) and
-:func:`hold_for_call` grows the run's hold to cover the call's maximum cost plus the run's calls
+Before each model call (BOUNDED_OVERSPEND) the meter locks the run's hold and the account and reads
+the run's state (:func:`lock_for_call`), and :func:`hold_for_call` grows the run's hold to cover the call's maximum cost plus the run's calls
 already in flight, if the balance less the other runs' holds covers it. No charge on the account can
 commit while the lock is held (every charge updates the account row), so the balance, the holds and
 the calls in flight are read as one state. Since every hold covers its calls in flight and each
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.errors import NotFoundError
 from db.models import BillingAccount, CreditReservation
+from db.session import driver_connection
 
 _HELD = func.greatest(CreditReservation.reserved_credits - CreditReservation.settled_credits, 0)
 
@@ -42,44 +43,87 @@ class CallHold:
     released: bool = False
 
 
-async def lock_for_call(session: AsyncSession, *, billing_account_id: str, run_id: str) -> int:
-    """Lock the run's hold, then the account row, for the rest of the transaction; returns the
-    balance. In that order: a charge of the same run (another call of it, in a parallel node)
-    locks the hold before it updates the account, so taking the account first could deadlock."""
-    await session.execute(
-        select(CreditReservation.id).where(CreditReservation.run_id == run_id).with_for_update()
+@dataclass(frozen=True)
+class CallState:
+    """What a model call's reservation decides on, read under the run's hold and account locks."""
+
+    #: The run's status (None: no such run).
+    run_status: str | None
+    balance: int
+    #: What the account's other runs hold (their open holds' unsettled parts).
+    held_by_others: int
+    #: What this attempt's calls now at the provider hold (their reserved maximum costs).
+    in_flight: int
+    #: The run's hold: None when it has none yet, else ``open`` or ``released``.
+    hold_status: str | None
+
+
+# Raw SQL on the session's connection: this runs before every model call of every run, and the
+# ORM's per-statement cost was the larger part of it (``bench.latency_bench --profile-worker``).
+_LOCK_HOLD_SQL = "SELECT status FROM credit_reservations WHERE run_id = %(run_id)s FOR UPDATE"
+# FOR NO KEY UPDATE: it serializes holds and balance changes on the account, but not the key-share
+# locks that inserting rows which reference the account takes (no deadlock).
+_LOCK_ACCOUNT_SQL = "SELECT balance_credits FROM billing_accounts WHERE id = %(account)s FOR NO KEY UPDATE"
+# After both locks, as its own statement: READ COMMITTED gives it a snapshot that includes every
+# charge and hold committed while this transaction waited for the locks.
+_CALL_STATE_SQL = """
+SELECT
+    (SELECT status FROM graph_runs WHERE run_id = %(run_id)s),
+    (SELECT coalesce(sum(greatest(reserved_credits - settled_credits, 0)), 0) FROM credit_reservations
+     WHERE billing_account_id = %(account)s AND status = 'open' AND run_id <> %(run_id)s),
+    (SELECT coalesce(sum(reserved_credits), 0) FROM model_calls
+     WHERE run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'pending')
+"""
+_GROW_HOLD_SQL = """
+UPDATE credit_reservations
+SET reserved_credits = greatest(reserved_credits, settled_credits + %(needed)s)
+WHERE run_id = %(run_id)s AND status = 'open'
+"""
+_MAKE_HOLD_SQL = """
+INSERT INTO credit_reservations (billing_account_id, run_id, reserved_credits)
+VALUES (%(account)s, %(run_id)s, %(needed)s)
+"""
+
+
+async def lock_for_call(
+    session: AsyncSession, *, billing_account_id: str, run_id: str, attempt: int
+) -> CallState:
+    """Lock the run's hold, then the account row, for the rest of the transaction, and read the
+    state a call's reservation decides on. In that order: a charge of the same run (another call of
+    it, in a parallel node) locks the hold before it updates the account, so taking the account
+    first could deadlock."""
+    conn = await driver_connection(session)
+    params = {"run_id": run_id, "account": billing_account_id, "attempt": attempt}
+    hold = await (await conn.execute(_LOCK_HOLD_SQL, params)).fetchone()
+    account = await (await conn.execute(_LOCK_ACCOUNT_SQL, params)).fetchone()
+    if account is None:
+        raise NotFoundError("billing account", billing_account_id)
+    state = await (await conn.execute(_CALL_STATE_SQL, params)).fetchone()
+    assert state is not None  # a SELECT without FROM always returns its row
+    return CallState(
+        run_status=state[0],
+        balance=int(account[0]),
+        held_by_others=int(state[1]),
+        in_flight=int(state[2]),
+        hold_status=None if hold is None else str(hold[0]),
     )
-    return await _lock_balance(session, billing_account_id)
 
 
 async def hold_for_call(
-    session: AsyncSession, *, billing_account_id: str, run_id: str, balance: int, needed: int
+    session: AsyncSession, *, billing_account_id: str, run_id: str, state: CallState, needed: int
 ) -> CallHold:
-    """With the account locked (``balance`` from :func:`lock_for_call`): if what the run may spend
-    covers ``needed`` (its calls in flight plus the next call's maximum), grow the run's hold so
-    that its unsettled part covers it too, and other runs see it held."""
-    spendable = balance - await held(session, billing_account_id=billing_account_id, except_run_id=run_id)
+    """With the locks of :func:`lock_for_call` (``state``): if what the run may spend covers
+    ``needed`` (its calls in flight plus the next call's maximum), grow the run's hold so that its
+    unsettled part covers it too, and other runs see it held."""
+    spendable = state.balance - state.held_by_others
     if spendable < needed:
         return CallHold(ok=False, spendable=spendable)
-    existing = await for_run(session, run_id=run_id)
-    if existing is None:
-        session.add(
-            CreditReservation(billing_account_id=billing_account_id, run_id=run_id, reserved_credits=needed)
-        )
-        await session.flush()
-    elif existing.status != "open":
+    if state.hold_status not in (None, "open"):
         # Released: the run ended after the meter saw it running.
         return CallHold(ok=False, spendable=spendable, released=True)
-    else:
-        await session.execute(
-            update(CreditReservation)
-            .where(CreditReservation.id == existing.id)
-            .values(
-                reserved_credits=func.greatest(
-                    CreditReservation.reserved_credits, CreditReservation.settled_credits + needed
-                )
-            )
-        )
+    conn = await driver_connection(session)
+    params = {"run_id": run_id, "account": billing_account_id, "needed": needed}
+    await conn.execute(_MAKE_HOLD_SQL if state.hold_status is None else _GROW_HOLD_SQL, params)
     return CallHold(ok=True, spendable=spendable)
 
 

@@ -304,12 +304,6 @@ async def run_on_thread(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def status_of(session: AsyncSession, *, run_id: str) -> str | None:
-    return (
-        await session.execute(select(GraphRun.status).where(GraphRun.run_id == run_id))
-    ).scalar_one_or_none()
-
-
 async def delete_unstarted(session: AsyncSession, *, run_id: str) -> bool:
     """Undo a keyless start whose workflow Temporal did not take: delete the run, its hold and its
     events, only while the run is still ``pending``. False when the run moved on (its workflow took
