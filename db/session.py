@@ -61,12 +61,15 @@ class Database:
         *,
         pool_size: int = 10,
         max_overflow: int | None = None,
+        pool_timeout: float = 30.0,
         statement_pool_size: int = 2,
         pre_ping: bool = True,
     ) -> None:
         """``max_overflow`` connections beyond ``pool_size`` are opened under a burst (default: as
         many again); the worker sets 0 so that what it opens is bounded (see
-        ``Settings.worker_db_pool_size``). ``pre_ping`` tests a pooled connection before each transaction (a round trip): right for
+        ``Settings.worker_db_pool_size``) and waits up to ``pool_timeout`` seconds for a free one
+        (a queue in the worker beats failing a graph execution that Temporal would then retry).
+        ``pre_ping`` tests a pooled connection before each transaction (a round trip): right for
         the API, where a stale connection after a Postgres restart would fail a request. The worker
         turns it off: every statement it runs is retried by Temporal when it fails, and SQLAlchemy
         drops the whole pool at the first disconnect it sees, so a restart costs one retry, not a
@@ -77,6 +80,7 @@ class Database:
             pool_size=pool_size,
             max_overflow=pool_size if max_overflow is None else max_overflow,
             pool_pre_ping=pre_ping,
+            pool_timeout=pool_timeout,
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # Opened on first use: a process that never charges (the API) holds no connection for it.

@@ -42,6 +42,11 @@ from runledger.projects import GraphRegistry, ProjectError, load_registry
 from runledger.telemetry import RunTracer, build_run_tracer, install_tracing, known_secrets, scrubbing_client
 from workflows.registry import WORKFLOWS
 
+#: How long a database step waits for one of the worker's (bounded) pool connections. Under a burst
+#: of hundreds of runs on one account the per-call reservations queue on the account's lock, each
+#: holding a connection; waiting is cheaper than failing the graph execution for Temporal to retry.
+WORKER_POOL_TIMEOUT_SECONDS = 180.0
+
 #: The sandbox re-imports a workflow's modules for every run; our pure contracts and retry policies
 #: are deterministic and import-cheap, so they are shared instead (measured: about a third less
 #: workflow-side CPU per run).
@@ -114,6 +119,7 @@ def build_deps(settings: Settings, registry: GraphRegistry | None = None) -> Wor
             settings.require_database_url(),
             pool_size=settings.worker_db_pool_size,
             max_overflow=0,
+            pool_timeout=WORKER_POOL_TIMEOUT_SECONDS,
             pre_ping=False,
         ),
         gateway=gateway,
