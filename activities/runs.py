@@ -276,7 +276,7 @@ class RunActivities:
                         guard_graph(graph)
                         outcome = await run_steps(
                             graph,
-                            saver=store.saver(),
+                            saver=store.saver,
                             run_input=dict(run.input),
                             config=config,
                             run_id=run.run_id,

@@ -31,28 +31,18 @@ class CheckpointSchemaError(RuntimeError):
 
 
 class CheckpointStore:
-    """One process's checkpoint connection pool (opened once, closed at shutdown) and its savers."""
+    """One process's checkpoint saver and its connection pool (opened once, closed at shutdown)."""
 
-    def __init__(self, database_url: str, *, max_size: int = 10, timeout: float = 180.0) -> None:
-        # ``timeout``: how long an operation waits for one of the ``max_size`` connections; a burst
-        # queues here rather than failing executions that Temporal would retry (like the ORM pool's).
+    def __init__(self, database_url: str, *, max_size: int = 10) -> None:
         self._pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             libpq_url(database_url),
             min_size=1,
             max_size=max_size,
-            timeout=timeout,
             open=False,
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
             name="runledger-checkpoints",
         )
-
-    def saver(self) -> AsyncPostgresSaver:
-        """A saver for one graph execution, on the process's pool. ``AsyncPostgresSaver`` runs every
-        operation under one ``asyncio.Lock`` per instance (it guards a single shared connection), so
-        one saver for the whole process queued every run's checkpoint reads and writes behind each
-        other (under a burst, executions waited seconds on it); one per execution
-        keeps a run's own operations in order and lets the pool serve runs side by side."""
-        return AsyncPostgresSaver(self._pool)
+        self.saver = AsyncPostgresSaver(self._pool)
 
     async def open(self) -> None:
         await self._pool.open(wait=True)
