@@ -233,17 +233,7 @@ def _priced_text_answer(request: ModelRequest, chunks: list[Any], text: str) -> 
         (c.choices[0].finish_reason for c in reversed(chunks) if c.choices and c.choices[0].finish_reason),
         None,
     )
-    first = chunks[0]
-    return ModelResponse(
-        text=text,
-        provider_response_id=str(first.id),
-        model=str(first.model or request.model),
-        provider=hidden.get("custom_llm_provider"),
-        tokens_in=int(usage.prompt_tokens or 0),
-        tokens_out=int(usage.completion_tokens or 0),
-        cost_usd=cost if isinstance(cost, Decimal) else usd(cost),
-        finish_reason=finish,
-    )
+    return _answer(request, chunks[0], hidden, usage, cost, text=text, finish_reason=finish)
 
 
 def _delta(delta: Any) -> ModelDelta:
@@ -309,21 +299,45 @@ def _to_response(request: ModelRequest, response: Any) -> ModelResponse:
     cost = hidden.get("response_cost")
     if cost is None:
         cost = litellm.completion_cost(completion_response=response, model=request.model)
-    usage = response.usage
     choice = response.choices[0]
     text = choice.message.content or ""
     calls = tuple(
         ToolCall(id=str(call.id), name=str(call.function.name), arguments=call.function.arguments or "{}")
         for call in (getattr(choice.message, "tool_calls", None) or ())
     )
+    return _answer(
+        request,
+        response,
+        hidden,
+        response.usage,
+        cost,
+        text=text,
+        tool_calls=calls,
+        finish_reason=getattr(choice, "finish_reason", None),
+    )
+
+
+def _answer(
+    request: ModelRequest,
+    head: Any,
+    hidden: dict[str, Any],
+    usage: Any,
+    cost: Any,
+    *,
+    text: str,
+    finish_reason: str | None,
+    tool_calls: tuple[ToolCall, ...] = (),
+) -> ModelResponse:
+    """The answer from LiteLLM's parts: ``head`` (the response, or a stream's first chunk) gives
+    the provider's id and model, ``hidden`` its provider, ``usage`` the tokens, ``cost`` LiteLLM's."""
     return ModelResponse(
         text=text,
-        provider_response_id=str(response.id),
-        model=str(response.model or request.model),
+        provider_response_id=str(head.id),
+        model=str(head.model or request.model),
         provider=hidden.get("custom_llm_provider"),
         tokens_in=int(usage.prompt_tokens or 0),
         tokens_out=int(usage.completion_tokens or 0),
-        cost_usd=usd(cost) if not isinstance(cost, Decimal) else cost,
-        tool_calls=calls,
-        finish_reason=getattr(choice, "finish_reason", None),
+        cost_usd=cost if isinstance(cost, Decimal) else usd(cost),
+        tool_calls=tool_calls,
+        finish_reason=finish_reason,
     )
