@@ -5,8 +5,8 @@ account row, so concurrent reservations on one account are serialized and each s
 Charges settle against the run's hold inside ``db.ledger.record_charge``; the run's end releases it.
 
 Before each model call (BOUNDED_OVERSPEND) the meter locks the run's hold and the account and reads
-the run's state (:func:`lock_for_call`), and :func:`hold_for_call` grows the run's hold to cover the call's maximum cost plus the run's calls
-already in flight, if the balance less the other runs' holds covers it. No charge on the account can
+the run's state (:func:`lock_for_call`), and :func:`hold_for_call` grows the run's hold to cover the
+call's maximum cost plus the run's calls already in flight, if the balance less the other runs' holds covers it. No charge on the account can
 commit while the lock is held (every charge updates the account row), so the balance, the holds and
 the calls in flight are read as one state. Since every hold covers its calls in flight and each
 charge is at most its call's reservation, the balance never goes below zero by more than what a
@@ -65,7 +65,8 @@ _LOCK_HOLD_SQL = "SELECT status FROM credit_reservations WHERE run_id = %(run_id
 # locks that inserting rows which reference the account takes (no deadlock).
 _LOCK_ACCOUNT_SQL = "SELECT balance_credits FROM billing_accounts WHERE id = %(account)s FOR NO KEY UPDATE"
 # After both locks, as its own statement: READ COMMITTED gives it a snapshot that includes every
-# charge and hold committed while this transaction waited for the locks.
+# charge and hold committed while this transaction waited for the locks. Its second column is
+# :func:`held` (``_HELD`` summed over the other runs' open holds), written out for the driver.
 _CALL_STATE_SQL = """
 SELECT
     (SELECT status FROM graph_runs WHERE run_id = %(run_id)s),
