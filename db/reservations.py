@@ -6,9 +6,9 @@ Charges settle against the run's hold inside ``db.ledger.record_charge``; the ru
 
 Before each model call (BOUNDED_OVERSPEND) the meter locks the run's hold and the account and reads
 the run's state (:func:`lock_for_call`), and :func:`hold_for_call` grows the run's hold to cover the
-call's maximum cost plus the run's calls already in flight, if the balance less the other runs' holds covers it. No charge on the account can
-commit while the lock is held (every charge updates the account row), so the balance, the holds and
-the calls in flight are read as one state. Since every hold covers its calls in flight and each
+call's maximum cost plus the run's calls already in flight, if the balance less the other runs'
+holds covers it. No charge on the account can commit while the lock is held (every charge updates
+the account row), so the balance, the holds and the calls in flight are read as one state. Since every hold covers its calls in flight and each
 charge is at most its call's reservation, the balance never goes below zero by more than what a
 provider bills beyond the ``max_tokens`` it was sent.
 """
