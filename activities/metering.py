@@ -34,7 +34,7 @@ from activities.metrics import counting_charge_failures
 from db import grants, ledger, model_calls, reservations
 from db.session import Database
 from runledger.contracts import ids
-from runledger.contracts.grants import GrantErrorCode, check_grant
+from runledger.contracts.grants import GrantErrorCode, budget_exhausted, check_grant
 from runledger.contracts.money import charged_credits
 from runledger.llm import CallBound, ModelCallInterrupted, ModelGatewayError, ModelRequest, ModelResponse
 from runledger.llm.context import Invoke
@@ -150,63 +150,75 @@ class LedgerMeter:
     ) -> tuple[str, str | None, ModelResponse | None]:
         """Replay a settled call, or reserve and record a new one: ``(call_key, call_id, None)``."""
         request_hash = request.fingerprint()
-        async with self._db.transaction() as session:
+        if self._attempt > 1:
             # Only an earlier attempt can have settled a call of this key (keys are unique within an
             # attempt), so the first attempt of a run has nothing to replay.
-            settled = (
-                await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
-                if self._attempt > 1
-                else None
+            call_key, replayed = await self._replay(call_key, request_hash)
+            if replayed is not None:
+                return call_key, None, replayed
+        max_credits = self._bound(request).max_credits(self._markup)
+        grant_max = await self._check_grant(max_credits) if self._grant_id is not None else None
+        reserved = await self._db.single_statement(
+            functools.partial(
+                reservations.reserve_call,
+                billing_account_id=self._account,
+                run_id=self._run_id,
+                grant_id=self._grant_id,
+                attempt=self._attempt,
+                call_key=call_key,
+                model=request.model,
+                request_hash=request_hash,
+                usage_unit_id=ids.usage_unit_id(run_id=self._run_id, call_key=call_key),
+                max_credits=max_credits,
             )
+        )
+        if reserved.outcome == "not_running":
+            # Cancelled (or otherwise finished) while the graph was still going: Temporal only tells
+            # the activity at its next heartbeat, the database tells it now.
+            raise RunNotRunningError(f"run {self._run_id} is {reserved.run_status}; no further model calls")
+        if reserved.outcome == "released":
+            raise RunNotRunningError(f"run {self._run_id} has ended; no further model calls")
+        if reserved.outcome == "grant_exhausted":
+            assert self._grant_id is not None
+            assert grant_max is not None  # only a spend-capped grant is exhausted
+            denied = budget_exhausted(self._grant_id, left=reserved.grant_left or 0, max_credits=grant_max)
+            raise GrantDeniedError(denied.code, denied.message)
+        if reserved.outcome == "insufficient":
+            raise CreditsExhaustedError(reserved.needed, reserved.spendable)
+        assert reserved.call_id is not None
+        return call_key, reserved.call_id, None
+
+    async def _replay(self, call_key: str, request_hash: str) -> tuple[str, ModelResponse | None]:
+        """The answer an earlier attempt paid for under this key and request, if any."""
+        async with self._db.transaction() as session:
+            settled = await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
             if settled is not None and settled.request_hash != request_hash:
                 # Another request at this position (e.g. a read tool answered differently on the
                 # retry): a new call of its own key, never a replay of the other request's answer.
                 call_key = f"{call_key}@{request_hash[:16]}"
                 settled = await model_calls.find_settled(session, run_id=self._run_id, call_key=call_key)
             if settled is not None and settled.response is not None:
-                return call_key, None, ModelResponse.from_json(settled.response)
-            max_credits = self._bound(request).max_credits(self._markup)
-            # The run's hold and the account's lock: no charge, top-up or other reservation of the
-            # account commits until this one does, so what is read here is one state (db.reservations).
-            state = await reservations.lock_for_call(
-                session, billing_account_id=self._account, run_id=self._run_id, attempt=self._attempt
+                return call_key, ModelResponse.from_json(settled.response)
+        return call_key, None
+
+    async def _check_grant(self, max_credits: int) -> int | None:
+        """Checked before every call, so revoking a grant stops a run before its next call; returns
+        the grant's spend cap. The cap with the grant's calls in flight is checked again, under the
+        account's lock, by the reservation: there concurrent calls of the grant are one state."""
+        assert self._grant_id is not None
+        async with self._db.transaction() as session:
+            grant = await grants.get_grant(session, grant_id=self._grant_id)
+            view = None if grant is None else grants.view(grant)
+            denied = check_grant(
+                view,
+                graph_id=self._graph_id,
+                now=await grants.database_now(session),
+                next_cost_credits=max_credits,
             )
-            if state.run_status != "running":
-                # Cancelled (or otherwise finished) while the graph was still going: Temporal only
-                # tells the activity at its next heartbeat, the database tells it now.
-                raise RunNotRunningError(f"run {self._run_id} is {state.run_status}; no further model calls")
-            if self._grant_id is not None:
-                # Checked before every call, so revoking a grant stops a run before its next call;
-                # the cap counts what the grant's calls now in flight may still spend.
-                grant = await grants.get_grant(session, grant_id=self._grant_id)
-                in_flight = await model_calls.grant_in_flight_credits(session, grant_id=self._grant_id)
-                denied = check_grant(
-                    None if grant is None else grants.view(grant),
-                    graph_id=self._graph_id,
-                    now=await grants.database_now(session),
-                    next_cost_credits=in_flight + max_credits,
-                )
-                if denied is not None:
-                    raise GrantDeniedError(denied.code, denied.message)
-            needed = max_credits + state.in_flight
-            hold = await reservations.hold_for_call(
-                session, billing_account_id=self._account, run_id=self._run_id, state=state, needed=needed
-            )
-            if hold.released:
-                raise RunNotRunningError(f"run {self._run_id} has ended; no further model calls")
-            if not hold.ok:
-                raise CreditsExhaustedError(needed, hold.spendable)
-            call_id = await model_calls.open_call(
-                session,
-                run_id=self._run_id,
-                call_key=call_key,
-                attempt=self._attempt,
-                model=request.model,
-                request_hash=request_hash,
-                usage_unit_id=ids.usage_unit_id(run_id=self._run_id, call_key=call_key),
-                reserved_credits=max_credits,
-            )
-        return call_key, call_id, None
+        if denied is not None:
+            raise GrantDeniedError(denied.code, denied.message)
+        assert view is not None
+        return view.max_credits
 
     async def call(self, call_key: str, request: ModelRequest, invoke: Invoke) -> ModelResponse:
         call_key, call_id, replayed = await self._open(call_key, request)

@@ -1,7 +1,7 @@
 """Model-call records: the durable "before" half of every billable call (NO_SILENT_UNBILLED_CALLS).
 
 A call is recorded ``pending`` before the provider is asked, with runledger's ``usage_unit_id`` and
-its reserved maximum cost, and closed in the same transaction as its charge (``settled``, or
+its reserved maximum cost (with its reservation, by ``db.reservations.reserve_call``), and closed in the same transaction as its charge (``settled``, or
 ``partial`` for a broken stream charged for what arrived), as ``failed`` when the provider refused it
 before sending anything, or as ``unsettled`` with a reason when it reached the provider but is not
 charged (a charge write that kept failing, whose owed charge is kept in ``charge``; usage that could
@@ -17,8 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import GraphRun, ModelCall
-from db.session import driver_connection
+from db.models import ModelCall
 from runledger.contracts.scrub import scrub
 
 #: The error message of a flagged call that bypassed the meter (its call key is ``unmetered:{n}``).
@@ -33,50 +32,6 @@ async def find_settled(session: AsyncSession, *, run_id: str, call_key: str) -> 
             )
         )
     ).scalar_one_or_none()
-
-
-#: Raw SQL on the session's connection: it runs before every model call (see ``db.reservations``).
-_OPEN_CALL_SQL = """
-INSERT INTO model_calls (run_id, call_key, attempt, model, request_hash, usage_unit_id, reserved_credits)
-VALUES (%(run_id)s, %(call_key)s, %(attempt)s, %(model)s, %(request_hash)s, %(usage_unit_id)s,
-        %(reserved_credits)s)
-ON CONFLICT (run_id, call_key, attempt) DO UPDATE
-SET request_hash = EXCLUDED.request_hash, reserved_credits = EXCLUDED.reserved_credits
-WHERE model_calls.status = 'pending'
-RETURNING id
-"""
-
-
-async def open_call(
-    session: AsyncSession,
-    *,
-    run_id: str,
-    call_key: str,
-    attempt: int,
-    model: str,
-    request_hash: str,
-    usage_unit_id: str,
-    reserved_credits: int,
-) -> str:
-    """Record the call as pending (idempotent per run, key and attempt) and return its id."""
-    await session.flush()  # the statement runs on the driver connection: pending rows first
-    row = await (
-        await (await driver_connection(session)).execute(
-            _OPEN_CALL_SQL,
-            {
-                "run_id": run_id,
-                "call_key": call_key,
-                "attempt": attempt,
-                "model": model,
-                "request_hash": request_hash,
-                "usage_unit_id": usage_unit_id,
-                "reserved_credits": reserved_credits,
-            },
-        )
-    ).fetchone()
-    if row is None:
-        raise RuntimeError(f"model call {run_id}/{call_key}/{attempt} is already closed")
-    return str(row[0])
 
 
 async def mark_failed(session: AsyncSession, *, call_id: str, error_message: str) -> None:
@@ -122,22 +77,6 @@ async def owed_charges(
     if run_id is not None:
         stmt = stmt.where(ModelCall.run_id == run_id)
     return list((await session.execute(stmt.order_by(ModelCall.created_at).limit(limit))).scalars())
-
-
-async def grant_in_flight_credits(session: AsyncSession, *, grant_id: str) -> int:
-    """What the calls now at the provider of running runs under a grant hold."""
-    total = (
-        await session.execute(
-            select(func.coalesce(func.sum(ModelCall.reserved_credits), 0))
-            .join(GraphRun, GraphRun.run_id == ModelCall.run_id)
-            .where(
-                GraphRun.grant_id == grant_id,
-                GraphRun.status == "running",
-                ModelCall.status == "pending",
-            )
-        )
-    ).scalar_one()
-    return int(total)
 
 
 async def settle(

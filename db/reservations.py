@@ -4,25 +4,28 @@
 account row, so concurrent reservations on one account are serialized and each sees the others.
 Charges settle against the run's hold inside ``db.ledger.record_charge``; the run's end releases it.
 
-Before each model call (BOUNDED_OVERSPEND) the meter locks the run's hold and the account and reads
-the run's state (:func:`lock_for_call`), and :func:`hold_for_call` grows the run's hold to cover the
-call's maximum cost plus the run's calls already in flight, if the balance less the other runs'
-holds covers it. No charge on the account can commit while the lock is held (every charge updates
-the account row), so the balance, the holds and the calls in flight are read as one state. Since every hold covers its calls in flight and each
-charge is at most its call's reservation, the balance never goes below zero by more than what a
-provider bills beyond the ``max_tokens`` it was sent.
+Before each model call (BOUNDED_OVERSPEND), :func:`reserve_call` locks the run's hold and the
+account, reads the run's state and grows the run's hold to cover the call's maximum cost plus the
+run's calls already in flight, if the balance less the other runs' holds covers it, and records the
+call ``pending``: one statement (a database function), so the account's lock is held for the
+server's work only. No charge on the account can commit while the lock is held (every charge
+updates the account row), so the balance, the holds and the calls in flight are read as one state.
+Since every hold covers its calls in flight and each charge is at most its call's reservation, the
+balance never goes below zero by more than what a provider bills beyond the ``max_tokens`` it was
+sent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import psycopg
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.errors import NotFoundError
 from db.models import BillingAccount, CreditReservation
-from db.session import driver_connection
 
 _HELD = func.greatest(CreditReservation.reserved_credits - CreditReservation.settled_credits, 0)
 
@@ -35,97 +38,76 @@ class Hold:
 
 
 @dataclass(frozen=True)
-class CallHold:
-    ok: bool
-    #: What the run may spend: the balance less the other runs' holds.
-    spendable: int
-    #: The run's hold was already released: the run has ended.
-    released: bool = False
+class CallReservation:
+    """What :func:`reserve_call` decided: ``outcome`` is ``reserved`` (``call_id`` set),
+    ``not_running``, ``grant_exhausted``, ``insufficient`` or ``released``."""
 
-
-@dataclass(frozen=True)
-class CallState:
-    """What a model call's reservation decides on, read under the run's hold and account locks."""
-
+    outcome: str
+    call_id: str | None
     #: The run's status (None: no such run).
     run_status: str | None
-    balance: int
-    #: What the account's other runs hold (their open holds' unsettled parts).
-    held_by_others: int
-    #: What this attempt's calls now at the provider hold (their reserved maximum costs).
-    in_flight: int
-    #: The run's hold: None when it has none yet, else ``open`` or ``released``.
-    hold_status: str | None
+    #: What the run may spend: the balance less the other runs' holds.
+    spendable: int
+    #: The call's maximum cost plus this attempt's calls already at the provider.
+    needed: int
+    #: The grant's credits left (with a spend-capped grant).
+    grant_left: int | None
 
 
-# Raw SQL on the session's connection: this runs before every model call of every run, and the
-# ORM's per-statement cost was the larger part of it (``bench.latency_bench --profile-worker``).
-_LOCK_HOLD_SQL = "SELECT status FROM credit_reservations WHERE run_id = %(run_id)s FOR UPDATE"
-# FOR NO KEY UPDATE: it serializes holds and balance changes on the account, but not the key-share
-# locks that inserting rows which reference the account takes (no deadlock).
-_LOCK_ACCOUNT_SQL = "SELECT balance_credits FROM billing_accounts WHERE id = %(account)s FOR NO KEY UPDATE"
-# After both locks, as its own statement: READ COMMITTED gives it a snapshot that includes every
-# charge and hold committed while this transaction waited for the locks. Its second column is
-# :func:`held` (``_HELD`` summed over the other runs' open holds), written out for the driver.
-_CALL_STATE_SQL = """
-SELECT
-    (SELECT status FROM graph_runs WHERE run_id = %(run_id)s),
-    (SELECT coalesce(sum(greatest(reserved_credits - settled_credits, 0)), 0) FROM credit_reservations
-     WHERE billing_account_id = %(account)s AND status = 'open' AND run_id <> %(run_id)s),
-    (SELECT coalesce(sum(reserved_credits), 0) FROM model_calls
-     WHERE run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'pending')
-"""
-_GROW_HOLD_SQL = """
-UPDATE credit_reservations
-SET reserved_credits = greatest(reserved_credits, settled_credits + %(needed)s)
-WHERE run_id = %(run_id)s AND status = 'open'
-"""
-_MAKE_HOLD_SQL = """
-INSERT INTO credit_reservations (billing_account_id, run_id, reserved_credits)
-VALUES (%(account)s, %(run_id)s, %(needed)s)
+# One statement, its own transaction: the function (migration 0014_reserve_call) holds the run's
+# hold and the account's lock for the server's work only, never across a round trip to the worker.
+_RESERVE_CALL_SQL = """
+SELECT outcome, call_id, run_status, spendable, needed, grant_left FROM reserve_model_call(
+    %(run_id)s, %(account)s, %(attempt)s, %(call_key)s, %(model)s, %(request_hash)s,
+    %(usage_unit_id)s, %(max_credits)s, %(grant_id)s
+)
 """
 
 
-async def lock_for_call(
-    session: AsyncSession, *, billing_account_id: str, run_id: str, attempt: int
-) -> CallState:
-    """Lock the run's hold, then the account row, for the rest of the transaction, and read the
-    state a call's reservation decides on. In that order: a charge of the same run (another call of
-    it, in a parallel node) locks the hold before it updates the account, so taking the account
-    first could deadlock."""
-    conn = await driver_connection(session)
-    params = {"run_id": run_id, "account": billing_account_id, "attempt": attempt}
-    hold = await (await conn.execute(_LOCK_HOLD_SQL, params)).fetchone()
-    account = await (await conn.execute(_LOCK_ACCOUNT_SQL, params)).fetchone()
-    if account is None:
-        raise NotFoundError("billing account", billing_account_id)
-    state = await (await conn.execute(_CALL_STATE_SQL, params)).fetchone()
-    assert state is not None  # a SELECT without FROM always returns its row
-    return CallState(
-        run_status=state[0],
-        balance=int(account[0]),
-        held_by_others=int(state[1]),
-        in_flight=int(state[2]),
-        hold_status=None if hold is None else str(hold[0]),
+async def reserve_call(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    billing_account_id: str,
+    run_id: str,
+    grant_id: str | None,
+    attempt: int,
+    call_key: str,
+    model: str,
+    request_hash: str,
+    usage_unit_id: str,
+    max_credits: int,
+) -> CallReservation:
+    """Reserve a model call: if the run is running, its spend-capped grant (if any) covers the
+    grant's calls in flight plus ``max_credits``, and the balance less the other runs' holds covers
+    ``max_credits`` plus this attempt's calls in flight, grow the run's hold to cover that and record
+    the call ``pending`` (idempotent per run, key and attempt). Raises NotFoundError without the
+    account; a call of this key and attempt that is no longer pending raises."""
+    cursor = await conn.execute(
+        _RESERVE_CALL_SQL,
+        {
+            "run_id": run_id,
+            "account": billing_account_id,
+            "attempt": attempt,
+            "call_key": call_key,
+            "model": model,
+            "request_hash": request_hash,
+            "usage_unit_id": usage_unit_id,
+            "max_credits": max_credits,
+            "grant_id": grant_id,
+        },
     )
-
-
-async def hold_for_call(
-    session: AsyncSession, *, billing_account_id: str, run_id: str, state: CallState, needed: int
-) -> CallHold:
-    """With the locks of :func:`lock_for_call` (``state``): if what the run may spend covers
-    ``needed`` (its calls in flight plus the next call's maximum), grow the run's hold so that its
-    unsettled part covers it too, and other runs see it held."""
-    spendable = state.balance - state.held_by_others
-    if spendable < needed:
-        return CallHold(ok=False, spendable=spendable)
-    if state.hold_status not in (None, "open"):
-        # Released: the run ended after the meter saw it running.
-        return CallHold(ok=False, spendable=spendable, released=True)
-    conn = await driver_connection(session)
-    params = {"run_id": run_id, "account": billing_account_id, "needed": needed}
-    await conn.execute(_MAKE_HOLD_SQL if state.hold_status is None else _GROW_HOLD_SQL, params)
-    return CallHold(ok=True, spendable=spendable)
+    row = await cursor.fetchone()
+    assert row is not None  # the function always returns one row
+    if row[0] == "no_account":
+        raise NotFoundError("billing account", billing_account_id)
+    return CallReservation(
+        outcome=str(row[0]),
+        call_id=None if row[1] is None else str(row[1]),
+        run_status=row[2],
+        spendable=int(row[3] or 0),
+        needed=int(row[4] or 0),
+        grant_left=None if row[5] is None else int(row[5]),
+    )
 
 
 async def _lock_balance(session: AsyncSession, billing_account_id: str) -> int:

@@ -29,7 +29,7 @@ from runledger.llm import LiteLLMGateway, model_price
 from runledger.worker import WorkerDeps, build_worker, load_graphs, publish_catalog
 from tests.conftest import api_client, create_database
 from tests.db.queries import rows, scalar
-from tests.db.test_ledger import _run_row
+from tests.db.test_ledger import _pending_call, _run_row
 from tests.fakes.openai_server import FakeProvider
 from tests.helpers import ADMIN, Tenant, create_user, eventually, start_run, top_up, wait_for_run
 from tests.projects.helpers import write_project
@@ -367,17 +367,10 @@ async def test_runledger_reconcile_command(
     """The command settles what it can and lists what it flags, with the reason."""
     user = await create_user(api, credits=1_000)
     run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    call_id = await _pending_call(
+        database, run_id, "poem:0", usage_unit_id=ids.usage_unit_id(run_id=run_id, call_key="poem:0")
+    )
     async with database.transaction() as session:
-        call_id = await model_calls.open_call(
-            session,
-            run_id=run_id,
-            call_key="poem:0",
-            attempt=1,
-            model="gpt-4o-mini",
-            request_hash="h",
-            usage_unit_id=ids.usage_unit_id(run_id=run_id, call_key="poem:0"),
-            reserved_credits=0,
-        )
         await model_calls.mark_unsettled(
             session, call_id=call_id, reason="the stream broke before any output"
         )

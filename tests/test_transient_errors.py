@@ -70,10 +70,11 @@ def test_a_database_error_wrapped_by_graph_code_is_still_transient() -> None:
 async def test_a_database_error_in_the_meter_is_retried_by_temporal(
     api: httpx.AsyncClient, user: Tenant, database: Database
 ) -> None:
-    # The first model call's pending record is refused by Postgres once.
-    async with failing_inserts(database, "model_calls", user.billing_account_id, times=1) as fault:
+    # The first model call's pending record is refused by Postgres twice: the reservation is one
+    # idempotent statement, retried once in place (Database.single_statement), then by Temporal.
+    async with failing_inserts(database, "model_calls", user.billing_account_id, times=2) as fault:
         run = await wait_for_run(api, user, (await start_run(api, user)).json()["run_id"], within=60)
-        assert await fault.fired() == 1
+        assert await fault.fired() == 2
     assert run["status"] == "success", run
     calls = await rows(database, "SELECT attempt, status FROM model_calls WHERE run_id = :r", r=run["run_id"])
     assert [(c["attempt"], c["status"]) for c in calls] == [(2, "settled")]

@@ -82,8 +82,12 @@ def check_grant(
     if grant.max_credits is not None:
         left = grant.max_credits - grant.spent_credits
         if left <= 0 or left < next_cost_credits:
-            return GrantDenied(
-                GrantErrorCode.BUDGET_EXHAUSTED,
-                f"grant {grant.grant_id} has {max(left, 0)} of {grant.max_credits} credits left",
-            )
+            return budget_exhausted(grant.grant_id, left=left, max_credits=grant.max_credits)
     return None
+
+
+def budget_exhausted(grant_id: str, *, left: int, max_credits: int) -> GrantDenied:
+    """The refusal of a grant whose spend cap does not cover the next step."""
+    return GrantDenied(
+        GrantErrorCode.BUDGET_EXHAUSTED, f"grant {grant_id} has {max(left, 0)} of {max_credits} credits left"
+    )

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from db import ledger, ledger_reads, model_calls
-from db.models import GraphRun
+from db import ledger, ledger_reads
+from db.models import GraphRun, ModelCall
 from db.session import STATEMENT_POOL_NAME, Database
 from runledger.contracts import ids
 from tests.db.queries import rows, scalar
@@ -167,18 +167,23 @@ def test_ONE_LEDGER_WRITER_only_db_ledger_writes_money_tables() -> None:
     assert offenders == []
 
 
-async def _pending_call(database: Database, run_id: str, call_key: str) -> str:
+async def _pending_call(
+    database: Database, run_id: str, call_key: str, *, usage_unit_id: str | None = None
+) -> str:
+    """A call recorded ``pending``, as the meter's reservation records it (without its hold)."""
+    call = ModelCall(
+        run_id=run_id,
+        call_key=call_key,
+        attempt=1,
+        model="gpt-4o-mini",
+        request_hash="h",
+        usage_unit_id=usage_unit_id or f"unit-{call_key}",
+        reserved_credits=0,
+    )
     async with database.transaction() as session:
-        return await model_calls.open_call(
-            session,
-            run_id=run_id,
-            call_key=call_key,
-            attempt=1,
-            model="gpt-4o-mini",
-            request_hash="h",
-            usage_unit_id=f"unit-{call_key}",
-            reserved_credits=0,
-        )
+        session.add(call)
+        await session.flush()
+        return call.id
 
 
 def _settlement(call_id: str, call_key: str) -> ledger.CallSettlement:
