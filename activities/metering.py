@@ -2,7 +2,8 @@
 is made and charged exactly once after (IDEMPOTENT_CHARGES, NO_SILENT_UNBILLED_CALLS,
 BOUNDED_OVERSPEND).
 
-Before a call, in one transaction under the account's lock: the run must still be running, its
+Before a call, in one statement under the account's lock (``db.reservations.reserve_call``; the
+grant's revocation, expiry and scope are checked just before it): the run must still be running, its
 grant must allow the call (the grant's calls in flight included), and the balance less the other
 runs' holds must cover the call's maximum cost (LiteLLM's price x (input tokens + ``max_tokens``),
 ``LiteLLMGateway.call_bound``) plus the run's calls already in flight; the run's hold grows to cover

@@ -190,7 +190,16 @@ class RunActivities:
 
     @activity.defn(name="execute_graph")
     async def execute(self, inp: ExecuteInput) -> ExecuteResult:
-        """Run the graph with every model call metered into the ledger."""
+        """Run the graph with every model call metered into the ledger. It heartbeats from its first
+        moment: under a burst its first step can wait for a database connection longer than the
+        heartbeat timeout, and an execution timed out there would be retried for nothing."""
+        heartbeat = asyncio.create_task(_heartbeat_while_running())
+        try:
+            return await self._execute(inp)
+        finally:
+            heartbeat.cancel()
+
+    async def _execute(self, inp: ExecuteInput) -> ExecuteResult:
         async with self._db.transaction() as session:
             run = await runs.get_run(session, run_id=inp.run_id)
             loaded = None if run is None else self._registry.get(run.graph_id)
@@ -252,7 +261,6 @@ class RunActivities:
             # it as anywhere else: it is not the tool's failure to report to the model.
             passthrough=(*PASSTHROUGH, *RUN_STOPPERS),
         )
-        heartbeat = asyncio.create_task(_heartbeat_while_running())
         try:
             with (
                 self._tracer.execution(traced_run, attempt=attempt, input=run.input) as execution,
@@ -293,8 +301,6 @@ class RunActivities:
                 execution.record(output)
         except Exception as exc:
             raise execution_failure(exc) from exc
-        finally:
-            heartbeat.cancel()
         async with self._db.transaction() as session:
             calls, credits = await ledger.run_charge_totals(session, run_id=run.run_id)
             if outcome.interrupts:

@@ -47,6 +47,11 @@ from workflows.registry import WORKFLOWS
 #: holding a connection; waiting is cheaper than failing the graph execution for Temporal to retry.
 WORKER_POOL_TIMEOUT_SECONDS = 180.0
 
+#: How often, at most, a running activity's heartbeat reaches Temporal (see build_worker): 20 s of
+#: slack within the graph's 30 s heartbeat timeout; 1,000 graph executions running longer than it
+#: send 100 heartbeats a second.
+HEARTBEAT_THROTTLE = timedelta(seconds=10)
+
 #: The sandbox re-imports a workflow's modules for every run; our pure contracts and retry policies
 #: are deterministic and import-cheap, so they are shared instead (measured: about a third less
 #: workflow-side CPU per run).
@@ -167,6 +172,10 @@ def build_worker(
         ],
         # Every log line of an activity carries its workflow_id and run_id.
         interceptors=[LogContextInterceptor()],
+        # Temporal sends an activity's heartbeats at most every 0.8 x its heartbeat timeout by
+        # default (24 s of the graph's 30 s): 6 s of slack, which a loaded server or worker exceeds,
+        # and the execution is then timed out and retried while its model calls are at the provider.
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
 
 
