@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
 from langchain_core.runnables import RunnableConfig
 from pydantic_core import to_jsonable_python
 from temporalio import activity
@@ -72,6 +73,8 @@ RUN_STOPPERS: tuple[type[BaseException], ...] = (
 #: With the DB retry policy's backoff (0.2 s doubling, capped at 10 s) this waits about two minutes.
 RUN_NOT_VISIBLE_ATTEMPTS = 18
 HEARTBEAT_EVERY_SECONDS = 5.0
+
+log = structlog.get_logger(__name__)
 
 
 async def _heartbeat_while_running() -> None:
@@ -196,6 +199,17 @@ class RunActivities:
         heartbeat = asyncio.create_task(_heartbeat_while_running())
         try:
             return await self._execute(inp)
+        except asyncio.CancelledError:
+            # Why Temporal took the execution back (a cancelled run, a heartbeat or start-to-close
+            # timeout, a worker shutdown): what an operator needs to tell a retry's cause.
+            details = activity.cancellation_details()
+            log.warning(
+                "execution_cancelled",
+                run_id=inp.run_id,
+                attempt=activity.info().attempt,
+                reasons=[] if details is None else [k for k, v in vars(details).items() if v],
+            )
+            raise
         finally:
             heartbeat.cancel()
 

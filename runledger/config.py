@@ -114,10 +114,13 @@ class Settings(BaseSettings):
     worker_max_local_activities: int = Field(
         default=200, ge=1, le=10_000, validation_alias=_env("RUNLEDGER_WORKER_MAX_LOCAL_ACTIVITIES")
     )
-    #: ``fixed`` uses the three slot counts above; ``resource_based`` hands slots to Temporal's
-    #: resource-based tuner (targets below), which grants them while memory and CPU allow.
+    #: ``resource_based`` hands slots to Temporal's resource-based tuner (targets below), which
+    #: grants them while memory and CPU allow; ``fixed`` uses the three slot counts above. Chosen by
+    #: ``make bench-latency``: with 1,000 fixed activity slots a CPU-bound worker took more graph
+    #: executions than it could begin, Temporal timed them out before their first heartbeat and
+    #: retried them (82 of 600, one with its call at the provider); the tuner had none (bench/README).
     worker_tuner: Literal["fixed", "resource_based"] = Field(
-        default="fixed", validation_alias=_env("RUNLEDGER_WORKER_TUNER")
+        default="resource_based", validation_alias=_env("RUNLEDGER_WORKER_TUNER")
     )
     worker_target_memory: float = Field(
         default=0.8, gt=0, le=1, validation_alias=_env("RUNLEDGER_WORKER_TARGET_MEMORY")
@@ -201,10 +204,10 @@ class Settings(BaseSettings):
 
     @property
     def worker_db_pool_size(self) -> int:
-        """The worker's ORM pool, derived from its slots: every model call opens its pending row on
-        it, so more slots get more connections, up to a bound (no overflow: a burst queues in the
-        worker, not as backends in Postgres). Charges and event writes never wait for it: they run
-        on the separate single-statement pool. A worker opens at most this + 12 connections (README,
+        """The worker's ORM pool, derived from its slots: every graph execution reads and writes its
+        run on it, so more slots get more connections, up to a bound (no overflow: a burst queues in
+        the worker, not as backends in Postgres). Model-call reservations, charges and event writes
+        never wait for it: they run on the separate single-statement pool. A worker opens at most this + 12 connections (README,
         production topology)."""
         return max(10, min(20, (self.worker_max_activities + self.worker_max_local_activities) // 60))
 
