@@ -108,6 +108,7 @@ async def run_benchmark(
             bare_task_queue=f"bench-bare-{uuid.uuid4().hex[:8]}",
             admin_token=secrets.token_urlsafe(24),
             api_port=free_port(),
+            env=dict(kv.split("=", 1) for kv in args.env),
         )
         env = service_environment(bytecode_cache=not args.no_bytecode_cache)
         worker_env = {**env, profiling.ENV_VAR: str(args.profile_path)} if args.profile_worker else env
@@ -283,6 +284,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--timeout", type=float, default=300, help="seconds allowed for each phase (default 300)"
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="a setting for the service processes"
     )
     args = parser.parse_args(argv)
     for name in ("requests", "runs", "rounds", "single", "warmup", "tenants"):

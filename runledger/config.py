@@ -114,11 +114,12 @@ class Settings(BaseSettings):
     worker_max_local_activities: int = Field(
         default=200, ge=1, le=10_000, validation_alias=_env("RUNLEDGER_WORKER_MAX_LOCAL_ACTIVITIES")
     )
-    #: ``resource_based`` hands slots to Temporal's resource-based tuner (targets below), which
-    #: grants them while memory and CPU allow; ``fixed`` uses the three slot counts above. Chosen by
-    #: ``make bench-latency``: with 1,000 fixed activity slots a CPU-bound worker took more graph
+    #: ``resource_based``: graph executions get their slots from Temporal's resource-based supplier
+    #: (up to ``worker_max_activities``, while memory and CPU stay under the targets below), workflow
+    #: tasks and local activities their fixed counts; ``fixed``: the three counts above. Chosen by
+    #: ``make bench-latency``: with 1,000 fixed execution slots a CPU-bound worker took more
     #: executions than it could begin, Temporal timed them out before their first heartbeat and
-    #: retried them (82 of 600, one with its call at the provider); the tuner had none (bench/README).
+    #: retried them (82 of 600, one with its call at the provider); with the supplier, none.
     worker_tuner: Literal["fixed", "resource_based"] = Field(
         default="resource_based", validation_alias=_env("RUNLEDGER_WORKER_TUNER")
     )

@@ -23,7 +23,14 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
 )
-from temporalio.worker import Worker, WorkerTuner
+from temporalio.worker import (
+    FixedSizeSlotSupplier,
+    ResourceBasedSlotConfig,
+    ResourceBasedSlotSupplier,
+    ResourceBasedTunerConfig,
+    Worker,
+    WorkerTuner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.notify import NotifyActivities
@@ -51,6 +58,12 @@ WORKER_POOL_TIMEOUT_SECONDS = 180.0
 #: slack within the graph's 30 s heartbeat timeout; 1,000 graph executions running longer than it
 #: send 100 heartbeats a second.
 HEARTBEAT_THROTTLE = timedelta(seconds=10)
+
+#: With the resource-based tuner: graph executions begun whatever the load, and the least time
+#: between two more (the supplier's default, 50 ms, capped a worker at 20 executions begun a second:
+#: half the idle runs/s of fixed slots in ``make bench``).
+EXECUTION_SLOTS_ALWAYS = 10
+EXECUTION_SLOT_RAMP = timedelta(milliseconds=10)
 
 #: The sandbox re-imports a workflow's modules for every run; our pure contracts and retry policies
 #: are deterministic and import-cheap, so they are shared instead (measured: about a third less
@@ -188,12 +201,26 @@ class Capacity(TypedDict, total=False):
 
 
 def capacity(settings: Settings) -> Capacity:
-    """The worker's slots, from the settings (fixed counts, or Temporal's resource-based tuner)."""
+    """The worker's slots, from the settings. ``resource_based``: graph executions get slots from
+    Temporal's resource-based supplier (up to ``worker_max_activities``, while CPU and memory stay
+    under their targets), workflow tasks and the short database steps fixed counts."""
     if settings.worker_tuner == "resource_based":
+        resources = ResourceBasedTunerConfig(
+            target_memory_usage=settings.worker_target_memory, target_cpu_usage=settings.worker_target_cpu
+        )
         return Capacity(
-            tuner=WorkerTuner.create_resource_based(
-                target_memory_usage=settings.worker_target_memory,
-                target_cpu_usage=settings.worker_target_cpu,
+            tuner=WorkerTuner.create_composite(
+                workflow_supplier=FixedSizeSlotSupplier(settings.worker_max_workflow_tasks),
+                activity_supplier=ResourceBasedSlotSupplier(
+                    ResourceBasedSlotConfig(
+                        minimum_slots=EXECUTION_SLOTS_ALWAYS,
+                        maximum_slots=settings.worker_max_activities,
+                        ramp_throttle=EXECUTION_SLOT_RAMP,
+                    ),
+                    resources,
+                ),
+                local_activity_supplier=FixedSizeSlotSupplier(settings.worker_max_local_activities),
+                nexus_supplier=FixedSizeSlotSupplier(1),  # the worker serves no Nexus operations
             ),
             max_cached_workflows=settings.worker_max_cached_workflows,
         )
