@@ -5,13 +5,13 @@ tool results); answers carry the model's tool calls.
 
 How a call ends, for the meter (NO_SILENT_UNBILLED_CALLS):
 
-- an answer: a :class:`ModelResponse` with LiteLLM's usage and ``completion_cost`` (for a streamed
-  text answer, read from the last chunk, where LiteLLM puts both after assembling the answer);
+- an answer: a :class:`ModelResponse` with the provider's usage (LiteLLM's count when a stream
+  reports none) and LiteLLM's ``completion_cost`` of it; a stream is read by ``stream.py``;
 - :class:`ModelGatewayError`: refused before the provider sent anything (connection refused, an
   HTTP error status): nothing was used, nothing is billed;
 - :class:`ModelCallInterrupted`: the provider accepted the call and the stream broke (disconnect,
   timeout, a chunk or an answer that does not parse). ``partial`` is the usage of what arrived,
-  counted by LiteLLM (its stream rebuild, else ``token_counter`` on the text) and priced by
+  counted by LiteLLM (``token_counter`` on the request and on what arrived) and priced by
   LiteLLM; ``None`` when that cannot be known (nothing arrived after the provider accepted the
   call, or LiteLLM could not count it), with ``reason`` saying why.
 
@@ -35,6 +35,7 @@ from runledger.contracts.money import DEFAULT_MAX_OUTPUT_TOKENS, ModelPrice, usd
 from runledger.llm.context import ChunkSink, DeltaSink
 from runledger.llm.guard import install_guard, metered
 from runledger.llm.offline import OFFLINE_MODEL, OFFLINE_MODEL_PRICE, offline_answer
+from runledger.llm.stream import StreamedAnswer, StreamError, read_stream
 from runledger.llm.types import CallBound, ModelDelta, ModelRequest, ModelResponse, ToolCall, ToolCallChunk
 
 litellm.suppress_debug_info = True
@@ -120,7 +121,7 @@ class LiteLLMGateway:
     ) -> ModelResponse:
         """One call. Provider calls are streamed: text reaches ``on_delta`` (the run's text events)
         and every piece, tool-call pieces included, reaches ``on_chunk`` (a LangChain stream) as it
-        is produced; usage and cost come from LiteLLM's rebuilt response, exactly as for a
+        is produced; the answer is priced by LiteLLM's ``completion_cost``, exactly as a
         non-streamed call. The offline model answers at once, so it is not streamed: its whole
         answer is one piece (LiteLLM's mock stream would cut it into 3-character chunks and cost
         more CPU than the run itself)."""
@@ -187,104 +188,84 @@ class LiteLLMGateway:
         except Exception as exc:
             # The provider refused (or could not be reached) before it sent anything.
             raise ModelGatewayError(_error(exc)) from exc
-        chunks: list[Any] = []
-        text: list[str] = []
-        tool_calls = False
+        answer = StreamedAnswer()
         try:
-            async for chunk in stream:
-                chunks.append(chunk)
-                delta = chunk.choices[0].delta if chunk.choices else None
-                if delta is None:
-                    continue
-                if delta.content:
-                    text.append(delta.content)
-                    if on_delta is not None:
-                        await on_delta(delta.content)
-                tool_calls = tool_calls or bool(delta.tool_calls)
-                if on_chunk is not None and (delta.content or delta.tool_calls):
-                    await on_chunk(_delta(delta))
-            answered = None if tool_calls else _priced_text_answer(request, chunks, "".join(text))
-            if answered is not None:
-                return answered
-            response = litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
-            if response is None:
-                raise ValueError("the provider's stream carried no answer")
-            return _to_response(request, response)
+            async for delta in read_stream(stream, answer):
+                if on_delta is not None and delta.text:
+                    await on_delta(delta.text)
+                if on_chunk is not None:
+                    await on_chunk(delta)
+            if not answer.chunks:
+                raise StreamError("the provider's stream carried no answer")
+            return _priced(request, answer)
         except Exception as exc:
             # The provider accepted the call: whatever it sent is billed by it, so it is billed here.
-            raise _interrupted(request, chunks, exc) from exc
+            raise _interrupted(request, answer, exc) from exc
 
 
-def _priced_text_answer(request: ModelRequest, chunks: list[Any], text: str) -> ModelResponse | None:
-    """A text answer as LiteLLM closed its stream: its last chunk carries the usage and the cost of
-    the answer LiteLLM assembled from the chunks (``stream_chunk_builder``, priced by
-    ``completion_cost``). Reading them there instead of rebuilding the answer a second time saves
-    ~0.14 ms per chunk (``bench.stream_cost``). None when that chunk lacks either (then the caller
-    rebuilds); answers with tool calls are always rebuilt (LiteLLM joins their argument pieces)."""
-    if not chunks:
-        return None
-    last = chunks[-1]
-    usage = getattr(last, "usage", None)
-    hidden = getattr(last, "_hidden_params", None) or {}
-    cost = hidden.get("response_cost")
-    if usage is None or isinstance(cost, bool) or not isinstance(cost, (int, float, Decimal)):
-        return None
-    finish = next(
-        (c.choices[0].finish_reason for c in reversed(chunks) if c.choices and c.choices[0].finish_reason),
-        None,
+def _priced(request: ModelRequest, answer: StreamedAnswer) -> ModelResponse:
+    """A streamed answer priced by LiteLLM (``completion_cost`` of the answer as LiteLLM's own
+    response): with the provider's usage when its stream reported one, else with LiteLLM's count
+    of the request and of what arrived (as LiteLLM's stream wrapper counts a stream without usage)."""
+    usage = answer.usage or _counted_usage(request, answer)
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text or None}
+    calls = answer.tool_calls
+    if calls:
+        message["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in calls
+        ]
+    model = answer.model or request.model
+    response = litellm.ModelResponse(
+        id=answer.provider_response_id,
+        model=model,
+        choices=[{"index": 0, "finish_reason": answer.finish_reason, "message": message}],
+        usage=usage,
     )
-    return _answer(request, chunks[0], hidden, usage, cost, text=text, finish_reason=finish)
+    cost = litellm.completion_cost(completion_response=response, model=request.model)
+    return ModelResponse(
+        text=answer.text,
+        provider_response_id=answer.provider_response_id,
+        model=model,
+        provider=answer.provider,
+        tokens_in=int(response.usage.prompt_tokens or 0),
+        tokens_out=int(response.usage.completion_tokens or 0),
+        cost_usd=usd(cost),
+        tool_calls=calls,
+        finish_reason=answer.finish_reason,
+    )
 
 
-def _delta(delta: Any) -> ModelDelta:
-    pieces = tuple(
-        ToolCallChunk(
-            index=int(getattr(call, "index", i) or 0),
-            id=call.id,
-            name=call.function.name if call.function else None,
-            arguments=(call.function.arguments if call.function else None) or "",
+def _counted_usage(request: ModelRequest, answer: StreamedAnswer) -> dict[str, int]:
+    output = answer.text + "".join("".join(parts.arguments) for parts in answer.calls.values())
+    tokens_in = int(
+        litellm.token_counter(
+            model=request.model,
+            messages=request.as_messages(),
+            tools=[dict(tool) for tool in request.tools] or None,  # type: ignore[misc]
         )
-        for i, call in enumerate(delta.tool_calls or ())
     )
-    return ModelDelta(text=delta.content or "", tool_calls=pieces)
+    tokens_out = int(litellm.token_counter(model=request.model, text=output, count_response_tokens=True))
+    return {
+        "prompt_tokens": tokens_in,
+        "completion_tokens": tokens_out,
+        "total_tokens": tokens_in + tokens_out,
+    }
 
 
 def _max_tokens(request: ModelRequest) -> int:
     return DEFAULT_MAX_OUTPUT_TOKENS if request.max_tokens is None else request.max_tokens
 
 
-def _interrupted(request: ModelRequest, chunks: list[Any], exc: Exception) -> ModelCallInterrupted:
-    """The usage of a broken stream's chunks, through LiteLLM's own counting and pricing."""
-    if not chunks:
+def _interrupted(request: ModelRequest, answer: StreamedAnswer, exc: Exception) -> ModelCallInterrupted:
+    """The usage of what a broken stream carried, through LiteLLM's own counting and pricing."""
+    if not answer.chunks:
         return ModelCallInterrupted(
             f"the stream broke after the provider accepted the call, before any output: {_error(exc)}",
             None,
         )
-    messages = request.as_messages()
     try:
-        rebuilt = litellm.stream_chunk_builder(chunks, messages=messages)
-        if rebuilt is not None:
-            return ModelCallInterrupted(
-                f"the stream broke mid-answer: {_error(exc)}", _to_response(request, rebuilt)
-            )
-    except Exception:  # the chunks do not rebuild: count their text instead
-        pass
-    try:
-        text = "".join(str(c.choices[0].delta.content or "") for c in chunks if getattr(c, "choices", None))
-        tokens_in = int(litellm.token_counter(model=request.model, messages=messages))
-        tokens_out = int(litellm.token_counter(model=request.model, text=text, count_response_tokens=True))
-        prompt_cost, completion_cost = litellm.cost_per_token(
-            model=request.model, prompt_tokens=tokens_in, completion_tokens=tokens_out
-        )
-        partial = ModelResponse(
-            text=text,
-            provider_response_id=str(getattr(chunks[0], "id", "") or ""),
-            model=request.model,
-            provider=None,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            cost_usd=usd(prompt_cost) + usd(completion_cost),
-        )
+        partial = _priced(request, answer)
     except Exception as counting:
         return ModelCallInterrupted(
             f"the stream broke mid-answer ({_error(exc)}) and LiteLLM could not count what arrived: "

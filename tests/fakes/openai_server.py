@@ -7,7 +7,9 @@ or to break them (``ProviderLog.breaks``, one mode per call, in order):
 - ``refuse``: a 400 before anything is sent (the call never began);
 - ``drop``: 200 and the stream's headers, then the connection closes before any chunk;
 - ``disconnect``: three chunks of text, then the connection closes (no usage, no ``[DONE]``);
-- ``garbage``: two chunks of text, then a chunk that is not JSON, then the connection closes.
+- ``garbage``: two chunks of text, then a chunk that is not JSON, then the connection closes;
+- ``error``: two chunks of text, then an error object in the stream (as providers report an
+  overload mid-answer), then the stream ends.
 
 A broken call that sent output is recorded in ``ProviderLog.broken`` (what a real provider bills).
 
@@ -59,6 +61,10 @@ class ProviderLog:
     #: Seconds between streamed chunks: a test of live streaming paces the answer like a real model
     #: (the worker coalesces a call's deltas per 50 ms window, so an instant stream is one event).
     chunk_delay: float = 0.0
+    #: The streamed answer's ``Content-Type`` (some OpenAI-compatible servers send another).
+    stream_media_type: str = "text/event-stream"
+    #: Whether a stream ends with a usage chunk (some providers ignore ``include_usage``).
+    stream_usage: bool = True
 
     def count(self) -> int:
         with self.lock:
@@ -130,7 +136,7 @@ def build_app(log: ProviderLog) -> FastAPI:
         if mode is not None:
             return StreamingResponse(
                 _broken_stream(log, mode, call_id, body.get("model", ""), text),
-                media_type="text/event-stream",
+                media_type=log.stream_media_type,
             )
         usage = {
             "prompt_tokens": _words(body["messages"]) + 3,
@@ -150,8 +156,16 @@ def build_app(log: ProviderLog) -> FastAPI:
         created = int(time.time())
         if body.get("stream"):
             return StreamingResponse(
-                _stream(call_id, body.get("model", ""), text, usage, created, log.chunk_delay, tool_call),
-                media_type="text/event-stream",
+                _stream(
+                    call_id,
+                    body.get("model", ""),
+                    text,
+                    usage if log.stream_usage else None,
+                    created,
+                    log.chunk_delay,
+                    tool_call,
+                ),
+                media_type=log.stream_media_type,
             )
         message: dict[str, Any] = {"role": "assistant", "content": text or None}
         if tool_call:
@@ -174,7 +188,7 @@ async def _stream(
     call_id: str,
     model: str,
     text: str,
-    usage: dict[str, int],
+    usage: dict[str, int] | None,
     created: int,
     delay: float,
     tool_call: dict[str, Any] | None = None,
@@ -212,7 +226,8 @@ async def _stream(
             await asyncio.sleep(delay)
     finish = "tool_calls" if tool_call else "stop"
     yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': finish}]})}\n\n"
-    yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
+    if usage is not None:
+        yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
     yield "data: [DONE]\n\n"
 
 
@@ -225,7 +240,7 @@ async def _broken_stream(
 ) -> AsyncIterator[str]:
     base = {"id": call_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
     words = text.split(" ")
-    sent = {"drop": 0, "disconnect": 3, "garbage": 2}[mode]
+    sent = {"drop": 0, "disconnect": 3, "garbage": 2, "error": 2}[mode]
     if sent:
         with log.lock:
             log.broken.append({"id": call_id, "model": model, "words_sent": sent})
@@ -237,6 +252,9 @@ async def _broken_stream(
     if mode == "garbage":
         yield 'data: {"id": "' + call_id + '", "choices": [{"delta": \n\n'
         await asyncio.sleep(0.01)
+    if mode == "error":
+        yield f"data: {json.dumps({'error': {'message': 'overloaded', 'type': 'server_error'}})}\n\n"
+        return
     raise _BrokenStream(mode)
 
 
