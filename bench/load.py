@@ -31,6 +31,7 @@ from bench.stats import summary_ms
 from runledger.contracts.runs import TERMINAL_STATUSES
 
 PAYLOAD: dict[str, Any] = {"input": {"topic": "the sea"}}
+RESULT_WAITERS = 500
 
 
 @dataclass
@@ -40,6 +41,11 @@ class Ctx:
     cfg: StackConfig
     graph_id: str
     tenants: list[dict[str, str]] = field(default_factory=list)  # each tenant's auth header
+    #: Result waits at once: each is a long poll on Temporal, and a burst of thousands exceeds the
+    #: dev server's concurrent-poller limit (its retries would load the server being measured).
+    #: Runs end roughly in start order, so a waiter queued here sees its run end late only when
+    #: hundreds of earlier ones are still running.
+    waiters: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(RESULT_WAITERS))
     _next: int = 0
 
     @property
@@ -89,8 +95,9 @@ class Ctx:
         return RunSample(workflow_id=body["workflow_id"], run_id=body["run_id"], begun=begun, post_s=post_s)
 
     async def finish(self, sample: RunSample) -> RunSample:
-        result = await self.temporal.get_workflow_handle(sample.workflow_id).result()
-        sample.done = time.perf_counter()
+        async with self.waiters:
+            result = await self.temporal.get_workflow_handle(sample.workflow_id).result()
+            sample.done = time.perf_counter()
         sample.ok = result.get("status") == "success" if isinstance(result, dict) else result is not None
         return sample
 

@@ -8,11 +8,11 @@ Run it from the repository root (not part of the test suite; about 20 s)::
 Against the fake provider of ``bench.latency_bench`` (``bench.slow_provider`` with no delay, in its
 own process), one call at a time in this process, it measures this process's CPU per call for:
 
-- **LiteLLM alone**: ``litellm.acompletion(stream=True)`` consumed chunk by chunk, nothing else —
-  the floor any product that streams through LiteLLM pays (its stream wrapper and the OpenAI SDK's
-  chunk parsing);
-- **the gateway**: ``LiteLLMGateway.invoke`` as the worker calls it (every delta handed to a sink,
-  the answer rebuilt and priced by LiteLLM);
+- **LiteLLM alone**: ``litellm.acompletion(stream=True)`` consumed chunk by chunk through
+  LiteLLM's stream wrapper, nothing else (the wrapper and the OpenAI SDK's chunk parsing);
+- **the gateway**: ``LiteLLMGateway.invoke`` as the worker calls it: LiteLLM opens the call, the
+  gateway reads the server-sent events off its HTTP response (``runledger.llm.stream``), hands every
+  delta to a sink, and has LiteLLM price the answer;
 - **the call bound**: ``LiteLLMGateway.call_bound`` (LiteLLM's token count of the request), which the
   meter computes before each call to reserve its maximum cost.
 

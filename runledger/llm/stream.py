@@ -75,7 +75,7 @@ class StreamedAnswer:
         """Add one OpenAI-format chunk (a dict); its delta, or None when it carries no output."""
         if not isinstance(chunk, dict):
             raise StreamError(f"a stream chunk is not an object: {chunk!r:.200}")
-        if "error" in chunk:
+        if chunk.get("error"):  # as the OpenAI SDK reads it (``"error": null`` is no error)
             raise StreamError(f"the provider reported an error mid-stream: {chunk['error']!r:.500}")
         self.chunks += 1
         if not self.provider_response_id and chunk.get("id"):
