@@ -1,7 +1,8 @@
 """Run-scoped credit reservations: the hold that keeps concurrent runs from overspending.
 
 ``available = balance - sum of open holds (reserved - settled, never below 0)``. Reserving locks the
-account row, so concurrent reservations on one account are serialized and each sees the others.
+account row, so concurrent reservations on one account are serialized and each sees the others; a
+run's hold is one statement (:func:`reserve`, a database function).
 Charges settle against the run's hold inside ``db.ledger.record_charge``; the run's end releases it.
 
 Before each model call (BOUNDED_OVERSPEND), :func:`reserve_call` locks the run's hold and the
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.errors import NotFoundError
@@ -34,7 +35,7 @@ _HELD = func.greatest(CreditReservation.reserved_credits - CreditReservation.set
 class Hold:
     ok: bool
     available: int
-    reservation: CreditReservation | None
+    reservation_id: str | None
 
 
 @dataclass(frozen=True)
@@ -147,26 +148,26 @@ async def available(session: AsyncSession, *, billing_account_id: str) -> int:
 
 
 async def reserve(session: AsyncSession, *, billing_account_id: str, run_id: str, amount: int) -> Hold:
-    """Hold ``amount`` credits for a run if the account's available balance covers it. Idempotent per
-    run: a run that already has a hold gets it back (``available`` 0: not computed), without taking
-    the account's lock, so an API run (whose hold was made with its row) is authorized without
-    queueing behind every charge of its account."""
-    existing = await for_run(session, run_id=run_id)
-    if existing is not None:
-        return Hold(ok=True, available=0, reservation=existing)
-    balance = await _lock_balance(session, billing_account_id)
-    existing = await for_run(session, run_id=run_id)  # made by another start while this one waited
-    if existing is not None:
-        return Hold(ok=True, available=0, reservation=existing)
-    available = balance - await held(session, billing_account_id=billing_account_id, except_run_id=run_id)
-    if available < amount:
-        return Hold(ok=False, available=available, reservation=None)
-    reservation = CreditReservation(
-        billing_account_id=billing_account_id, run_id=run_id, reserved_credits=amount
+    """Hold ``amount`` credits for a run if the account's available balance covers it, in the
+    caller's transaction (the account stays locked until it commits). Idempotent per run: a run that
+    already has a hold gets it back (``available`` 0: not computed), without taking the account's
+    lock, so an API run (whose hold was made with its row) is authorized without queueing behind
+    every charge of its account. One statement: the function of migration 0015_reserve_hold."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT outcome, available, reservation_id FROM reserve_run_hold(:run_id, :account, :amount)"
+            ),
+            {"run_id": run_id, "account": billing_account_id, "amount": amount},
+        )
+    ).one()
+    if row.outcome == "no_account":
+        raise NotFoundError("billing account", billing_account_id)
+    return Hold(
+        ok=row.outcome != "insufficient",
+        available=int(row.available),
+        reservation_id=None if row.reservation_id is None else str(row.reservation_id),
     )
-    session.add(reservation)
-    await session.flush()
-    return Hold(ok=True, available=available - amount, reservation=reservation)
 
 
 async def spendable_for_run(
