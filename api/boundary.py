@@ -200,8 +200,10 @@ async def authenticate(app: Any, authorization: str | None) -> Caller:
     admin = state.settings.admin_token
     if admin is not None and hmac.compare_digest(admin.get_secret_value().encode(), token.encode()):
         return ADMIN
-    async with state.database.transaction() as session:
-        principal = await accounts.principal_for_key(session, key_hash=hash_api_key(token))
+    key_hash = hash_api_key(token)
+    principal: accounts.Principal | None = await state.database.single_statement(
+        lambda conn: accounts.principal_for_key(conn, key_hash=key_hash)
+    )
     if principal is None:
         raise Unauthorized("invalid API key")
     return principal

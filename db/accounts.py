@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import psycopg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,15 +41,20 @@ async def get_principal(session: AsyncSession, *, user_id: str) -> Principal | N
     return None if account_id is None else Principal(user_id=user_id, billing_account_id=account_id)
 
 
-async def principal_for_key(session: AsyncSession, *, key_hash: str) -> Principal | None:
-    row = (
-        await session.execute(
-            select(ApiKey.user_id, BillingAccount.id)
-            .join(BillingAccount, BillingAccount.owner_user_id == ApiKey.user_id)
-            .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
-        )
-    ).one_or_none()
-    return None if row is None else Principal(user_id=row[0], billing_account_id=row[1])
+# The lookup of every authenticated request: one statement, so the API answers it on the statement
+# pool (autocommit, one round trip) rather than in a transaction of its own.
+_PRINCIPAL_FOR_KEY_SQL = """
+SELECT k.user_id, a.id FROM api_keys k JOIN billing_accounts a ON a.owner_user_id = k.user_id
+WHERE k.key_hash = %(key_hash)s AND k.revoked_at IS NULL
+"""
+
+
+async def principal_for_key(conn: psycopg.AsyncConnection[Any], *, key_hash: str) -> Principal | None:
+    """The live key's owner and their billing account (None for an unknown or revoked key); for
+    :meth:`db.session.Database.single_statement`."""
+    cursor = await conn.execute(_PRINCIPAL_FOR_KEY_SQL, {"key_hash": key_hash})
+    row = await cursor.fetchone()
+    return None if row is None else Principal(user_id=str(row[0]), billing_account_id=str(row[1]))
 
 
 async def account_exists(session: AsyncSession, *, billing_account_id: str) -> bool:

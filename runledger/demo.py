@@ -121,8 +121,8 @@ async def ensure_demo_user(database: Database, data_dir: Path, credits: int) -> 
     saved = _read_demo_file(path)
     user: DemoUser | None = None
     if saved is not None:
-        async with database.transaction() as session:
-            principal = await principal_for_key(session, key_hash=hash_api_key(saved.api_key))
+        key_hash = hash_api_key(saved.api_key)
+        principal = await database.single_statement(lambda conn: principal_for_key(conn, key_hash=key_hash))
         # A file that outlived its database (or a revoked key) is replaced, never trusted.
         if principal is not None and principal.user_id == saved.user_id:
             user = DemoUser(principal.user_id, principal.billing_account_id, saved.api_key)

@@ -79,9 +79,12 @@ async def current_viewer(request: Request, state: StateDep) -> Viewer:
         raise LoginRequired("sign in first")
     async with state.database.transaction() as session:
         row = await ui_sessions.live(session, token_hash=_sha256(token))
-        principal = None
-        if row is not None and not row.is_admin:
-            principal = await accounts.principal_for_key(session, key_hash=row.key_hash)
+    principal = None
+    if row is not None and not row.is_admin:
+        key_hash = row.key_hash
+        principal = await state.database.single_statement(
+            lambda conn: accounts.principal_for_key(conn, key_hash=key_hash)
+        )
     if row is None:
         raise LoginRequired("the session has ended; sign in again")
     if row.is_admin:
