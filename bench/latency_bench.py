@@ -65,7 +65,7 @@ from bench import procstat, profiling
 from bench.bare import SleepWorkflow
 from bench.common import StackConfig
 from bench.latency_report import print_profile, report
-from bench.load import PAYLOAD
+from bench.load import PAYLOAD, RESULT_WAITERS
 from bench.services import (
     REPO_ROOT,
     RESULTS_DIR,
@@ -136,6 +136,7 @@ class Load:
         self.temporal = temporal
         self.graph = graph
         self.auth = auth
+        self.waiters = asyncio.Semaphore(RESULT_WAITERS)
 
     async def start(self, sample: Sample) -> None:
         headers = {**self.auth, "Idempotency-Key": f"lat-{uuid.uuid4()}"}
@@ -153,8 +154,9 @@ class Load:
     async def finish(self, sample: Sample) -> None:
         if sample.run_id is None:
             return
-        result = await self.temporal.get_workflow_handle(f"graph-run:{sample.run_id}").result()
-        sample.done = time.perf_counter()
+        async with self.waiters:
+            result = await self.temporal.get_workflow_handle(f"graph-run:{sample.run_id}").result()
+            sample.done = time.perf_counter()
         sample.status = result.get("status") if isinstance(result, dict) else None
 
     async def burst(self, n: int, clients: int) -> tuple[list[Sample], float]:
@@ -180,12 +182,16 @@ class Load:
 
 
 async def bare_burst(temporal: Client, cfg: StackConfig, n: int, delay: float) -> tuple[float, list[float]]:
+    waiters = asyncio.Semaphore(RESULT_WAITERS)
+
     async def one() -> float:
         begun = time.perf_counter()
-        await temporal.execute_workflow(
+        handle = await temporal.start_workflow(
             SleepWorkflow.run, delay, id=f"bench-sleep-{uuid.uuid4()}", task_queue=cfg.bare_task_queue
         )
-        return time.perf_counter() - begun
+        async with waiters:
+            await handle.result()
+            return time.perf_counter() - begun
 
     t0 = time.perf_counter()
     latencies = await asyncio.gather(*(one() for _ in range(n)))

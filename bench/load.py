@@ -31,7 +31,7 @@ from bench.stats import summary_ms
 from runledger.contracts.runs import TERMINAL_STATUSES
 
 PAYLOAD: dict[str, Any] = {"input": {"topic": "the sea"}}
-RESULT_WAITERS = 500
+RESULT_WAITERS = 400
 
 
 @dataclass
