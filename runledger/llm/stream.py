@@ -3,9 +3,9 @@
 LiteLLM opens every streamed call and hands back its stream wrapper, which translates each
 provider's chunks into OpenAI's format. That translation costs about 0.3 ms of CPU per chunk on a
 2-core box, ten times the rest of a chunk's path (``bench.stream_cost``), and a real model streams
-a chunk per token. When LiteLLM reached the provider through the OpenAI SDK (OpenAI and every
-OpenAI-compatible ``api_base``: the wrapper's ``completion_stream`` is an ``openai.AsyncStream``), the
-chunks already are in OpenAI's format, so :func:`read_stream` takes the server-sent events off the
+a chunk per token. When LiteLLM reached an OpenAI-format provider through the OpenAI SDK (OpenAI,
+Azure OpenAI, and every OpenAI-compatible ``api_base`` of an ``openai/`` model: the wrapper's
+``completion_stream`` is an ``openai.AsyncStream``), the chunks already are in OpenAI's format, so :func:`read_stream` takes the server-sent events off the
 HTTP response LiteLLM opened (``httpx-sse``) and decodes their JSON itself. Every other provider is
 read through LiteLLM's wrapper. Both give the same :class:`StreamedAnswer`; the gateway prices it
 through LiteLLM either way (cost only from LiteLLM).
@@ -31,6 +31,10 @@ from httpx_sse import EventSource
 from runledger.llm.types import ModelDelta, ToolCall, ToolCallChunk
 
 _EVENT_STREAM = "text/event-stream"
+#: LiteLLM providers whose streams LiteLLM passes through as they are (OpenAI's format, usage in the
+#: last chunk). Others reached through the OpenAI SDK too (Groq, DeepSeek, ...) may need LiteLLM's
+#: own handling of their chunks (usage in another field, reasoning text), so they keep its wrapper.
+OPENAI_FORMAT_PROVIDERS = frozenset({"openai", "azure", "custom_openai"})
 #: How long the rest of a body after ``[DONE]`` may take to arrive before the connection is dropped.
 _DRAIN_SECONDS = 0.1
 
@@ -112,8 +116,10 @@ async def read_stream(wrapper: Any, answer: StreamedAnswer) -> AsyncIterator[Mod
     """The deltas of LiteLLM's stream ``wrapper``, recorded into ``answer`` as they arrive."""
     answer.provider = getattr(wrapper, "custom_llm_provider", None)
     source = getattr(wrapper, "completion_stream", None)
-    if isinstance(source, openai.AsyncStream) and _EVENT_STREAM in source.response.headers.get(
-        "content-type", ""
+    if (
+        answer.provider in OPENAI_FORMAT_PROVIDERS
+        and isinstance(source, openai.AsyncStream)
+        and _EVENT_STREAM in source.response.headers.get("content-type", "")
     ):
         async for event_delta in _read_events(source.response, answer):
             yield event_delta

@@ -125,6 +125,18 @@ async def test_a_stream_under_another_content_type_is_read_by_litellm(
     assert response.cost_usd == usd(litellm.completion_cost(completion_response=rebuilt))
 
 
+async def test_another_openai_sdk_provider_keeps_litellm_s_handling(fake_provider: FakeProvider) -> None:
+    """A provider LiteLLM also reaches through the OpenAI SDK but whose chunks it may rework (Groq)
+    is read through LiteLLM's wrapper: the answer is the one LiteLLM assembles."""
+    request = ModelRequest(model="groq/openai/gpt-oss-20b", messages=({"role": "user", "content": "a b"},))
+    response = await LiteLLMGateway(api_base=fake_provider.url, api_key="sk-fake").invoke(request)
+    rebuilt = await _litellm_rebuilt(fake_provider, request)
+    assert response.provider == "groq"
+    assert response.text == rebuilt.choices[0].message.content
+    assert response.tokens_out == rebuilt.usage.completion_tokens
+    assert response.cost_usd == usd(litellm.completion_cost(completion_response=rebuilt)) > 0
+
+
 async def test_a_stream_without_usage_is_counted_by_litellm(usageless_provider: FakeProvider) -> None:
     request = ModelRequest(model=MODEL, messages=({"role": "user", "content": "four five six seven"},))
     response = await LiteLLMGateway(api_base=usageless_provider.url, api_key="sk-fake").invoke(request)
