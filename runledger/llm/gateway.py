@@ -107,14 +107,9 @@ class LiteLLMGateway:
         """What bounds the call's cost: LiteLLM's price, its input tokens as LiteLLM counts them,
         and the output cap the gateway will send."""
         price = model_price(request.model)
-        input_tokens = int(
-            litellm.token_counter(
-                model=request.model,
-                messages=request.as_messages(),
-                tools=[dict(tool) for tool in request.tools] or None,  # type: ignore[misc]
-            )
+        return CallBound(
+            price=price, input_tokens=_input_tokens(request), max_output_tokens=_max_tokens(request)
         )
-        return CallBound(price=price, input_tokens=input_tokens, max_output_tokens=_max_tokens(request))
 
     async def invoke(
         self, request: ModelRequest, on_delta: DeltaSink | None = None, on_chunk: ChunkSink | None = None
@@ -223,14 +218,14 @@ def _priced(request: ModelRequest, answer: StreamedAnswer) -> ModelResponse:
         usage=usage,
     )
     cost = litellm.completion_cost(completion_response=response, model=request.model)
-    return ModelResponse(
+    # The stream's own finish reason (None for a broken one; LiteLLM's response would say "stop").
+    return _answer(
+        request,
+        response,
+        {"custom_llm_provider": answer.provider},
+        response.usage,
+        cost,
         text=answer.text,
-        provider_response_id=answer.provider_response_id,
-        model=model,
-        provider=answer.provider,
-        tokens_in=int(response.usage.prompt_tokens or 0),
-        tokens_out=int(response.usage.completion_tokens or 0),
-        cost_usd=usd(cost),
         tool_calls=calls,
         finish_reason=answer.finish_reason,
     )
@@ -238,19 +233,24 @@ def _priced(request: ModelRequest, answer: StreamedAnswer) -> ModelResponse:
 
 def _counted_usage(request: ModelRequest, answer: StreamedAnswer) -> dict[str, int]:
     output = answer.text + "".join("".join(parts.arguments) for parts in answer.calls.values())
-    tokens_in = int(
-        litellm.token_counter(
-            model=request.model,
-            messages=request.as_messages(),
-            tools=[dict(tool) for tool in request.tools] or None,  # type: ignore[misc]
-        )
-    )
+    tokens_in = _input_tokens(request)
     tokens_out = int(litellm.token_counter(model=request.model, text=output, count_response_tokens=True))
     return {
         "prompt_tokens": tokens_in,
         "completion_tokens": tokens_out,
         "total_tokens": tokens_in + tokens_out,
     }
+
+
+def _input_tokens(request: ModelRequest) -> int:
+    """The request's input tokens as LiteLLM counts them (messages and tool definitions)."""
+    return int(
+        litellm.token_counter(
+            model=request.model,
+            messages=request.as_messages(),
+            tools=[dict(tool) for tool in request.tools] or None,  # type: ignore[misc]
+        )
+    )
 
 
 def _max_tokens(request: ModelRequest) -> int:

@@ -69,6 +69,22 @@ async def _litellm_rebuilt(provider: FakeProvider, request: ModelRequest) -> Any
     return rebuilt
 
 
+async def test_a_text_answer_is_the_one_litellm_assembles_and_prices(fake_provider: FakeProvider) -> None:
+    """Read off the HTTP response, the answer must be exactly LiteLLM's own assembled answer and
+    ``completion_cost``."""
+    request = ModelRequest(model=MODEL, messages=({"role": "user", "content": "one two three four"},))
+    response = await LiteLLMGateway(api_base=fake_provider.url, api_key="sk-fake").invoke(request)
+    rebuilt = await _litellm_rebuilt(fake_provider, request)
+    assert response.text == rebuilt.choices[0].message.content
+    assert (response.tokens_in, response.tokens_out) == (
+        rebuilt.usage.prompt_tokens,
+        rebuilt.usage.completion_tokens,
+    )
+    assert response.cost_usd == usd(litellm.completion_cost(completion_response=rebuilt))
+    assert response.cost_usd > 0
+    assert response.finish_reason == rebuilt.choices[0].finish_reason == "stop"
+
+
 @pytest.mark.parametrize("via", ["events", "litellm wrapper"])
 async def test_a_tool_call_answer_is_the_one_litellm_assembles_and_prices(
     fake_provider: FakeProvider, via: str
