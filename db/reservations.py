@@ -19,10 +19,10 @@ sent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import psycopg
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.errors import NotFoundError
@@ -193,9 +193,11 @@ async def for_run(session: AsyncSession, *, run_id: str) -> CreditReservation | 
 
 
 async def release(session: AsyncSession, *, run_id: str) -> None:
+    # Core, not an ORM-enabled UPDATE (see db.runs.RUNS): it runs at the end of every run.
+    holds = cast(Table, CreditReservation.__table__)
     await session.execute(
-        update(CreditReservation)
-        .where(CreditReservation.run_id == run_id, CreditReservation.status == "open")
+        update(holds)
+        .where(holds.c.run_id == run_id, holds.c.status == "open")
         .values(status="released", released_at=func.now())
     )
 

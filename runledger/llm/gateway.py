@@ -21,6 +21,7 @@ Every call carries a ``max_tokens`` (the graph's, else ``DEFAULT_MAX_OUTPUT_TOKE
 
 from __future__ import annotations
 
+import functools
 import os
 from decimal import Decimal
 from typing import Any
@@ -64,8 +65,13 @@ class UnpricedModelError(Exception):
     """LiteLLM has no price for the model: calling it would leave the call unbilled."""
 
 
+@functools.lru_cache(maxsize=1024)
 def model_price(model: str) -> ModelPrice:
-    """LiteLLM's price of a model, USD per token (``UnpricedModelError`` when it has none)."""
+    """LiteLLM's price of a model, USD per token (``UnpricedModelError`` when it has none).
+
+    Cached per process (two registry lookups cost about a millisecond, and every run and every call
+    asks); :class:`LiteLLMGateway` clears the cache when it registers prices. A model without a price
+    is not cached: it raises."""
     try:
         prompt_cost, _ = litellm.cost_per_token(model=model, prompt_tokens=1, completion_tokens=0)
         _, completion_cost = litellm.cost_per_token(model=model, prompt_tokens=0, completion_tokens=1)
@@ -96,6 +102,7 @@ class LiteLLMGateway:
         self._priced: set[str] = set()
         if model_registry:
             litellm.register_model(model_registry)
+            model_price.cache_clear()
 
     def ensure_priced(self, model: str) -> None:
         if model in self._priced:
