@@ -214,7 +214,8 @@ class RunActivities:
             heartbeat.cancel()
 
     async def _execute(self, inp: ExecuteInput) -> ExecuteResult:
-        async with self._db.transaction() as session:
+        # Lookups and a one-statement update: no transaction (two round trips fewer per run).
+        async with self._db.autocommit() as session:
             run = await runs.get_run(session, run_id=inp.run_id)
             loaded = None if run is None else self._registry.get(run.graph_id)
             if run is not None and run.status == RunStatus.RUNNING and loaded is not None:
@@ -315,18 +316,16 @@ class RunActivities:
                 execution.record(output)
         except Exception as exc:
             raise execution_failure(exc) from exc
-        async with self._db.transaction() as session:
-            calls, credits = await ledger.run_charge_totals(session, run_id=run.run_id)
+        async with self._db.autocommit() as session:
             if outcome.interrupts:
                 # Paused inside the graph: the workflow records the pause and waits for a resume.
+                calls, credits = await ledger.run_charge_totals(session, run_id=run.run_id)
                 return ExecuteResult(
                     model_calls=calls,
                     charged_credits=credits,
                     interrupts=to_jsonable_python(outcome.interrupts, fallback=str),
                 )
-            await runs.set_output(
-                session, run_id=run.run_id, output=output, model_calls=calls, cost_credits=credits
-            )
+            calls, credits = await runs.record_output(session, run_id=run.run_id, output=output)
         return ExecuteResult(model_calls=calls, charged_credits=credits)
 
     @activity.defn(name="pause_for_input")

@@ -3,6 +3,10 @@
 The boundary (an API route, an activity) opens ``async with database.transaction() as session``; it
 commits when the block ends and rolls back when it raises. Repository functions never commit.
 
+``database.autocommit()`` is a session whose every statement is its own transaction: for reads and
+single-statement writes that need no transaction around them (no ``BEGIN``/``COMMIT`` round trips,
+which psycopg sends as commands of their own).
+
 ``database.single_statement(write)`` is for a write that is one SQL statement (the ledger's charge).
 It runs on a small pool of psycopg connections in autocommit, so the statement is its own
 transaction and commits on the server without a second client round trip: the row locks it takes
@@ -83,6 +87,11 @@ class Database:
             pool_timeout=pool_timeout,
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The same pool; a connection checked out for it is switched to psycopg's autocommit (a
+        # client-side flag, no round trip) and back when it returns.
+        self._autocommit_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
         # Opened on first use: a process that never charges (the API) holds no connection for it.
         self._statement_pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             libpq_url(self.url),
@@ -100,6 +109,13 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncSession]:
+        """A session without a transaction: each statement commits on its own. Only for what needs
+        no atomicity across statements (a lookup, a one-statement update)."""
+        async with self._autocommit_sessionmaker() as session:
             yield session
 
     async def single_statement(self, write: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:

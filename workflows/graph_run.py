@@ -11,7 +11,6 @@ replayed from their records, never paid for twice.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -140,7 +139,7 @@ class GraphRunWorkflow:
         if not paused.resume_now:
             try:
                 await workflow.wait_condition(
-                    lambda: self._credit_signals > seen, timeout=timedelta(seconds=inp.credit_wait_seconds)
+                    lambda: self._credit_signals > seen, timeout=policies.seconds(inp.credit_wait_seconds)
                 )
             except TimeoutError:
                 return False
@@ -159,7 +158,7 @@ class GraphRunWorkflow:
         )
         try:
             await workflow.wait_condition(
-                lambda: len(self._resumes) > seen, timeout=timedelta(seconds=inp.input_wait_seconds)
+                lambda: len(self._resumes) > seen, timeout=policies.seconds(inp.input_wait_seconds)
             )
         except TimeoutError:
             return None
