@@ -35,7 +35,7 @@ from api.errors import Conflict, NotFound, PaymentRequired, ServiceUnavailable, 
 from api.notify_urls import check_notify_url
 from api.params import CANONICAL_UUID
 from api.schemas import ReplayRequest, StartRunRequest
-from db import connections, events, preflight, prices, reservations, runs
+from db import connections, events, preflight, prices, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.session import Database
@@ -282,27 +282,23 @@ async def _hold_and_record(
     transaction, so a refusal leaves nothing."""
     if needed is None:
         needed = await estimate(session, settings, spec, run.input)
-    hold = await reservations.reserve(
-        session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed
+    # Hold, thread check (under the account lock the hold took), run row and its event: one statement.
+    record = await runs.record_start(
+        session,
+        run=run,
+        amount=needed,
+        busy_statuses=ON_THREAD_STATUSES | {RunStatus.PENDING},
+        event=status_event(RunStatus.PENDING),
     )
-    if not hold.ok:
-        raise PaymentRequired(preflight.shortfall_message(hold.available, needed))
-    if run.state_key is not None:
-        # Under the account lock the hold took: of two starts on one thread, one sees the other.
-        other = await runs.run_on_thread(
-            session,
-            billing_account_id=run.billing_account_id,
-            state_key=run.state_key,
-            except_run_id=run.run_id,
-            statuses=ON_THREAD_STATUSES | {RunStatus.PENDING},
+    if record.outcome == "no_account":
+        raise NotFound(f"billing account {run.billing_account_id} not found")
+    if record.outcome == "insufficient":
+        raise PaymentRequired(preflight.shortfall_message(record.available or 0, needed))
+    if record.outcome == "thread_busy":
+        raise Conflict(
+            f"run {record.other_run} of state_key {run.state_key!r} has not finished; one run of a thread at a time",
+            code=ErrorCode.THREAD_BUSY,
         )
-        if other is not None:
-            raise Conflict(
-                f"run {other} of state_key {run.state_key!r} has not finished; one run of a thread at a time",
-                code=ErrorCode.THREAD_BUSY,
-            )
-    await runs.insert_run(session, run=run)
-    await events.append(session, run_id=run.run_id, events=[status_event(RunStatus.PENDING)])
     return run
 
 

@@ -92,6 +92,13 @@ class GraphRun(Base):
             "run_kind IN ('user_immediate','system_scheduled','system_webhook','replay')", name="run_kind"
         ),
         Index("ix_graph_runs_account_created", "billing_account_id", "created_at", "run_id"),
+        # The thread check of a start (migration 0016).
+        Index(
+            "ix_graph_runs_account_state_key",
+            "billing_account_id",
+            "state_key",
+            postgresql_where=text("state_key IS NOT NULL"),
+        ),
         ForeignKeyConstraint(
             ["graph_id", "graph_version"],
             ["graph_versions.graph_id", "graph_versions.version"],

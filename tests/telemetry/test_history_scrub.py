@@ -99,9 +99,8 @@ async def test_error_messages_on_run_rows_and_events_are_scrubbed(
 ) -> None:
     run_id = str(uuid.uuid4())
     async with database.transaction() as session:
-        await runs.insert_run(
-            session,
-            run=GraphRun(
+        session.add(
+            GraphRun(
                 run_id=run_id,
                 workflow_id=ids.graph_run_workflow_id(run_id),
                 graph_id="langgraph:poet",
