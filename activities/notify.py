@@ -32,16 +32,16 @@ log = structlog.get_logger(__name__)
 SEND_TIMEOUT_SECONDS = 10.0
 
 
-async def start_notification(run: GraphRun) -> None:
+async def start_notification(run_id: str) -> None:
     """Start the run's notification workflow from inside an activity (best effort, see above)."""
     try:
         await launch.start_notify_workflow(
-            activity.client(), task_queue=activity.info().task_queue, run_id=run.run_id
+            activity.client(), task_queue=activity.info().task_queue, run_id=run_id
         )
     except Exception as exc:
         # Already notified (a finished notify workflow's id is not reused), or Temporal refused:
         # the run is final either way, and must not fail on its notification.
-        log.warning("run_notification_not_started", run_id=run.run_id, error=f"{type(exc).__name__}: {exc}")
+        log.warning("run_notification_not_started", run_id=run_id, error=f"{type(exc).__name__}: {exc}")
 
 
 def run_summary(run: GraphRun) -> dict[str, object]:

@@ -28,7 +28,7 @@ from activities.metering import (
     RunNotRunningError,
 )
 from activities.tool_effects import PostgresEffects, unmetered_recorder
-from db import events, grants, ledger, reservations, runs
+from db import events, grants, ledger, lifecycle, reservations, runs
 from db.secrets import SecretBox
 from db.session import Database
 from runledger import tools
@@ -122,6 +122,17 @@ class RunActivities:
     @activity.defn(name="authorize_run")
     async def authorize(self, inp: AuthorizeInput) -> AuthorizeResult:
         """Preflight: the account must cover the run's estimate. Moves the run to ``running``."""
+        # Most runs are API runs, whose hold and thread check the API made with the row: one
+        # statement moves those (no lock on the account, no transaction around it).
+        async with self._db.autocommit() as session:
+            if await lifecycle.start_running(
+                session,
+                run_id=inp.run_id,
+                graphs=self._registry.graphs.keys(),
+                busy_statuses=ON_THREAD_STATUSES,
+                event=status_event(RunStatus.RUNNING),
+            ):
+                return AuthorizeResult(allowed=True)
         async with self._db.transaction() as session:
             run = await runs.get_run(session, run_id=inp.run_id)
             if run is None:

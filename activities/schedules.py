@@ -87,7 +87,7 @@ class ScheduleActivities:
         if recorded.status == RunStatus.SKIPPED and recorded.notify_url:
             # Ended here, at its slot: no workflow will finalize (and so announce) it. Idempotent, so a
             # retried record announces a slot whose first attempt committed but did not get this far.
-            await start_notification(recorded)
+            await start_notification(recorded.run_id)
         return RecordSlotResult(
             run_id=recorded.run_id,
             billing_account_id=recorded.billing_account_id,

@@ -35,7 +35,7 @@ from api.errors import Conflict, NotFound, PaymentRequired, ServiceUnavailable, 
 from api.notify_urls import check_notify_url
 from api.params import CANONICAL_UUID
 from api.schemas import ReplayRequest, StartRunRequest
-from db import connections, events, preflight, prices, runs
+from db import connections, events, lifecycle, preflight, prices, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.session import Database
@@ -283,7 +283,7 @@ async def _hold_and_record(
     if needed is None:
         needed = await estimate(session, settings, spec, run.input)
     # Hold, thread check (under the account lock the hold took), run row and its event: one statement.
-    record = await runs.record_start(
+    record = await lifecycle.record_start(
         session,
         run=run,
         amount=needed,

@@ -26,7 +26,7 @@ from runledger.contracts.scrub import scrub
 CHANNEL = "run_events"
 
 
-def _scrubbed(data: dict[str, Any]) -> dict[str, Any]:
+def scrubbed(data: dict[str, Any]) -> dict[str, Any]:
     message = data.get("message")
     return {**data, "message": scrub.text(message)} if isinstance(message, str) else data
 
@@ -43,7 +43,7 @@ async def append(session: AsyncSession, *, run_id: str, events: Sequence[tuple[s
     written = await append_many(
         await driver_connection(session),
         # Error text (a tool's failure, a run's error) may quote a credential: scrubbed like telemetry.
-        events=[(run_id, name, _scrubbed(data)) for name, data in events],
+        events=[(run_id, name, scrubbed(data)) for name, data in events],
     )
     if written != len(events):
         raise NotFoundError("run", run_id)

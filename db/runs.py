@@ -10,12 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, text, update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.events import CHANNEL as EVENTS_CHANNEL
 from db.models import ChargeReceipt, CreditReservation, GraphRun, RunEvent, RunStartRequest
 from runledger.contracts.scrub import scrub
 
@@ -23,8 +21,6 @@ from runledger.contracts.scrub import scrub
 #: not the ORM, because an ORM-enabled UPDATE costs several times its Core twin in CPU (it
 #: synchronizes the session's identity map) and these run several times for every run.
 RUNS = cast(Table, GraphRun.__table__)
-#: Each column's SQL type, for the casts of :func:`record_start`'s insert.
-_SQL_TYPES = {c.key: c.type.compile(dialect=postgresql.dialect()) for c in RUNS.columns}  # type: ignore[no-untyped-call]
 
 TERMINAL = ("success", "error", "cancelled", "skipped")
 #: Statuses a run may move to from each status; mirrors the SQL trigger of the first migration.
@@ -128,84 +124,6 @@ async def _insert_if_new(session: AsyncSession, run: GraphRun) -> str | None:
     return inserted
 
 
-@dataclass(frozen=True)
-class StartRecord:
-    """What :func:`record_start` did: ``outcome`` is ``start_run_hold``'s (``reserved``/``exists``:
-    the run and its event are written; ``insufficient``, ``no_account``, ``thread_busy``: nothing
-    but perhaps the hold, which the caller's rollback undoes)."""
-
-    outcome: str
-    available: int | None
-    other_run: str | None
-
-    @property
-    def recorded(self) -> bool:
-        return self.outcome in ("reserved", "exists")
-
-
-async def record_start(
-    session: AsyncSession,
-    *,
-    run: GraphRun,
-    amount: int,
-    busy_statuses: frozenset[str],
-    event: tuple[str, dict[str, Any]],
-) -> StartRecord:
-    """A new run's start in one statement, in the caller's transaction: hold ``amount`` credits
-    (migration 0016's ``start_run_hold``; the account stays locked until the caller commits), check
-    its ``state_key`` thread for a run in ``busy_statuses`` under that lock, and only if both pass
-    insert the run and its first event (sequence 1) and notify listeners. ``run`` gets the row's
-    ``created_at``."""
-    values = {c.key: getattr(run, c.key) for c in RUNS.columns if getattr(run, c.key) is not None}
-    values["event_seq"] = 1
-    columns = ", ".join(values)
-    casts = ", ".join(f"CAST(:v_{k} AS {_SQL_TYPES[k]})" for k in values)
-    stmt = text(
-        f"""
-WITH hold AS (
-    SELECT * FROM start_run_hold(
-        CAST(:run_id AS uuid), CAST(:account AS uuid), :amount, :state_key, CAST(:busy AS text[])
-    )
-), run AS (
-    INSERT INTO graph_runs ({columns})
-    SELECT {casts} FROM hold WHERE hold.outcome IN ('reserved', 'exists')
-    RETURNING run_id, created_at
-), event AS (
-    INSERT INTO run_events (run_id, seq, event, data)
-    SELECT run_id, 1, :event, CAST(:event_data AS jsonb) FROM run
-    RETURNING run_id
-)
-SELECT hold.outcome, hold.available, hold.other_run, run.created_at,
-       (SELECT pg_notify(:channel, CAST(event.run_id AS text)) FROM event) AS notified
-FROM hold LEFT JOIN run ON true
-"""
-    ).bindparams(
-        *(bindparam(f"v_{k}", v, type_=RUNS.c[k].type) for k, v in values.items()),
-        bindparam("event_data", event[1], type_=JSONB),
-    )
-    row = (
-        await session.execute(
-            stmt,
-            {
-                "run_id": run.run_id,
-                "account": run.billing_account_id,
-                "amount": amount,
-                "state_key": run.state_key,
-                "busy": sorted(busy_statuses),
-                "event": event[0],
-                "channel": EVENTS_CHANNEL,
-            },
-        )
-    ).one()
-    if row.created_at is not None:
-        run.created_at = row.created_at
-    return StartRecord(
-        outcome=row.outcome,
-        available=None if row.available is None else int(row.available),
-        other_run=None if row.other_run is None else str(row.other_run),
-    )
-
-
 async def get_run(
     session: AsyncSession, *, run_id: str, billing_account_id: str | None = None
 ) -> GraphRun | None:
@@ -214,6 +132,14 @@ async def get_run(
     if billing_account_id is not None:
         stmt = stmt.where(GraphRun.billing_account_id == billing_account_id)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def status_of(session: AsyncSession, *, run_id: str) -> str | None:
+    """A run's status; None when there is no such run."""
+    status: str | None = (
+        await session.execute(select(RUNS.c.status).where(RUNS.c.run_id == run_id))
+    ).scalar_one_or_none()
+    return status
 
 
 @dataclass(frozen=True)

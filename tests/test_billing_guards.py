@@ -29,7 +29,8 @@ from runledger.llm import LiteLLMGateway, model_price
 from runledger.worker import WorkerDeps, build_worker, load_graphs, publish_catalog
 from tests.conftest import api_client, create_database
 from tests.db.queries import rows, scalar
-from tests.db.test_ledger import _pending_call, _run_row
+from tests.db.builders import insert_run
+from tests.db.test_ledger import _pending_call
 from tests.fakes.openai_server import FakeProvider
 from tests.helpers import ADMIN, Tenant, create_user, eventually, start_run, top_up, wait_for_run
 from tests.projects.helpers import write_project
@@ -50,7 +51,7 @@ async def test_IDEMPOTENT_CHARGES_50_concurrent_writers_with_10x_duplicates(
     api: httpx.AsyncClient, database: Database
 ) -> None:
     user = await create_user(api, credits=10_000_000)
-    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    run_id = await insert_run(database, user.billing_account_id, user.user_id)
     charges = [
         ledger.Charge(
             billing_account_id=user.billing_account_id,
@@ -366,7 +367,7 @@ async def test_runledger_reconcile_command(
 ) -> None:
     """The command settles what it can and lists what it flags, with the reason."""
     user = await create_user(api, credits=1_000)
-    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    run_id = await insert_run(database, user.billing_account_id, user.user_id)
     call_id = await _pending_call(
         database, run_id, "poem:0", usage_unit_id=ids.usage_unit_id(run_id=run_id, call_key="poem:0")
     )

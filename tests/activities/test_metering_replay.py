@@ -14,7 +14,7 @@ from db.session import Database
 from runledger.contracts.runs import RunStatus
 from runledger.llm import DeltaSink, LiteLLMGateway, ModelRequest, ModelResponse
 from tests.db.queries import rows
-from tests.db.test_ledger import _run_row
+from tests.db.builders import insert_run
 from tests.helpers import create_user
 
 
@@ -43,7 +43,7 @@ async def test_replay_needs_the_same_request_else_it_is_a_new_call(
     api: httpx.AsyncClient, database: Database
 ) -> None:
     user = await create_user(api, credits=5_000_000)
-    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    run_id = await insert_run(database, user.billing_account_id, user.user_id)
     async with database.transaction() as session:
         await runs.transition(session, run_id=run_id, to=RunStatus.RUNNING)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,32 +14,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from db import ledger, ledger_reads
-from db.models import GraphRun, ModelCall
+from db.models import ModelCall
 from db.session import STATEMENT_POOL_NAME, Database
 from runledger.contracts import ids
+from tests.db.builders import insert_run
 from tests.db.queries import rows, scalar
 from tests.helpers import create_user
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def _run_row(database: Database, account: str, user_id: str) -> str:
-    run_id = str(uuid.uuid4())
-    async with database.transaction() as session:
-        session.add(
-            GraphRun(
-                run_id=run_id,
-                workflow_id=ids.graph_run_workflow_id(run_id),
-                graph_id="langgraph:poet",
-                billing_account_id=account,
-                run_kind="user_immediate",
-                trigger_source="api",
-                requested_by=user_id,
-                input={"topic": "x"},
-                trace_id=ids.langfuse_trace_id(run_id),
-            )
-        )
-    return run_id
 
 
 def _charge(account: str, run_id: str, unit: str, credits: int = 120) -> ledger.Charge:
@@ -66,7 +47,7 @@ async def test_IDEMPOTENT_CHARGES_duplicate_write_is_one_row(
     api: httpx.AsyncClient, database: Database
 ) -> None:
     user = await create_user(api, credits=10_000)
-    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    run_id = await insert_run(database, user.billing_account_id, user.user_id)
     charge = _charge(user.billing_account_id, run_id, "call-1")
 
     async def write() -> ledger.ChargeOutcome:
@@ -90,7 +71,7 @@ async def test_IDEMPOTENT_CHARGES_same_reference_other_amount_is_recorded_not_ap
     api: httpx.AsyncClient, database: Database
 ) -> None:
     user = await create_user(api, credits=10_000)
-    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    run_id = await insert_run(database, user.billing_account_id, user.user_id)
     async with database.transaction() as session:
         first = await ledger.record_charge(session, charge=_charge(user.billing_account_id, run_id, "u", 120))
     async with database.transaction() as session:
@@ -113,7 +94,7 @@ async def test_IDEMPOTENT_CHARGES_same_reference_other_amount_is_recorded_not_ap
 
 async def test_receipts_and_ledger_are_append_only(api: httpx.AsyncClient, database: Database) -> None:
     user = await create_user(api, credits=10_000)
-    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    run_id = await insert_run(database, user.billing_account_id, user.user_id)
     async with database.transaction() as session:
         await ledger.record_charge(session, charge=_charge(user.billing_account_id, run_id, "u"))
     for statement in (
@@ -129,7 +110,7 @@ async def test_receipts_and_ledger_are_append_only(api: httpx.AsyncClient, datab
 
 async def test_MONOTONIC_RUN_STATUS_enforced_in_sql(api: httpx.AsyncClient, database: Database) -> None:
     user = await create_user(api)
-    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    run_id = await insert_run(database, user.billing_account_id, user.user_id)
 
     async def set_status(status: str) -> None:
         async with database.transaction() as session:
@@ -200,7 +181,7 @@ async def test_ONE_LEDGER_WRITER_the_charge_statement_settles_its_call_and_repor
     """The meter's path: one autocommit statement writes receipt, debit, call settlement and usage
     event together; a plain re-delivery is answered by the same statement without writing."""
     user = await create_user(api, credits=10_000)
-    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    run_id = await insert_run(database, user.billing_account_id, user.user_id)
     call_id = await _pending_call(database, run_id, "poem:0")
     charge, call = _charge(user.billing_account_id, run_id, "u-1"), _settlement(call_id, "poem:0")
 
@@ -252,7 +233,7 @@ async def test_IDEMPOTENT_CHARGES_a_charge_survives_its_pooled_connection_dying(
     """The statement pool does not ping before each checkout; a connection killed while idle (a
     Postgres restart) costs one retry of the idempotent statement on a fresh connection."""
     user = await create_user(api, credits=10_000)
-    run_id = await _run_row(database, user.billing_account_id, user.user_id)
+    run_id = await insert_run(database, user.billing_account_id, user.user_id)
     charges = [_charge(user.billing_account_id, run_id, f"u-{n}") for n in range(2)]
     assert await database.single_statement(functools.partial(ledger.charge_once, charge=charges[0]))
     killed = await scalar(

@@ -4,7 +4,7 @@ An API start held the run's credits (``reserve_run_hold``), then, for a run on a
 thread, looked for another unfinished run of that thread, then inserted the run row and its
 ``pending`` event: four round trips, the last three under the account's lock. This function makes
 the hold and, under the lock the hold took, the thread check (a new snapshot: VOLATILE, so a run
-committed while it waited for the lock is seen); ``db.runs.record_start`` inserts the run and its
+committed while it waited for the lock is seen); ``db.lifecycle.record_start`` inserts the run and its
 event in the same statement. A partial index serves the thread check.
 
 Revision ID: 0016_start_run_hold
