@@ -14,10 +14,10 @@ from runledger.telemetry import RunRef, RunTracer
 
 async def finalize_run(database: Database, tracer: RunTracer, inp: FinalizeInput) -> FinalizeResult:
     """Record the run's terminal status. Idempotent: a finished run is never moved again (its hold is
-    released all the same). One statement (``db.lifecycle.finish``), its own transaction."""
-    async with database.autocommit() as session:
-        run = await lifecycle.finish(
-            session,
+    released all the same). One statement (``db.lifecycle.finish``) on the statement pool."""
+    run = await database.single_statement(
+        lambda conn: lifecycle.finish(
+            conn,
             run_id=inp.run_id,
             status=inp.status,
             error_code=inp.error_code,
@@ -34,10 +34,11 @@ async def finalize_run(database: Database, tracer: RunTracer, inp: FinalizeInput
                 cost_credits=0,
             ),
         )
-        if run is None:
-            return FinalizeResult(
-                status=await runs.status_of(session, run_id=inp.run_id) or inp.status, changed=False
-            )
+    )
+    if run is None:
+        async with database.autocommit() as session:
+            status = await runs.status_of(session, run_id=inp.run_id)
+        return FinalizeResult(status=status or inp.status, changed=False)
     # After the commit, and only from the call that moved the run: one outcome per trace.
     tracer.outcome(
         RunRef(run_id=run.run_id, graph_id=run.graph_id, billing_account_id=run.billing_account_id),

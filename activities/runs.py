@@ -114,8 +114,9 @@ class RunActivities:
         self._secrets = (
             SecretBox.from_setting(settings.secret_keys.get_secret_value()) if settings.secret_keys else None
         )
-        #: The graphs this worker serves and published (loaded once at start).
+        #: The graphs this worker serves and published (loaded once at start), and their versions.
         self._registry = registry
+        self._versions = {loaded.spec.graph_id: loaded.spec.version for loaded in registry}
         #: Spans of the run (Langfuse when configured); without one, plain no-op-cheap OTel spans.
         self._tracer = tracer or RunTracer()
 
@@ -124,15 +125,16 @@ class RunActivities:
         """Preflight: the account must cover the run's estimate. Moves the run to ``running``."""
         # Most runs are API runs, whose hold and thread check the API made with the row: one
         # statement moves those (no lock on the account, no transaction around it).
-        async with self._db.autocommit() as session:
-            if await lifecycle.start_running(
-                session,
+        if await self._db.single_statement(
+            lambda conn: lifecycle.start_running(
+                conn,
                 run_id=inp.run_id,
                 graphs=self._registry.graphs.keys(),
                 busy_statuses=ON_THREAD_STATUSES,
                 event=status_event(RunStatus.RUNNING),
-            ):
-                return AuthorizeResult(allowed=True)
+            )
+        ):
+            return AuthorizeResult(allowed=True)
         async with self._db.transaction() as session:
             run = await runs.get_run(session, run_id=inp.run_id)
             if run is None:
@@ -225,27 +227,28 @@ class RunActivities:
             heartbeat.cancel()
 
     async def _execute(self, inp: ExecuteInput) -> ExecuteResult:
-        # Lookups and a one-statement update: no transaction (two round trips fewer per run).
-        async with self._db.autocommit() as session:
-            run = await runs.get_run(session, run_id=inp.run_id)
-            loaded = None if run is None else self._registry.get(run.graph_id)
-            if run is not None and run.status == RunStatus.RUNNING and loaded is not None:
-                await runs.set_graph_version(session, run_id=run.run_id, graph_version=loaded.spec.version)
-            fork: tuple[str, str] | None = None
-            if run is not None and run.replay_of is not None and run.replay_from_checkpoint is not None:
-                original = await runs.get_run(session, run_id=run.replay_of)
-                if original is not None:
-                    source = thread_id(original.billing_account_id, original.run_id, original.state_key)
-                    fork = (source, run.replay_from_checkpoint)
-        if run is None or run.status != RunStatus.RUNNING:
-            status = None if run is None else run.status
+        # The version this worker runs recorded and the run read: one statement.
+        run = await self._db.single_statement(
+            lambda conn: lifecycle.begin_execution(conn, run_id=inp.run_id, versions=self._versions)
+        )
+        if run is None:
+            async with self._db.autocommit() as session:
+                row = await runs.get_run(session, run_id=inp.run_id)
+            if row is not None and row.status == RunStatus.RUNNING and row.graph_id not in self._versions:
+                raise ApplicationError(row.graph_id, type=ErrorCode.GRAPH_NOT_FOUND, non_retryable=True)
             raise ApplicationError(
-                f"run {inp.run_id} is not running (status {status})",
+                f"run {inp.run_id} is not running (status {None if row is None else row.status})",
                 type="run_not_running",
                 non_retryable=True,
             )
-        if loaded is None:
-            raise ApplicationError(run.graph_id, type=ErrorCode.GRAPH_NOT_FOUND, non_retryable=True)
+        loaded = self._registry.graphs[run.graph_id]
+        fork: tuple[str, str] | None = None
+        if run.replay_of is not None and run.replay_from_checkpoint is not None:
+            async with self._db.autocommit() as session:
+                original = await runs.get_run(session, run_id=run.replay_of)
+            if original is not None:
+                source = thread_id(original.billing_account_id, original.run_id, original.state_key)
+                fork = (source, run.replay_from_checkpoint)
         attempt = inp.attempt_base + activity.info().attempt
         meter = LedgerMeter(
             database=self._db,
@@ -327,16 +330,18 @@ class RunActivities:
                 execution.record(output)
         except Exception as exc:
             raise execution_failure(exc) from exc
-        async with self._db.autocommit() as session:
-            if outcome.interrupts:
-                # Paused inside the graph: the workflow records the pause and waits for a resume.
+        if outcome.interrupts:
+            # Paused inside the graph: the workflow records the pause and waits for a resume.
+            async with self._db.autocommit() as session:
                 calls, credits = await ledger.run_charge_totals(session, run_id=run.run_id)
-                return ExecuteResult(
-                    model_calls=calls,
-                    charged_credits=credits,
-                    interrupts=to_jsonable_python(outcome.interrupts, fallback=str),
-                )
-            calls, credits = await runs.record_output(session, run_id=run.run_id, output=output)
+            return ExecuteResult(
+                model_calls=calls,
+                charged_credits=credits,
+                interrupts=to_jsonable_python(outcome.interrupts, fallback=str),
+            )
+        calls, credits = await self._db.single_statement(
+            lambda conn: lifecycle.record_output(conn, run_id=run.run_id, output=output)
+        )
         return ExecuteResult(model_calls=calls, charged_credits=credits)
 
     @activity.defn(name="pause_for_input")

@@ -1,12 +1,13 @@
-"""A run's steps that change its status and report it, each one statement: its start (hold, thread
-check, row and first event), its move to ``running`` and its end (status, totals, hold released,
-terminal events).
+"""A run's own steps, each one statement: its start (hold, thread check, row and first event), its
+move to ``running``, the start of an execution (graph version recorded, the run read), its output
+(with its receipts' totals) and its end (status, totals, hold released, terminal events).
 
 A status change and the events that report it commit together (a stream reader never sees a status
 without its event, nor a ``done`` for a run still running), and these steps run for every run, so
-each is one statement on the caller's connection: inside its transaction, or, in a
-``Database.autocommit()`` session, a transaction of its own with no ``BEGIN``/``COMMIT`` round
-trips. Moves follow ``db.runs.ALLOWED_FROM`` (the database trigger rejects any other); events get
+each is one statement. The start runs in the API's transaction; the worker's steps are written for
+psycopg directly and run on the statement pool (``Database.single_statement``: autocommit, no
+``BEGIN``/``COMMIT`` round trips, no ORM), so each is idempotent (a step that finds its work done
+changes nothing). Moves follow ``db.runs.ALLOWED_FROM`` (the database trigger rejects any other); events get
 their sequence numbers from the run's ``event_seq``, bumped by the same UPDATE under its row lock
 (gap-free, as ``db.events`` does), and listeners get one NOTIFY on the run-events channel.
 """
@@ -14,20 +15,21 @@ their sequence numbers from the run's ``event_seq``, bumped by the same UPDATE u
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.errors import NotFoundError
 from db.events import CHANNEL as EVENTS_CHANNEL
 from db.events import scrubbed
 from db.models import GraphRun
 from db.runs import ALLOWED_FROM, RUNS
-from db.session import driver_connection
 from runledger.contracts.scrub import scrub
 
 #: Each column's SQL type, for the casts of :func:`record_start`'s insert.
@@ -143,7 +145,7 @@ SELECT pg_notify(%(channel)s, CAST(run_id AS text)) FROM inserted
 
 
 async def start_running(
-    session: AsyncSession,
+    conn: psycopg.AsyncConnection[Any],
     *,
     run_id: str,
     graphs: Iterable[str],
@@ -152,7 +154,7 @@ async def start_running(
 ) -> bool:
     """Move an API-started run to ``running`` with its status event, if it is one that needs no
     other check (see ``_START_RUNNING_SQL``); False changes nothing."""
-    cursor = await (await driver_connection(session)).execute(
+    cursor = await conn.execute(
         _START_RUNNING_SQL,
         {
             "run_id": run_id,
@@ -164,6 +166,68 @@ async def start_running(
         },
     )
     return await cursor.fetchone() is not None
+
+
+@dataclass(frozen=True)
+class ExecutionRun:
+    """What an execution of a run needs of its row."""
+
+    run_id: str
+    graph_id: str
+    billing_account_id: str
+    grant_id: str | None
+    state_key: str | None
+    connections: dict[str, str] | None
+    input: dict[str, Any]
+    replay_of: str | None
+    replay_from_checkpoint: str | None
+
+
+#: A running run whose graph this worker serves gets the version it is about to run (a retry on
+#: another worker records its own) and is read back, in one statement.
+_BEGIN_EXECUTION_SQL = """
+UPDATE graph_runs g SET graph_version = CAST(%(versions)s AS jsonb) ->> g.graph_id
+WHERE g.run_id = CAST(%(run_id)s AS uuid) AND g.status = 'running'
+  AND CAST(%(versions)s AS jsonb) ? g.graph_id
+RETURNING CAST(g.run_id AS text), g.graph_id, CAST(g.billing_account_id AS text), CAST(g.grant_id AS text),
+          g.state_key, g.connections, g.input, CAST(g.replay_of AS text), g.replay_from_checkpoint
+"""
+
+
+async def begin_execution(
+    conn: psycopg.AsyncConnection[Any], *, run_id: str, versions: Mapping[str, str]
+) -> ExecutionRun | None:
+    """The run, if it is ``running`` and its graph is one of ``versions`` (graph id -> the version
+    this worker serves), with that version recorded; None changes nothing."""
+    cursor = await conn.execute(
+        _BEGIN_EXECUTION_SQL, {"run_id": run_id, "versions": json.dumps(dict(versions))}
+    )
+    row = await cursor.fetchone()
+    return None if row is None else ExecutionRun(*row)
+
+
+#: A finished execution's output, with the run's receipts counted and summed.
+_RECORD_OUTPUT_SQL = """
+UPDATE graph_runs SET output = CAST(%(output)s AS jsonb),
+    model_calls = (SELECT count(*) FROM charge_receipts WHERE run_id = CAST(%(run_id)s AS uuid)),
+    cost_credits = (
+        SELECT coalesce(sum(charged_credits), 0) FROM charge_receipts WHERE run_id = CAST(%(run_id)s AS uuid)
+    )
+WHERE run_id = CAST(%(run_id)s AS uuid)
+RETURNING model_calls, cost_credits
+"""
+
+
+async def record_output(
+    conn: psycopg.AsyncConnection[Any], *, run_id: str, output: dict[str, Any]
+) -> tuple[int, int]:
+    """Record an execution's output (JSON-safe) and its receipts' totals; returns ``(model_calls,
+    cost_credits)``. ``NotFoundError`` when there is no such run."""
+    cursor = await conn.execute(_RECORD_OUTPUT_SQL, {"run_id": run_id, "output": json.dumps(output)})
+    row = await cursor.fetchone()
+    if row is None:
+        raise NotFoundError("run", run_id)
+    return int(row[0]), int(row[1])
 
 
 @dataclass(frozen=True)
@@ -224,7 +288,7 @@ FROM moved m
 
 
 async def finish(
-    session: AsyncSession,
+    conn: psycopg.AsyncConnection[Any],
     *,
     run_id: str,
     status: str,
@@ -237,7 +301,7 @@ async def finish(
     had already ended (its hold is released either way). Error text is scrubbed (it may quote a
     credential), in the row and in the events."""
     message = scrub.text(error_message) if error_message is not None else None
-    cursor = await (await driver_connection(session)).execute(
+    cursor = await conn.execute(
         _FINISH_SQL,
         {
             "run_id": run_id,

@@ -14,7 +14,7 @@ from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import ChargeReceipt, CreditReservation, GraphRun, RunEvent, RunStartRequest
+from db.models import CreditReservation, GraphRun, RunEvent, RunStartRequest
 from runledger.contracts.scrub import scrub
 
 #: The runs table for the statements of a run's own life (insert, status, output): SQLAlchemy Core,
@@ -257,34 +257,6 @@ async def transition(
         .returning(RUNS.c.run_id)
     )
     return result.scalar_one_or_none() is not None
-
-
-async def record_output(session: AsyncSession, *, run_id: str, output: dict[str, Any]) -> tuple[int, int]:
-    """Record a finished execution's output with the run's receipts counted and summed, in one
-    statement; returns ``(model_calls, cost_credits)``."""
-    receipts = cast(Table, ChargeReceipt.__table__)
-    of_run = receipts.c.run_id == run_id
-    row = (
-        await session.execute(
-            update(RUNS)
-            .where(RUNS.c.run_id == run_id)
-            .values(
-                output=output,
-                model_calls=select(func.count()).select_from(receipts).where(of_run).scalar_subquery(),
-                cost_credits=select(func.coalesce(func.sum(receipts.c.charged_credits), 0))
-                .where(of_run)
-                .scalar_subquery(),
-            )
-            .returning(RUNS.c.model_calls, RUNS.c.cost_credits)
-        )
-    ).one()
-    return int(row.model_calls), int(row.cost_credits)
-
-
-async def set_graph_version(session: AsyncSession, *, run_id: str, graph_version: str) -> None:
-    """Record the catalog version an execution of the run is running (a retry on another worker
-    records its own)."""
-    await session.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(graph_version=graph_version))
 
 
 async def paused_for_credits(session: AsyncSession, *, billing_account_id: str) -> list[GraphRun]:

@@ -84,14 +84,15 @@ async def test_a_start_records_its_hold_run_and_first_event_or_nothing_of_the_ru
 
 
 async def _running(database: Database, run_id: str, graphs: frozenset[str] = POET) -> bool:
-    async with database.autocommit() as session:
-        return await lifecycle.start_running(
-            session,
+    return await database.single_statement(
+        lambda conn: lifecycle.start_running(
+            conn,
             run_id=run_id,
             graphs=graphs,
             busy_statuses=ON_THREAD_STATUSES,
             event=status_event(RunStatus.RUNNING),
         )
+    )
 
 
 async def _events(database: Database, run_id: str) -> list[dict[str, object]]:
@@ -154,9 +155,9 @@ async def test_runs_that_need_the_full_authorization_are_left_as_they_are(
 async def _finish(
     database: Database, run_id: str, status: str, *, code: str | None = None, message: str | None = None
 ) -> lifecycle.FinishedRun | None:
-    async with database.autocommit() as session:
-        return await lifecycle.finish(
-            session,
+    return await database.single_statement(
+        lambda conn: lifecycle.finish(
+            conn,
             run_id=run_id,
             status=status,
             error_code=code,
@@ -166,6 +167,7 @@ async def _finish(
                 status, error_code=code, error_message=message, output=None, cost_credits=0
             ),
         )
+    )
 
 
 async def _hold_status(database: Database, run_id: str) -> str:
@@ -180,8 +182,10 @@ async def test_a_successful_run_ends_once_with_its_output_and_cost_in_its_done_e
     assert await _running(database, run_id)
     async with database.transaction() as session:
         await ledger.record_charge(session, charge=_charge(user.billing_account_id, run_id, "call-1"))
-    async with database.autocommit() as session:
-        assert await runs.record_output(session, run_id=run_id, output={"poem": "a"}) == (1, 120)
+    recorded = await database.single_statement(
+        lambda conn: lifecycle.record_output(conn, run_id=run_id, output={"poem": "a"})
+    )
+    assert recorded == (1, 120)
 
     ended = await _finish(database, run_id, RunStatus.SUCCESS)
     assert ended == lifecycle.FinishedRun(
@@ -259,3 +263,39 @@ async def test_a_run_that_already_ended_still_has_its_hold_released(
     assert await _finish(database, run_id, RunStatus.SUCCESS) is None
     assert await _hold_status(database, run_id) == "released"
     assert len(await _events(database, run_id)) == 1
+
+
+async def test_an_execution_records_the_version_it_runs_only_for_a_running_run_of_a_served_graph(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    user = await create_user(api, credits=1_000)
+    run_id, _ = await _start(database, user.billing_account_id, user.user_id, 100, "thread-x")
+    version = str(
+        await scalar(database, "SELECT version FROM graph_catalog WHERE graph_id = 'langgraph:poet'")
+    )
+
+    async def begin(versions: dict[str, str]) -> lifecycle.ExecutionRun | None:
+        return await database.single_statement(
+            lambda conn: lifecycle.begin_execution(conn, run_id=run_id, versions=versions)
+        )
+
+    assert await begin({"langgraph:poet": version}) is None  # still pending
+    assert await _running(database, run_id)
+    assert await begin({"langgraph:other": "v1"}) is None  # not a graph this worker serves
+    assert await scalar(database, "SELECT graph_version FROM graph_runs WHERE run_id = :r", r=run_id) is None
+
+    run = await begin({"langgraph:poet": version, "langgraph:other": "v1"})
+    assert run == lifecycle.ExecutionRun(
+        run_id=run_id,
+        graph_id="langgraph:poet",
+        billing_account_id=user.billing_account_id,
+        grant_id=None,
+        state_key="thread-x",
+        connections=None,
+        input={"topic": "x"},
+        replay_of=None,
+        replay_from_checkpoint=None,
+    )
+    assert (
+        await scalar(database, "SELECT graph_version FROM graph_runs WHERE run_id = :r", r=run_id) == version
+    )
