@@ -28,8 +28,8 @@ from runledger.contracts.catalog import estimate_run_credits
 from runledger.llm import LiteLLMGateway, model_price
 from runledger.worker import WorkerDeps, build_worker, load_graphs, publish_catalog
 from tests.conftest import api_client, create_database
-from tests.db.queries import rows, scalar
 from tests.db.builders import insert_run
+from tests.db.queries import rows, scalar
 from tests.db.test_ledger import _pending_call
 from tests.fakes.openai_server import FakeProvider
 from tests.helpers import ADMIN, Tenant, create_user, eventually, start_run, top_up, wait_for_run

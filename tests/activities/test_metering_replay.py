@@ -13,8 +13,8 @@ from db import runs
 from db.session import Database
 from runledger.contracts.runs import RunStatus
 from runledger.llm import DeltaSink, LiteLLMGateway, ModelRequest, ModelResponse
-from tests.db.queries import rows
 from tests.db.builders import insert_run
+from tests.db.queries import rows
 from tests.helpers import create_user
 
 
