@@ -110,8 +110,9 @@ async def run_steps(
         )
         if copied is None:
             raise CheckpointNotFoundError(f"checkpoint {checkpoint_id} of thread {source_thread} is gone")
-    snapshot = await durable.aget_state(config)
-    ours = bool(snapshot.metadata) and (snapshot.metadata or {}).get("run_id") == run_id
+    # The thread's head checkpoint alone (not the whole state LangGraph would rebuild from it).
+    head = await saver.aget_tuple(config)
+    ours = head is not None and bool(head.metadata) and head.metadata.get("run_id") == run_id
     payload: Any
     if resuming:
         payload = Command(resume=resume)
@@ -121,6 +122,9 @@ async def run_steps(
         payload = run_input
     output: Any = None
     nodes: list[str] = []
+    # LangGraph streams every pause (``interrupt()`` and interrupt_before/after) as an
+    # ``__interrupt__`` update: only then is the state read back for the pending values.
+    paused = False
     async for mode, chunk in durable.astream(
         payload,
         config,
@@ -131,14 +135,14 @@ async def run_steps(
         if mode == "values":
             output = data
         elif mode == "updates":
+            paused = paused or "__interrupt__" in data
             nodes.extend(name for name in data if name not in _NOT_NODES)
         elif mode == "checkpoints" and data["metadata"].get("source") == "loop" and nodes:
             checkpoint_id = str(data["config"]["configurable"]["checkpoint_id"])
             following = [str(n) for n in data.get("next", [])]
             await on_step(int(data["metadata"]["step"]), checkpoint_id, nodes, following)
             nodes = []
-    after = await durable.aget_state(config)
-    pending = [i.value for i in after.interrupts]
+    pending = [i.value for i in (await durable.aget_state(config)).interrupts] if paused else []
     started = "checkpoint" if ours or resuming else "input"
     if pending:
         return GraphOutcome(output=None, interrupts=pending, started_from=started)

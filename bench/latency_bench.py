@@ -27,7 +27,9 @@ balance == the ledger's sum. It exits 1 when a check fails.
 
 ``--scale N ...`` runs bursts of N runs one after another on one stack (the table grows) and prints
 per-run worker CPU and wall time for each N, and the p50 of ``GET /api/v1/runs`` with that many runs in
-the table: the cost per run must not grow with the table.
+the table: the cost per run must not grow with the table. ``--in-flight N`` keeps at most N runs open
+at once (a steady stream rather than a burst), so the figures measure the table's growth, not a
+worker holding 10,000 open runs at once.
 """
 
 from __future__ import annotations
@@ -159,20 +161,34 @@ class Load:
             sample.done = time.perf_counter()
         sample.status = result.get("status") if isinstance(result, dict) else None
 
-    async def burst(self, n: int, clients: int) -> tuple[list[Sample], float]:
-        """N starts through ``clients`` concurrent clients; each run awaited once started."""
+    async def burst(self, n: int, clients: int, in_flight: int | None = None) -> tuple[list[Sample], float]:
+        """N starts through ``clients`` concurrent clients; each run awaited once started.
+
+        With ``in_flight``, a client starts a run only while fewer than that many are open (started,
+        not yet terminal): a steady stream instead of one burst.
+        """
         queue: asyncio.Queue[Sample] = asyncio.Queue()
         samples = [Sample(begun=0.0) for _ in range(n)]
         for s in samples:
             queue.put_nowait(s)
         finishing: list[asyncio.Task[None]] = []
+        open_runs = asyncio.Semaphore(in_flight) if in_flight else None
+
+        async def finish(sample: Sample) -> None:
+            try:
+                await self.finish(sample)
+            finally:
+                if open_runs is not None:
+                    open_runs.release()
 
         async def client() -> None:
             while not queue.empty():
                 sample = queue.get_nowait()
+                if open_runs is not None:
+                    await open_runs.acquire()
                 sample.begun = time.perf_counter()
                 await self.start(sample)
-                finishing.append(asyncio.create_task(self.finish(sample)))
+                finishing.append(asyncio.create_task(finish(sample)))
 
         t0 = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
@@ -325,7 +341,7 @@ async def run(args: argparse.Namespace, database_url: str, postgres_pid: int | N
                     cpu0 = procs.cpu()
                     t0 = time.perf_counter()
                     async with phase(f"graph burst of {n} on {count} worker(s)", args.timeout, services):
-                        samples, starts_s = await load.burst(n, args.clients)
+                        samples, starts_s = await load.burst(n, args.clients, args.in_flight)
                     wall = time.perf_counter() - t0
                     cpu1 = procs.cpu()
                     stats = await provider_stats(http, provider_url)
@@ -410,6 +426,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         nargs="*",
         default=[],
         help="cost-growth mode: bursts of these sizes (e.g. 1000 5000 10000)",
+    )
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N runs open at once (started, not terminal); default: the whole burst at once",
     )
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="a setting for the service processes"

@@ -79,7 +79,12 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 print(f"not successful: {e['errors']}")
     if results["scale"]:
         print_table(
-            "Cost per run as the table grows",
+            "Cost per run as the table grows"
+            + (
+                f" (at most {args.in_flight} runs open at once)"
+                if args.in_flight
+                else " (each burst at once)"
+            ),
             [
                 "runs",
                 "wall s",
