@@ -1,8 +1,11 @@
 """Finalizing a run: its terminal status, what it cost, its hold released, its terminal event and
-trace outcome — exactly once. Used by the run's own ``finalize_run`` step and by the run sweeper for
-a run whose workflow ended without finalizing it (HOLDS_ALWAYS_RELEASED)."""
+trace outcome — exactly once. Used by the execution that finished its graph (the run's last step),
+by the run's ``finalize_run`` step for every other end, and by the run sweeper for a run whose
+workflow ended without finalizing it (HOLDS_ALWAYS_RELEASED)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from activities.notify import start_notification
 from db import lifecycle, runs
@@ -12,9 +15,12 @@ from runledger.contracts.runs import FinalizeInput, FinalizeResult, RunStatus
 from runledger.telemetry import RunRef, RunTracer
 
 
-async def finalize_run(database: Database, tracer: RunTracer, inp: FinalizeInput) -> FinalizeResult:
-    """Record the run's terminal status. Idempotent: a finished run is never moved again (its hold is
-    released all the same). One statement (``db.lifecycle.finish``) on the statement pool."""
+async def finalize_run(
+    database: Database, tracer: RunTracer, inp: FinalizeInput, *, output: dict[str, Any] | None = None
+) -> FinalizeResult:
+    """Record the run's terminal status (and ``output``, a finished execution's result, when given).
+    Idempotent: a finished run is never moved again (its hold is released all the same). One
+    statement (``db.lifecycle.finish``) on the statement pool."""
     run = await database.single_statement(
         lambda conn: lifecycle.finish(
             conn,
@@ -22,9 +28,10 @@ async def finalize_run(database: Database, tracer: RunTracer, inp: FinalizeInput
             status=inp.status,
             error_code=inp.error_code,
             error_message=inp.error_message,
-            # A successful execution recorded its totals with its output; failed runs still show
-            # what they cost.
-            count_charges=inp.status != RunStatus.SUCCESS,
+            # Every end counts the run's receipts, but a ``success`` without an output: that is the
+            # finalize step of an execution (of an earlier release) that recorded both already.
+            count_charges=inp.status != RunStatus.SUCCESS or output is not None,
+            output=output,
             # Their output and cost fields are filled in from the row by the statement.
             events=terminal_events(
                 inp.status,
@@ -51,4 +58,6 @@ async def finalize_run(database: Database, tracer: RunTracer, inp: FinalizeInput
     if run.notify_url:
         # Its own workflow, after the run ended: a receiver that is down never delays the run.
         await start_notification(run.run_id)
-    return FinalizeResult(status=run.status, changed=True)
+    return FinalizeResult(
+        status=run.status, changed=True, model_calls=run.model_calls, cost_credits=run.cost_credits
+    )

@@ -1,5 +1,6 @@
-"""The three activities of a graph run: authorize (preflight), execute (the graph, metered) and
-finalize (the run row's terminal status).
+"""The activities of a graph run: execute (its preflight, then the graph, metered, then its end when
+the graph finished), finalize (every other end), the pauses and resumes, and the authorize step of
+runs of earlier releases.
 
 Failures that a retry cannot fix raise ``ApplicationError(type=<stable code>, non_retryable=True)``;
 database, network and provider trouble is retryable (``activities.failures``).
@@ -8,6 +9,7 @@ database, network and provider trouble is retryable (``activities.failures``).
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import structlog
 from langchain_core.runnables import RunnableConfig
@@ -15,6 +17,7 @@ from pydantic_core import to_jsonable_python
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.authorize import authorize_run
 from activities.connections import RunCredentials
 from activities.events import tool_event_sink
 from activities.failures import execution_failure
@@ -28,18 +31,14 @@ from activities.metering import (
     RunNotRunningError,
 )
 from activities.tool_effects import PostgresEffects, unmetered_recorder
-from db import events, grants, ledger, lifecycle, reservations, runs
+from db import events, ledger, lifecycle, reservations, runs
 from db.secrets import SecretBox
 from db.session import Database
 from runledger import tools
 from runledger.config import Settings
-from runledger.contracts.catalog import estimate_run_credits, per_call_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
-from runledger.contracts.grants import check_grant
 from runledger.contracts.runs import (
-    ON_THREAD_STATUSES,
-    TERMINAL_STATUSES,
     AuthorizeInput,
     AuthorizeResult,
     ExecuteInput,
@@ -55,12 +54,11 @@ from runledger.contracts.runs import (
     RunStatus,
     pause_reason_of,
 )
-from runledger.llm import LiteLLMGateway, ModelGatewayError, UnpricedModelError, bind, model_price
+from runledger.llm import LiteLLMGateway, ModelGatewayError, UnpricedModelError, bind
 from runledger.projects import GraphRegistry, json_output
 from runledger.telemetry import RunRef, RunTracer
 from runledger.tools.langchain import PASSTHROUGH, guard_graph
 
-RUN_NOT_VISIBLE = "run_not_visible"
 #: Exceptions a tool call passes through to the execution instead of returning as a tool error.
 RUN_STOPPERS: tuple[type[BaseException], ...] = (
     ModelGatewayError,
@@ -72,6 +70,8 @@ RUN_STOPPERS: tuple[type[BaseException], ...] = (
 )
 #: With the DB retry policy's backoff (0.2 s doubling, capped at 10 s) this waits about two minutes.
 RUN_NOT_VISIBLE_ATTEMPTS = 18
+#: The same for an execution that authorizes (the graph retry policy: 1 s, then 2 s).
+EXECUTE_NOT_VISIBLE_ATTEMPTS = 3
 HEARTBEAT_EVERY_SECONDS = 5.0
 
 log = structlog.get_logger(__name__)
@@ -122,87 +122,15 @@ class RunActivities:
 
     @activity.defn(name="authorize_run")
     async def authorize(self, inp: AuthorizeInput) -> AuthorizeResult:
-        """Preflight: the account must cover the run's estimate. Moves the run to ``running``."""
-        # Most runs are API runs, whose hold and thread check the API made with the row: one
-        # statement moves those (no lock on the account, no transaction around it).
-        if await self._db.single_statement(
-            lambda conn: lifecycle.start_running(
-                conn,
-                run_id=inp.run_id,
-                graphs=self._registry.graphs.keys(),
-                busy_statuses=ON_THREAD_STATUSES,
-                event=status_event(RunStatus.RUNNING),
-            )
-        ):
-            return AuthorizeResult(allowed=True)
-        async with self._db.transaction() as session:
-            run = await runs.get_run(session, run_id=inp.run_id)
-            if run is None:
-                # The API starts the workflow inside its transaction and commits right after, so a
-                # missing row is almost always "not committed yet": retry. A row that never comes
-                # belongs to a start whose transaction rolled back after Temporal took the workflow
-                # (e.g. the start RPC timed out): give up so the workflow fails and the id is free.
-                if activity.info().attempt >= RUN_NOT_VISIBLE_ATTEMPTS:
-                    return AuthorizeResult(
-                        allowed=False,
-                        error_code=ErrorCode.RUN_NOT_FOUND,
-                        error_message=f"run {inp.run_id} was never recorded",
-                    )
-                raise ApplicationError(f"run {inp.run_id} is not visible yet", type=RUN_NOT_VISIBLE)
-            if run.status in TERMINAL_STATUSES:
-                return AuthorizeResult(allowed=False, error_code=run.error_code or run.status)
-            if run.status == RunStatus.PENDING:
-                loaded = self._registry.get(run.graph_id)
-                if loaded is None:
-                    return AuthorizeResult(
-                        allowed=False, error_code=ErrorCode.GRAPH_NOT_FOUND, error_message=run.graph_id
-                    )
-                needed = estimate_run_credits(
-                    loaded.spec,
-                    run.input,
-                    model_price(loaded.spec.model or self._settings.default_model),
-                    self._settings.markup,
-                )
-                if run.grant_id is not None:
-                    grant = await grants.get_grant(session, grant_id=run.grant_id)
-                    denied = check_grant(
-                        None if grant is None else grants.view(grant),
-                        graph_id=run.graph_id,
-                        now=await grants.database_now(session),
-                        # Room for the first call at its maximum; every call is checked exactly.
-                        next_cost_credits=per_call_credits(loaded.spec, needed),
-                    )
-                    if denied is not None:
-                        return AuthorizeResult(
-                            allowed=False, error_code=denied.code, error_message=denied.message
-                        )
-                # API runs were given their hold when they were started; this makes the others'.
-                hold = await reservations.reserve(
-                    session, billing_account_id=run.billing_account_id, run_id=run.run_id, amount=needed
-                )
-                if not hold.ok:
-                    return AuthorizeResult(
-                        allowed=False,
-                        error_code=ErrorCode.INSUFFICIENT_CREDITS,
-                        error_message=f"{hold.available} credits are available; the run's estimate is {needed}",
-                    )
-                if run.state_key is not None:
-                    other = await runs.run_on_thread(
-                        session,
-                        billing_account_id=run.billing_account_id,
-                        state_key=run.state_key,
-                        except_run_id=run.run_id,
-                        statuses=ON_THREAD_STATUSES,
-                    )
-                    if other is not None:  # a scheduled or webhook slot while its thread is busy
-                        return AuthorizeResult(
-                            allowed=False,
-                            error_code=ErrorCode.THREAD_BUSY,
-                            error_message=f"run {other} of this state_key has not finished",
-                        )
-                if await runs.transition(session, run_id=inp.run_id, to=RunStatus.RUNNING):
-                    await events.append(session, run_id=inp.run_id, events=[status_event(RunStatus.RUNNING)])
-        return AuthorizeResult(allowed=True)
+        """The preflight of a run of an earlier release (today's runs authorize in ``execute``)."""
+        return await authorize_run(
+            self._db,
+            self._registry,
+            self._settings,
+            run_id=inp.run_id,
+            attempt=activity.info().attempt,
+            not_found_after=RUN_NOT_VISIBLE_ATTEMPTS,
+        )
 
     @activity.defn(name="execute_graph")
     async def execute(self, inp: ExecuteInput) -> ExecuteResult:
@@ -227,6 +155,23 @@ class RunActivities:
             heartbeat.cancel()
 
     async def _execute(self, inp: ExecuteInput) -> ExecuteResult:
+        if inp.authorize:
+            auth = await authorize_run(
+                self._db,
+                self._registry,
+                self._settings,
+                run_id=inp.run_id,
+                attempt=activity.info().attempt,
+                not_found_after=EXECUTE_NOT_VISIBLE_ATTEMPTS,
+            )
+            # A run already ``success`` was ended by an earlier attempt: it is answered below.
+            if not auth.allowed and auth.error_code != RunStatus.SUCCESS:
+                return ExecuteResult(
+                    model_calls=0,
+                    charged_credits=0,
+                    refused=auth.error_code,
+                    refused_message=auth.error_message,
+                )
         # The version this worker runs recorded and the run read: one statement.
         run = await self._db.single_statement(
             lambda conn: lifecycle.begin_execution(conn, run_id=inp.run_id, versions=self._versions)
@@ -234,6 +179,11 @@ class RunActivities:
         if run is None:
             async with self._db.autocommit() as session:
                 row = await runs.get_run(session, run_id=inp.run_id)
+            if row is not None and row.status == RunStatus.SUCCESS:
+                # An earlier attempt finished the run, and its completion did not reach Temporal.
+                return ExecuteResult(
+                    model_calls=row.model_calls, charged_credits=row.cost_credits, finished=row.status
+                )
             if row is not None and row.status == RunStatus.RUNNING and row.graph_id not in self._versions:
                 raise ApplicationError(row.graph_id, type=ErrorCode.GRAPH_NOT_FOUND, non_retryable=True)
             raise ApplicationError(
@@ -339,10 +289,19 @@ class RunActivities:
                 charged_credits=credits,
                 interrupts=to_jsonable_python(outcome.interrupts, fallback=str),
             )
-        calls, credits = await self._db.single_statement(
-            lambda conn: lifecycle.record_output(conn, run_id=run.run_id, output=output)
+        return await self.end_execution(run.run_id, output)
+
+    async def end_execution(self, run_id: str, output: dict[str, Any]) -> ExecuteResult:
+        """The graph finished: the run ends here, in one statement (no finalize step after it)."""
+        ended = await finalize_run(
+            self._db, self._tracer, FinalizeInput(run_id=run_id, status=RunStatus.SUCCESS), output=output
         )
-        return ExecuteResult(model_calls=calls, charged_credits=credits)
+        if ended.changed:
+            calls, credits = ended.model_calls, ended.cost_credits
+        else:  # ended meanwhile (cancelled): what it cost all the same
+            async with self._db.autocommit() as session:
+                calls, credits = await ledger.run_charge_totals(session, run_id=run_id)
+        return ExecuteResult(model_calls=calls, charged_credits=credits, finished=ended.status)
 
     @activity.defn(name="pause_for_input")
     async def pause_for_input(self, inp: InputPauseInput) -> InputPauseResult:

@@ -1,6 +1,6 @@
 """A run's own steps, each one statement: its start (hold, thread check, row and first event), its
-move to ``running``, the start of an execution (graph version recorded, the run read), its output
-(with its receipts' totals) and its end (status, totals, hold released, terminal events).
+move to ``running``, the start of an execution (graph version recorded, the run read) and its end
+(status, receipts' totals, a finished execution's output, hold released, terminal events).
 
 A status change and the events that report it commit together (a stream reader never sees a status
 without its event, nor a ``done`` for a run still running), and these steps run for every run, so
@@ -25,7 +25,6 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.errors import NotFoundError
 from db.events import CHANNEL as EVENTS_CHANNEL
 from db.events import scrubbed
 from db.models import GraphRun
@@ -206,30 +205,6 @@ async def begin_execution(
     return None if row is None else ExecutionRun(*row)
 
 
-#: A finished execution's output, with the run's receipts counted and summed.
-_RECORD_OUTPUT_SQL = """
-UPDATE graph_runs SET output = CAST(%(output)s AS jsonb),
-    model_calls = (SELECT count(*) FROM charge_receipts WHERE run_id = CAST(%(run_id)s AS uuid)),
-    cost_credits = (
-        SELECT coalesce(sum(charged_credits), 0) FROM charge_receipts WHERE run_id = CAST(%(run_id)s AS uuid)
-    )
-WHERE run_id = CAST(%(run_id)s AS uuid)
-RETURNING model_calls, cost_credits
-"""
-
-
-async def record_output(
-    conn: psycopg.AsyncConnection[Any], *, run_id: str, output: dict[str, Any]
-) -> tuple[int, int]:
-    """Record an execution's output (JSON-safe) and its receipts' totals; returns ``(model_calls,
-    cost_credits)``. ``NotFoundError`` when there is no such run."""
-    cursor = await conn.execute(_RECORD_OUTPUT_SQL, {"run_id": run_id, "output": json.dumps(output)})
-    row = await cursor.fetchone()
-    if row is None:
-        raise NotFoundError("run", run_id)
-    return int(row[0]), int(row[1])
-
-
 @dataclass(frozen=True)
 class FinishedRun:
     """The run as :func:`finish` left it (only returned by the call that moved it)."""
@@ -246,9 +221,10 @@ class FinishedRun:
 
 
 #: The end of a run: its terminal status (with its receipts counted and summed when asked: a failed
-#: run still shows what it cost), its hold released whether or not it moved (data-modifying CTEs
-#: always run to completion), and, only if it moved, its events. An event's ``output`` and
-#: ``cost_credits`` fields are the row's, as this statement leaves it.
+#: run still shows what it cost) and, for a finished execution, its output; its hold released
+#: whether or not it moved (data-modifying CTEs always run to completion), and, only if it moved,
+#: its events. An event's ``output`` and ``cost_credits`` fields are the row's, as this statement
+#: leaves it.
 _FINISH_SQL = """
 WITH totals AS (
     SELECT count(*) AS calls, coalesce(sum(charged_credits), 0) AS credits
@@ -258,7 +234,8 @@ WITH totals AS (
     SET status = %(status)s, error_code = %(code)s, error_message = %(message)s, pending_input = NULL,
         completed_at = now(), event_seq = g.event_seq + cardinality(CAST(%(events)s AS text[])),
         model_calls = CASE WHEN %(count)s THEN totals.calls ELSE g.model_calls END,
-        cost_credits = CASE WHEN %(count)s THEN totals.credits ELSE g.cost_credits END
+        cost_credits = CASE WHEN %(count)s THEN totals.credits ELSE g.cost_credits END,
+        output = CASE WHEN %(has_output)s THEN CAST(%(output)s AS jsonb) ELSE g.output END
     FROM totals
     WHERE g.run_id = CAST(%(run_id)s AS uuid) AND g.status = ANY(CAST(%(from)s AS text[]))
     RETURNING g.run_id, g.graph_id, g.billing_account_id, g.status, g.error_code, g.error_message,
@@ -296,10 +273,12 @@ async def finish(
     error_message: str | None,
     count_charges: bool,
     events: list[Event],
+    output: dict[str, Any] | None = None,
 ) -> FinishedRun | None:
     """End a run (see ``_FINISH_SQL``): the run as it was left when this call moved it, None when it
-    had already ended (its hold is released either way). Error text is scrubbed (it may quote a
-    credential), in the row and in the events."""
+    had already ended (its hold is released either way; ``output``, a finished execution's JSON-safe
+    result, is recorded only with the move). Error text is scrubbed (it may quote a credential), in
+    the row and in the events."""
     message = scrub.text(error_message) if error_message is not None else None
     cursor = await conn.execute(
         _FINISH_SQL,
@@ -309,6 +288,8 @@ async def finish(
             "code": error_code,
             "message": message,
             "count": count_charges,
+            "has_output": output is not None,
+            "output": None if output is None else json.dumps(output),
             "from": list(ALLOWED_FROM[status]),
             "events": [name for name, _ in events],
             "data": [json.dumps(scrubbed(data)) for _, data in events],

@@ -61,6 +61,7 @@ async def start_graph_workflow(temporal: Client, settings: Settings, run: Record
                 run_kind=run.run_kind,
                 credit_wait_seconds=settings.credit_wait_seconds,
                 input_wait_seconds=settings.input_wait_seconds,
+                authorize_in_execute=True,
             ),
             id=run.workflow_id,
             task_queue=settings.temporal_task_queue,

@@ -1,8 +1,12 @@
 """``GraphRunWorkflow``: authorize → execute → finalize, for every kind of run.
 
-Workflow id ``graph-run:{run_id}``; the starter sets the search attributes. Authorize, pause, resume
-and finalize are short database steps run as local activities (no extra task-queue round trip); the
-graph runs as a regular activity with its own retry policy. When the next model call is not covered
+Workflow id ``graph-run:{run_id}``; the starter sets the search attributes. The graph runs as a
+regular activity with its own retry policy; its first statement authorizes the run (the preflight)
+and, when the graph finished, its last one ends it (output, totals, hold and ``done``), so a
+successful run is one activity. Every other end (refused, failed, cancelled, timed out), the pauses
+and the resumes are short database steps run as local activities (no extra task-queue round trip).
+Histories of earlier releases (``GraphRunInput.authorize_in_execute`` unset) replay their
+``authorize_run`` local activity first. When the next model call is not covered
 by credits, the run pauses durably: Temporal holds the wait until a ``credits_added`` signal (sent by
 the top-up endpoint) or the configured timeout, then the graph resumes — its settled calls are
 replayed from their records, never paid for twice.
@@ -60,16 +64,12 @@ class GraphRunWorkflow:
     @workflow.run
     async def run(self, inp: GraphRunInput) -> GraphRunResult:
         try:
-            auth = await workflow.execute_local_activity_method(
-                RunActivities.authorize, AuthorizeInput(run_id=inp.run_id), **policies.DB_STEP
-            )
-            if not auth.allowed and auth.error_code == ErrorCode.RUN_NOT_FOUND:
-                # No run row: nothing to finalize. Failing frees the workflow id for a retried start.
-                raise ApplicationError(auth.error_message or "run not found", type=ErrorCode.RUN_NOT_FOUND)
-            if not auth.allowed:
-                return await self._finish(
-                    inp, _refusal_status(auth.error_code), code=auth.error_code, message=auth.error_message
+            if not inp.authorize_in_execute:  # a history of an earlier release
+                auth = await workflow.execute_local_activity_method(
+                    RunActivities.authorize, AuthorizeInput(run_id=inp.run_id), **policies.DB_STEP
                 )
+                if not auth.allowed:
+                    return await self._refuse(inp, auth.error_code, auth.error_message)
             execution = 0
             resume: ExecuteInput | None = None
             while True:
@@ -81,12 +81,15 @@ class GraphRunWorkflow:
                             attempt_base=execution * ATTEMPTS_PER_EXECUTION,
                             resuming=resume is not None,
                             resume_value=None if resume is None else resume.resume_value,
+                            authorize=inp.authorize_in_execute and execution == 0,
                         ),
                         start_to_close_timeout=policies.GRAPH_START_TO_CLOSE,
                         schedule_to_close_timeout=policies.GRAPH_SCHEDULE_TO_CLOSE,
                         heartbeat_timeout=policies.GRAPH_HEARTBEAT,
                         retry_policy=policies.GRAPH_RETRY,
                     )
+                    if result.refused is not None:
+                        return await self._refuse(inp, result.refused, result.refused_message)
                     if not result.interrupts:
                         break
                     # Paused by the graph: the worker slot is free, the wait is Temporal's.
@@ -126,9 +129,25 @@ class GraphRunWorkflow:
             # Cancellation was delivered; recording it is a new, uncancelled step.
             await self._finish(inp, RunStatus.CANCELLED, code=ErrorCode.RUN_CANCELLED, message="cancelled")
             raise
+        if result.finished is not None:
+            # The execution ended the run in its last statement: nothing is left to record.
+            return GraphRunResult(
+                run_id=inp.run_id,
+                status=result.finished,
+                error_code=None,
+                model_calls=result.model_calls,
+                charged_credits=result.charged_credits,
+            )
         return await self._finish(
             inp, RunStatus.SUCCESS, model_calls=result.model_calls, charged_credits=result.charged_credits
         )
+
+    async def _refuse(self, inp: GraphRunInput, code: str | None, message: str | None) -> GraphRunResult:
+        """The run's preflight refused it: recorded as ``skipped`` (a grant's refusal) or ``error``."""
+        if code == ErrorCode.RUN_NOT_FOUND:
+            # No run row: nothing to finalize. Failing frees the workflow id for a retried start.
+            raise ApplicationError(message or "run not found", type=ErrorCode.RUN_NOT_FOUND)
+        return await self._finish(inp, _refusal_status(code), code=code, message=message)
 
     async def _wait_for_credits(self, inp: GraphRunInput, *, needed: int) -> bool:
         """Pause durably; True when credits arrived (resume), False when the wait timed out."""

@@ -68,6 +68,7 @@ class ScheduledRunWorkflow:
                     run_kind=RunKind.SYSTEM_SCHEDULED,
                     credit_wait_seconds=slot.credit_wait_seconds,
                     input_wait_seconds=slot.input_wait_seconds,
+                    authorize_in_execute=True,
                 ),
                 id=ids.graph_run_workflow_id(slot.run_id),
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -54,6 +54,9 @@ class GraphRunInput:
     credit_wait_seconds: int = 86_400
     #: How long a run paused by ``interrupt()`` or an approval waits before it ends ``input_timeout``.
     input_wait_seconds: int = 86_400
+    #: Set by every starter of this release: the first execution authorizes the run (one step less).
+    #: Histories of earlier releases lack it and replay their ``authorize_run`` local activity.
+    authorize_in_execute: bool = False
 
 
 #: Signal sent to a run paused for credits when its account is topped up.
@@ -110,6 +113,8 @@ class ExecuteInput:
     #: Continue a graph paused by ``interrupt()`` with ``Command(resume=resume_value)``.
     resuming: bool = False
     resume_value: Any = None
+    #: The run's first execution authorizes the run itself (``activities.authorize``) before the graph.
+    authorize: bool = False
 
 
 @dataclass
@@ -118,6 +123,13 @@ class ExecuteResult:
     charged_credits: int
     #: The values of the graph's pending ``interrupt()`` calls; empty when it finished.
     interrupts: list[Any] = field(default_factory=list)
+    #: The run's terminal status when the execution ended the run itself (its graph finished: output,
+    #: totals, hold and ``done`` in its last statement); None when the workflow still finalizes it.
+    finished: str | None = None
+    #: Set when the execution's preflight refused the run (a stable code, e.g. ``insufficient_credits``):
+    #: no graph ran and the workflow finalizes the run with it.
+    refused: str | None = None
+    refused_message: str | None = None
 
 
 @dataclass
@@ -160,3 +172,6 @@ class FinalizeInput:
 class FinalizeResult:
     status: str
     changed: bool
+    #: The run's receipts and their credits, as the move left them (0 when nothing moved).
+    model_calls: int = 0
+    cost_credits: int = 0

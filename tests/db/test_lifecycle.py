@@ -5,6 +5,7 @@ needs no other check, and a run's end (status, totals, hold released, its termin
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 
@@ -153,7 +154,13 @@ async def test_runs_that_need_the_full_authorization_are_left_as_they_are(
 
 
 async def _finish(
-    database: Database, run_id: str, status: str, *, code: str | None = None, message: str | None = None
+    database: Database,
+    run_id: str,
+    status: str,
+    *,
+    code: str | None = None,
+    message: str | None = None,
+    output: dict[str, Any] | None = None,
 ) -> lifecycle.FinishedRun | None:
     return await database.single_statement(
         lambda conn: lifecycle.finish(
@@ -162,10 +169,11 @@ async def _finish(
             status=status,
             error_code=code,
             error_message=message,
-            count_charges=status != RunStatus.SUCCESS,
+            count_charges=True,
             events=terminal_events(
                 status, error_code=code, error_message=message, output=None, cost_credits=0
             ),
+            output=output,
         )
     )
 
@@ -182,12 +190,7 @@ async def test_a_successful_run_ends_once_with_its_output_and_cost_in_its_done_e
     assert await _running(database, run_id)
     async with database.transaction() as session:
         await ledger.record_charge(session, charge=_charge(user.billing_account_id, run_id, "call-1"))
-    recorded = await database.single_statement(
-        lambda conn: lifecycle.record_output(conn, run_id=run_id, output={"poem": "a"})
-    )
-    assert recorded == (1, 120)
-
-    ended = await _finish(database, run_id, RunStatus.SUCCESS)
+    ended = await _finish(database, run_id, RunStatus.SUCCESS, output={"poem": "a"})
     assert ended == lifecycle.FinishedRun(
         run_id=run_id,
         graph_id="langgraph:poet",
@@ -204,10 +207,19 @@ async def test_a_successful_run_ends_once_with_its_output_and_cost_in_its_done_e
         (4, "done", {"status": "success", "output": {"poem": "a"}, "cost_credits": 120}),
     ]
     assert await scalar(database, "SELECT event_seq FROM graph_runs WHERE run_id = :r", r=run_id) == 4
+    assert await scalar(database, "SELECT output FROM graph_runs WHERE run_id = :r", r=run_id) == {
+        "poem": "a"
+    }
     assert await _hold_status(database, run_id) == "released"
-    # Finalized again (a retried step, the sweeper): nothing moves, no second done.
-    assert await _finish(database, run_id, RunStatus.ERROR, code="graph_failed", message="late") is None
+    # Finalized again (a retried step, the sweeper): nothing moves, no second done, output kept.
+    assert (
+        await _finish(database, run_id, RunStatus.ERROR, code="graph_failed", message="late", output={})
+        is None
+    )
     assert len(await _events(database, run_id)) == 4
+    assert await scalar(database, "SELECT output FROM graph_runs WHERE run_id = :r", r=run_id) == {
+        "poem": "a"
+    }
     assert await scalar(database, "SELECT status FROM graph_runs WHERE run_id = :r", r=run_id) == "success"
 
 

@@ -18,13 +18,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import format_span_id, format_trace_id
 from pydantic import SecretStr, ValidationError
-from temporalio import activity
 from temporalio.client import Client
 
 from activities.runs import RunActivities
 from db.session import Database
 from runledger.config import Settings
-from runledger.contracts.runs import ExecuteInput, ExecuteResult, FinalizeInput, RunStatus
+from runledger.contracts.runs import FinalizeInput, RunStatus
 from runledger.llm import LiteLLMGateway
 from runledger.telemetry import (
     OUTCOME,
@@ -40,6 +39,7 @@ from runledger.telemetry import (
 from runledger.worker import WorkerDeps, build_worker
 from tests.conftest import api_client
 from tests.helpers import create_user, start_run, wait_for_run
+from tests.lost_workers import LoseWorkerAfterCharging
 from tests.telemetry.conftest import own_queue
 
 HOST = "https://langfuse.example"
@@ -172,17 +172,6 @@ async def test_run_trace_has_a_generation_per_call_tags_metadata_one_outcome_and
     assert LANGFUSE_SECRET not in dumped
     assert REDACTED in attr(execution, "langfuse.observation.input")
     assert any(REDACTED in attr(g, "langfuse.observation.input") for g in generations)
-
-
-class LoseWorkerAfterCharging(RunActivities):
-    """The first attempt of execute dies after its calls were charged: the retry replays them."""
-
-    @activity.defn(name="execute_graph")
-    async def execute(self, inp: ExecuteInput) -> ExecuteResult:
-        result = await super().execute(inp)
-        if activity.info().attempt == 1:
-            raise RuntimeError("worker lost after its charges were written")
-        return result
 
 
 async def test_replayed_calls_make_no_second_generation_and_finalize_reports_once(

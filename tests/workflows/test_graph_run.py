@@ -9,35 +9,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from temporalio import activity
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
-from activities.runs import RunActivities
 from db.session import Database
 from runledger.config import Settings
-from runledger.contracts.runs import ExecuteInput, ExecuteResult
 from runledger.llm import LiteLLMGateway
 from runledger.worker import WorkerDeps, build_worker
 from tests.conftest import api_client
 from tests.db.queries import rows
 from tests.fakes.openai_server import FakeProvider
 from tests.helpers import ADMIN_TOKEN, Tenant, create_user, eventually, start_run, wait_for_run
+from tests.lost_workers import LoseWorkerAfterCharging, LoseWorkerAfterEnding
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).with_name("histories")
-
-
-class LoseWorkerAfterCharging(RunActivities):
-    """The real execute activity, except that its first attempt dies *after* every charge of the run
-    has been committed, as a worker killed just before reporting completion would."""
-
-    @activity.defn(name="execute_graph")
-    async def execute(self, inp: ExecuteInput) -> ExecuteResult:
-        result = await super().execute(inp)
-        if activity.info().attempt == 1:
-            raise RuntimeError("worker lost after its charges were written")
-        return result
 
 
 def _own_queue(settings: Settings) -> Settings:
@@ -65,8 +51,11 @@ async def test_IDEMPOTENT_CHARGES_retried_execute_activity_never_charges_twice(
         receipts = (await api.get(f"/api/v1/runs/{run['run_id']}/charges", headers=user.headers)).json()[
             "receipts"
         ]
+        handle = client.get_workflow_handle(started.json()["workflow_id"])
+        result = await handle.result()
 
     assert run["status"] == "success", run
+    assert result["status"] == "success"
     provider_calls = set(fake_provider.log.ids()) - calls_before
     assert len(provider_calls) == 3  # the retry asked the provider nothing new
     assert {r["provider_response_id"] for r in receipts} == provider_calls
@@ -76,7 +65,7 @@ async def test_IDEMPOTENT_CHARGES_retried_execute_activity_never_charges_twice(
         == sum(r["charged_credits"] for r in receipts)
         == run["cost_credits"]
     )
-    history = await client.get_workflow_handle(started.json()["workflow_id"]).fetch_history()
+    history = await handle.fetch_history()
     attempts = [
         e.activity_task_started_event_attributes.attempt
         for e in history.events
@@ -85,6 +74,49 @@ async def test_IDEMPOTENT_CHARGES_retried_execute_activity_never_charges_twice(
     assert attempts == [2]  # Temporal records the attempt that completed: proof a retry happened
     calls = await rows(database, "SELECT status, attempt FROM model_calls WHERE run_id = :r", r=run["run_id"])
     assert sorted((c["status"], c["attempt"]) for c in calls) == [("settled", 1)] * 3
+
+
+async def test_an_execution_retried_after_it_ended_the_run_runs_nothing_and_ends_nothing_twice(
+    settings: Settings,
+    database: Database,
+    client: Client,
+    gateway: LiteLLMGateway,
+    fake_provider: FakeProvider,
+) -> None:
+    queue_settings = _own_queue(settings)
+    deps = WorkerDeps(database=database, gateway=gateway)
+    async with (
+        build_worker(client, queue_settings, deps, activities_cls=LoseWorkerAfterEnding),
+        api_client(queue_settings, database, client) as api,
+    ):
+        user = await create_user(api, credits=5_000_000)
+        calls_before = set(fake_provider.log.ids())
+        started = await start_run(api, user, graph_id="langgraph:brief")
+        handle = client.get_workflow_handle(started.json()["workflow_id"])
+        result = await handle.result()
+        run = await wait_for_run(api, user, started.json()["run_id"], within=60)
+
+    assert run["status"] == "success", run
+    assert (result["status"], result["model_calls"], result["charged_credits"]) == (
+        "success",
+        3,
+        run["cost_credits"],
+    )
+    assert len(set(fake_provider.log.ids()) - calls_before) == 3
+    history = await handle.fetch_history()
+    assert [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ] == [2]
+    # The retry wrote nothing: one running, one success, one done; no finalize step after it.
+    events = await rows(
+        database, "SELECT event, data FROM run_events WHERE run_id = :r ORDER BY seq", r=run["run_id"]
+    )
+    statuses = [e["data"]["status"] for e in events if e["event"] == "status"]
+    assert statuses == ["pending", "running", "success"]
+    assert [e["event"] for e in events].count("done") == 1
+    assert not [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
 
 
 async def _finished_history(
