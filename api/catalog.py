@@ -16,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import NotFound, Unprocessable
 from db import catalog
+from db.session import Database
 from runledger.contracts.catalog import GraphSpec
 from runledger.contracts.errors import ErrorCode
+from runledger.contracts.money import ModelPrice
 
 
 def graph_not_found(graph_id: str) -> NotFound:
@@ -30,6 +32,16 @@ async def published_graph(session: AsyncSession, graph_id: str) -> GraphSpec:
     if spec is None:
         raise graph_not_found(graph_id)
     return spec
+
+
+async def published_graph_priced(database: Database, graph_id: str) -> tuple[GraphSpec, ModelPrice | None]:
+    """The graph's current published spec and its model's published price (None before a worker
+    published it), in one statement outside any transaction (a run start's first read); 404 when
+    no worker serves the graph."""
+    found = await database.single_statement(lambda conn: catalog.current_graph_priced(conn, graph_id))
+    if found is None:
+        raise graph_not_found(graph_id)
+    return found
 
 
 async def published_graphs(session: AsyncSession, graph_ids: Iterable[str]) -> dict[str, GraphSpec]:

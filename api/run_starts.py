@@ -1,7 +1,8 @@
 """Starting a run from the API (IDEMPOTENT_RUN_START, TRIGGERS_ONLY_START_RUNS).
 
-First one transaction: claim the idempotency key, reserve the run's credits (402 if they are not
-available), insert the run row and its ``pending`` event; commit. Only then is the workflow started,
+First the published graph and its model's price (one statement), then one transaction: claim the
+idempotency key, reserve the run's credits (402 if they are not available), insert the run row and
+its ``pending`` event; commit. Only then is the workflow started,
 outside any transaction, so no row lock and no database connection is held across the Temporal RPC
 (one hot account's starts do not serialize on it, and a slow Temporal cannot stall that account's
 charges). Concurrent requests with one key serialize on the key's primary key; the losers return
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.catalog import published_graph, validate_input
+from api.catalog import published_graph, published_graph_priced, validate_input
 from api.errors import Conflict, NotFound, PaymentRequired, ServiceUnavailable, Unprocessable
 from api.notify_urls import check_notify_url
 from api.params import CANONICAL_UUID
@@ -42,7 +43,7 @@ from db.session import Database
 from runledger import launch
 from runledger.config import Settings
 from runledger.contracts import ids
-from runledger.contracts.catalog import GraphSpec, estimate_replay_credits
+from runledger.contracts.catalog import GraphSpec, estimate_replay_credits, estimate_run_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
 from runledger.contracts.money import ModelPrice
@@ -104,9 +105,10 @@ async def start_api_run(
     )
     digest = request_hash(graph_id, body)
     existing: GraphRun | None = None
+    # The published catalog and the model's price, read before the start's transaction (one
+    # statement): a refusal here has written nothing.
+    spec, price = await published_graph_priced(database, graph_id)
     async with database.transaction() as session:
-        # The published catalog, in the start's transaction: a refusal here has written nothing.
-        spec = await published_graph(session, graph_id)
         validate_idempotency_key(idempotency_key)
         validate_input(spec, body.input)
         if body.notify_url is not None:
@@ -152,6 +154,7 @@ async def start_api_run(
                     status="pending",
                     trace_id=ids.langfuse_trace_id(run_id),
                 ),
+                needed=estimate_run_credits(spec, body.input, _priced(spec, price), settings.markup),
             )
     if existing is not None:
         if existing.status == RunStatus.PENDING:
@@ -265,13 +268,13 @@ async def estimate(
 async def _price(session: AsyncSession, spec: GraphSpec) -> ModelPrice:
     """The LiteLLM price of the graph's model (the workers' default model when it names none), as
     a worker published it (503 before any did)."""
-    price = await prices.price_of(session, spec.model)
+    return _priced(spec, await prices.price_of(session, spec.model))
+
+
+def _priced(spec: GraphSpec, price: ModelPrice | None) -> ModelPrice:
     if price is None:
         # A worker publishes the price of every model it serves when it starts.
-        model = spec.model or "the workers' default model"
-        raise ServiceUnavailable(
-            f"no worker has published a price for {model} yet", code=ErrorCode.MODEL_NOT_PRICED
-        )
+        raise ServiceUnavailable(str(preflight.ModelNotPriced(spec.model)), code=ErrorCode.MODEL_NOT_PRICED)
     return price
 
 

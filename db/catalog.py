@@ -7,20 +7,25 @@ Contract:
   longer serves leave the current catalog. So the catalog is what the most recently started worker
   serves: the workers of one task queue must serve the same project.
 - :func:`current_graphs` / :func:`current_graph` read the current catalog; :func:`graph_version`
-  one published version (what a run executed).
+  one published version (what a run executed); :func:`current_graph_priced` one current graph with
+  its model's published price, in one statement for the run-start path (raw psycopg, autocommit).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import psycopg
 from sqlalchemy import Select, delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import CatalogEntry, GraphVersion
+from db.prices import WORKER_DEFAULT
 from runledger.contracts.catalog import GraphSpec
+from runledger.contracts.money import ModelPrice
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,42 @@ async def current_graphs(session: AsyncSession) -> list[GraphSpec]:
 async def current_graph(session: AsyncSession, graph_id: str) -> GraphSpec | None:
     row = (await session.execute(_current().where(CatalogEntry.graph_id == graph_id))).scalar_one_or_none()
     return None if row is None else _spec(row)
+
+
+#: A current graph and its model's price (the workers' default model's when it names none).
+_PRICED_SQL = """
+SELECT v.graph_id, v.description, v.input_schema, v.max_model_calls, v.tool_ids, v.write_tools,
+       v.approval_tools, v.model, v.version, v.source, p.input_usd_per_token, p.output_usd_per_token
+FROM graph_catalog c
+JOIN graph_versions v ON v.graph_id = c.graph_id AND v.version = c.version
+LEFT JOIN model_prices p ON p.model = coalesce(v.model, %(default)s)
+WHERE c.graph_id = %(graph_id)s
+"""
+
+
+async def current_graph_priced(
+    conn: psycopg.AsyncConnection[Any], graph_id: str
+) -> tuple[GraphSpec, ModelPrice | None] | None:
+    """The current spec of ``graph_id`` and its model's published price (None before any worker
+    published it); None when no worker serves the graph."""
+    cursor = await conn.execute(_PRICED_SQL, {"graph_id": graph_id, "default": WORKER_DEFAULT})
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    spec = GraphSpec(
+        graph_id=row[0],
+        description=row[1],
+        input_schema=row[2],
+        max_model_calls=row[3],
+        tool_ids=tuple(row[4]),
+        write_tools=tuple(row[5]),
+        approval_tools=tuple(row[6]),
+        model=row[7],
+        version=row[8],
+        source=row[9],
+    )
+    price = None if row[10] is None else ModelPrice(input_usd_per_token=row[10], output_usd_per_token=row[11])
+    return spec, price
 
 
 async def graph_version(session: AsyncSession, graph_id: str, version: str) -> GraphSpec | None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 
 import httpx
 import pytest
+from sqlalchemy import text
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -93,6 +96,42 @@ async def test_insufficient_credits_is_402_and_nothing_is_started(
         await client.get_workflow_handle(ids.graph_run_workflow_id(run_id)).describe()
     me = await api.get("/api/v1/me", headers=poor.headers)
     assert me.json()["balance_credits"] == 100
+
+
+async def test_a_graph_whose_model_has_no_published_price_is_503_and_nothing_is_started(
+    api: httpx.AsyncClient, database: Database, user: Tenant
+) -> None:
+    """The start reads the graph and its model's price in one statement; a model no worker priced
+    yet is 503 ``model_not_priced`` (the client may retry), with no run, claim or hold written."""
+    graph_id = f"test:unpriced-{uuid.uuid4().hex[:8]}"
+    async with database.transaction() as session:
+        await session.execute(
+            text(
+                "INSERT INTO graph_versions (graph_id, version, source, description, input_schema,"
+                " tool_ids, write_tools, approval_tools, max_model_calls, model)"
+                " VALUES (:g, 'v1', 'test', 'a graph on a model nobody priced', CAST(:schema AS jsonb),"
+                " '{}', '{}', '{}', 1, 'nobody-priced-this-model')"
+            ),
+            {"g": graph_id, "schema": json.dumps({"type": "object"})},
+        )
+        await session.execute(
+            text("INSERT INTO graph_catalog (graph_id, version) VALUES (:g, 'v1')"), {"g": graph_id}
+        )
+    try:
+        before = await count_runs(database, user.billing_account_id)
+        resp = await start_run(api, user, graph_id=graph_id, payload={"input": {}}, key="unpriced-1")
+        assert resp.status_code == 503, resp.text
+        assert resp.json()["error"]["code"] == "model_not_priced"
+        assert "nobody-priced-this-model" in resp.json()["error"]["message"]
+        assert await count_runs(database, user.billing_account_id) == before
+        assert (
+            await scalar(database, "SELECT count(*) FROM run_start_requests WHERE graph_id = :g", g=graph_id)
+            == 0
+        )
+    finally:
+        async with database.transaction() as session:
+            # Out of the current catalog again (versions are kept for good: append-only).
+            await session.execute(text("DELETE FROM graph_catalog WHERE graph_id = :g"), {"g": graph_id})
 
 
 @pytest.mark.parametrize(
