@@ -248,27 +248,71 @@ async def test_cancel_during_a_model_call_ends_cancelled(
     assert run["error_code"] == "run_cancelled"
 
 
+@pytest.mark.parametrize("authorize_in_execute", [True, False], ids=["today", "earlier-release"])
 async def test_retried_start_attaches_to_a_workflow_whose_first_start_rolled_back(
-    api: httpx.AsyncClient, user: Tenant, client: Client, settings: Settings, worker: None
+    api: httpx.AsyncClient,
+    user: Tenant,
+    client: Client,
+    settings: Settings,
+    worker: None,
+    authorize_in_execute: bool,
 ) -> None:
-    """A start RPC that times out after Temporal took the workflow rolls the API transaction back:
-    the workflow waits for a row that is not there. The client's retry with the same key records
-    the run and attaches to that workflow instead of failing on the taken id."""
+    """A workflow started for a row that is not there (yet) waits for it: the client's retry with
+    the same key records the run and attaches to that workflow instead of failing on the taken id.
+    Both the execute step's preflight and an earlier release's authorize step wait."""
     from runledger.contracts import ids
     from runledger.contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput
 
+    key = f"lost-{authorize_in_execute}"
     run_id = ids.api_run_id(
-        billing_account_id=user.billing_account_id, graph_id="langgraph:poet", idempotency_key="lost"
+        billing_account_id=user.billing_account_id, graph_id="langgraph:poet", idempotency_key=key
     )
     orphan = await client.start_workflow(
         GRAPH_RUN_WORKFLOW,
-        GraphRunInput(run_id=run_id, graph_id="langgraph:poet", billing_account_id=user.billing_account_id),
+        GraphRunInput(
+            run_id=run_id,
+            graph_id="langgraph:poet",
+            billing_account_id=user.billing_account_id,
+            authorize_in_execute=authorize_in_execute,
+        ),
         id=ids.graph_run_workflow_id(run_id),
         task_queue=settings.temporal_task_queue,
     )
-    retried = await start_run(api, user, key="lost")
+    retried = await start_run(api, user, key=key)
     assert retried.status_code == 202, retried.text
     assert retried.json()["run_id"] == run_id
     run = await wait_for_run(api, user, run_id)
     assert run["status"] == "success"
     assert (await orphan.describe()).run_id == orphan.result_run_id  # the same workflow run finished it
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_workflow_whose_run_is_never_recorded_fails_run_not_found_and_frees_its_id(
+    user: Tenant, client: Client, settings: Settings
+) -> None:
+    """The execute step's preflight gives up on a row that never comes (a start undone after
+    Temporal took it): the workflow fails ``run_not_found`` within seconds, so a later start may
+    take the id again (ALLOW_DUPLICATE_FAILED_ONLY)."""
+    from temporalio.client import WorkflowFailureError
+    from temporalio.exceptions import ApplicationError
+
+    from runledger.contracts import ids
+    from runledger.contracts.runs import GRAPH_RUN_WORKFLOW, GraphRunInput
+
+    run_id = str(uuid.uuid4())
+    handle = await client.start_workflow(
+        GRAPH_RUN_WORKFLOW,
+        GraphRunInput(
+            run_id=run_id,
+            graph_id="langgraph:poet",
+            billing_account_id=user.billing_account_id,
+            authorize_in_execute=True,
+        ),
+        id=ids.graph_run_workflow_id(run_id),
+        task_queue=settings.temporal_task_queue,
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "run_not_found"
