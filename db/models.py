@@ -92,6 +92,8 @@ class GraphRun(Base):
             "run_kind IN ('user_immediate','system_scheduled','system_webhook','replay')", name="run_kind"
         ),
         Index("ix_graph_runs_account_created", "billing_account_id", "created_at", "run_id"),
+        # The listings ordered by cost (migration 0017).
+        Index("ix_graph_runs_account_cost", "billing_account_id", "cost_credits", "run_id"),
         # The thread check of a start (migration 0016).
         Index(
             "ix_graph_runs_account_state_key",

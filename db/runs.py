@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Select, Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -209,6 +209,21 @@ async def list_runs(
     """Runs in ``order`` (newest first by default), keyset-paginated on ``(key, run_id)`` where the
     key is ``created_at`` or ``cost_credits``; ``before`` is the last row's pair of the previous page.
     ``billing_account_id`` None lists every account's runs (admin)."""
+    stmt = list_runs_query(
+        billing_account_id=billing_account_id, filters=filters, limit=limit, before=before, order=order
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+def list_runs_query(
+    *,
+    billing_account_id: str | None,
+    filters: RunFilters,
+    limit: int,
+    before: tuple[Any, str] | None = None,
+    order: RunOrder = "created_desc",
+) -> Select[Any]:
+    """The statement :func:`list_runs` runs (its query plan is checked with ``EXPLAIN`` in tests)."""
     stmt = _filtered(select(GraphRun), billing_account_id, filters)
     key = GraphRun.created_at if order.startswith("created") else GraphRun.cost_credits
     descending = order.endswith("desc")
@@ -222,7 +237,8 @@ async def list_runs(
         stmt = stmt.order_by(key.desc(), GraphRun.run_id.desc())
     else:
         stmt = stmt.order_by(key.asc(), GraphRun.run_id.asc())
-    return list((await session.execute(stmt.limit(limit))).scalars())
+    limited: Select[Any] = stmt.limit(limit)
+    return limited
 
 
 async def count_by_status(
