@@ -16,11 +16,17 @@ from runledger.telemetry import RunRef, RunTracer
 
 
 async def finalize_run(
-    database: Database, tracer: RunTracer, inp: FinalizeInput, *, output: dict[str, Any] | None = None
+    database: Database,
+    tracer: RunTracer,
+    inp: FinalizeInput,
+    *,
+    output: dict[str, Any] | None = None,
+    unless_cancel_requested: bool = False,
 ) -> FinalizeResult:
     """Record the run's terminal status (and ``output``, a finished execution's result, when given).
-    Idempotent: a finished run is never moved again (its hold is released all the same). One
-    statement (``db.lifecycle.finish``) on the statement pool."""
+    Idempotent: a finished run is never moved again (its hold is released all the same). With
+    ``unless_cancel_requested`` a run asked to cancel is not moved either (``changed`` False, its
+    status still open). One statement (``db.lifecycle.finish``) on the statement pool."""
     run = await database.single_statement(
         lambda conn: lifecycle.finish(
             conn,
@@ -32,6 +38,7 @@ async def finalize_run(
             # finalize step of an execution (of an earlier release) that recorded both already.
             count_charges=inp.status != RunStatus.SUCCESS or output is not None,
             output=output,
+            unless_cancel_requested=unless_cancel_requested,
             # Their output and cost fields are filled in from the row by the statement.
             events=terminal_events(
                 inp.status,

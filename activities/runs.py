@@ -39,6 +39,7 @@ from runledger.config import Settings
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.events import status_event
 from runledger.contracts.runs import (
+    TERMINAL_STATUSES,
     AuthorizeInput,
     AuthorizeResult,
     ExecuteInput,
@@ -295,13 +296,24 @@ class RunActivities:
         return await self.end_execution(run.run_id, output)
 
     async def end_execution(self, run_id: str, output: dict[str, Any]) -> ExecuteResult:
-        """The graph finished: the run ends here, in one statement (no finalize step after it)."""
+        """The graph finished: the run ends here, in one statement (no finalize step after it),
+        unless a cancel was asked for meanwhile: then its output and totals are recorded and the
+        workflow, which receives the cancel, ends it."""
         ended = await finalize_run(
-            self._db, self._tracer, FinalizeInput(run_id=run_id, status=RunStatus.SUCCESS), output=output
+            self._db,
+            self._tracer,
+            FinalizeInput(run_id=run_id, status=RunStatus.SUCCESS),
+            output=output,
+            unless_cancel_requested=True,
         )
         if ended.changed:
             calls, credits = ended.model_calls, ended.cost_credits
-        else:  # ended meanwhile (cancelled): what it cost all the same
+        elif ended.status not in TERMINAL_STATUSES:
+            calls, credits = await self._db.single_statement(
+                lambda conn: lifecycle.record_output(conn, run_id=run_id, output=output)
+            )
+            return ExecuteResult(model_calls=calls, charged_credits=credits)
+        else:  # ended meanwhile: what it cost all the same
             async with self._db.autocommit() as session:
                 calls, credits = await ledger.run_charge_totals(session, run_id=run_id)
         return ExecuteResult(model_calls=calls, charged_credits=credits, finished=ended.status)

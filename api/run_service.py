@@ -19,7 +19,7 @@ from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from api.params import CANONICAL_UUID, KeyKind, keyset
 from api.run_starts import ReplayPlan, start_replay
 from api.schemas import ReplayRequest
-from db import accounts, runs
+from db import accounts, lifecycle, runs
 from db.accounts import Principal
 from db.models import GraphRun
 from db.pagination import encode_cursor
@@ -95,10 +95,17 @@ async def own_run(database: Database, principal: Principal, run_id: str) -> Grap
     return await scoped_run(database, principal.billing_account_id, run_id)
 
 
-async def cancel(temporal: Client, run: GraphRun) -> bool:
+async def cancel(database: Database, temporal: Client, run: GraphRun) -> bool:
     """Ask Temporal to cancel the run; the workflow records ``cancelled`` itself. False (nothing
-    asked) when the run has already finished."""
+    asked) when the run has already finished. The run is marked first, in one statement that sees
+    its current status: an execution whose graph finishes after that leaves the run's end to the
+    workflow (``db.lifecycle.finish``), so a cancel answered here ends the run ``cancelled``."""
     if run.status in TERMINAL_STATUSES:
+        return False
+    marked = await database.single_statement(
+        lambda conn: lifecycle.request_cancel(conn, run_id=run.run_id, terminal_statuses=TERMINAL_STATUSES)
+    )
+    if not marked:  # it ended meanwhile
         return False
     try:
         await temporal.get_workflow_handle(run.workflow_id).cancel()

@@ -238,6 +238,7 @@ WITH totals AS (
         output = CASE WHEN %(has_output)s THEN CAST(%(output)s AS jsonb) ELSE g.output END
     FROM totals
     WHERE g.run_id = CAST(%(run_id)s AS uuid) AND g.status = ANY(CAST(%(from)s AS text[]))
+      AND (NOT %(guarded)s OR g.cancel_requested_at IS NULL)
     RETURNING g.run_id, g.graph_id, g.billing_account_id, g.status, g.error_code, g.error_message,
               g.model_calls, g.cost_credits, g.notify_url, g.output,
               g.event_seq - cardinality(CAST(%(events)s AS text[])) AS base
@@ -274,11 +275,14 @@ async def finish(
     count_charges: bool,
     events: list[Event],
     output: dict[str, Any] | None = None,
+    unless_cancel_requested: bool = False,
 ) -> FinishedRun | None:
     """End a run (see ``_FINISH_SQL``): the run as it was left when this call moved it, None when it
     had already ended (its hold is released either way; ``output``, a finished execution's JSON-safe
-    result, is recorded only with the move). Error text is scrubbed (it may quote a credential), in
-    the row and in the events."""
+    result, is recorded only with the move). ``unless_cancel_requested``: a run marked by
+    :func:`request_cancel` is not moved (its graph finished, so its hold is released all the same):
+    its workflow records the cancel.
+    Error text is scrubbed (it may quote a credential), in the row and in the events."""
     message = scrub.text(error_message) if error_message is not None else None
     cursor = await conn.execute(
         _FINISH_SQL,
@@ -288,6 +292,7 @@ async def finish(
             "code": error_code,
             "message": message,
             "count": count_charges,
+            "guarded": unless_cancel_requested,
             "has_output": output is not None,
             "output": None if output is None else json.dumps(output),
             "from": list(ALLOWED_FROM[status]),
@@ -300,3 +305,43 @@ async def finish(
     if row is None:
         return None
     return FinishedRun(*row[:9])
+
+
+#: A cancel asked for, on a run that has not ended (see ``request_cancel``).
+_REQUEST_CANCEL_SQL = """
+UPDATE graph_runs SET cancel_requested_at = coalesce(cancel_requested_at, now())
+WHERE run_id = CAST(%(run_id)s AS uuid) AND status <> ALL(CAST(%(terminal)s AS text[]))
+RETURNING run_id
+"""
+
+
+async def request_cancel(
+    conn: psycopg.AsyncConnection[Any], *, run_id: str, terminal_statuses: Iterable[str]
+) -> bool:
+    """Mark the run as asked to cancel; False when it has already ended (nothing is marked). From
+    then on its execution's own end (:func:`finish` ``unless_cancel_requested``) leaves it to the
+    workflow, which records the cancel."""
+    cursor = await conn.execute(_REQUEST_CANCEL_SQL, {"run_id": run_id, "terminal": list(terminal_statuses)})
+    return await cursor.fetchone() is not None
+
+
+#: A finished execution's output and its receipts' totals, on a run its execution may not end.
+_RECORD_OUTPUT_SQL = """
+UPDATE graph_runs SET output = CAST(%(output)s AS jsonb),
+    model_calls = (SELECT count(*) FROM charge_receipts WHERE run_id = CAST(%(run_id)s AS uuid)),
+    cost_credits = (
+        SELECT coalesce(sum(charged_credits), 0) FROM charge_receipts WHERE run_id = CAST(%(run_id)s AS uuid)
+    )
+WHERE run_id = CAST(%(run_id)s AS uuid)
+RETURNING model_calls, cost_credits
+"""
+
+
+async def record_output(
+    conn: psycopg.AsyncConnection[Any], *, run_id: str, output: dict[str, Any]
+) -> tuple[int, int]:
+    """Record an execution's output and its receipts' totals without ending the run (a run asked to
+    cancel, whose workflow ends it); returns ``(model_calls, cost_credits)``, (0, 0) for no run."""
+    cursor = await conn.execute(_RECORD_OUTPUT_SQL, {"run_id": run_id, "output": json.dumps(output)})
+    row = await cursor.fetchone()
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))

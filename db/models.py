@@ -164,6 +164,8 @@ class GraphRun(Base):
     created_at: Mapped[datetime] = _created_at()
     started_at: Mapped[datetime | None] = mapped_column(TZ)
     completed_at: Mapped[datetime | None] = mapped_column(TZ)
+    #: When a cancel was asked for (the API marks the run before it asks Temporal; migration 0018).
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(TZ)
 
 
 class RunStartRequest(Base):

@@ -180,5 +180,5 @@ async def cancel_run(run_id: ObjectId, principal: UserDep, state: StateDep) -> R
     """Ask Temporal to cancel the run; the workflow records ``cancelled`` itself. A finished run is
     returned as it is."""
     run = await own_run(state.database, principal, run_id)
-    await run_service.cancel(state.temporal, run)
+    await run_service.cancel(state.database, state.temporal, run)
     return run_out(state.settings, run)

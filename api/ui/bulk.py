@@ -221,7 +221,7 @@ async def _act(state: AppState, operation: BulkOperation, run_id: str) -> tuple[
     try:
         current = await run_service.scoped_run(state.database, operation.billing_account_id, run_id)
         if operation.action == "cancel":
-            asked = await run_service.cancel(state.temporal, current)
+            asked = await run_service.cancel(state.database, state.temporal, current)
             return ("cancelled", None, None) if asked else ("unchanged", None, f"already {current.status}")
         new = await run_service.replay(
             database=state.database,

@@ -298,7 +298,7 @@ async def resume(
 @router.post("/runs/{run_id}/cancel")
 async def cancel(run_id: str, viewer: FormViewerDep, state: StateDep) -> Response:
     run = await run_service.scoped_run(state.database, viewer.billing_account_id, run_id)
-    asked = await run_service.cancel(state.temporal, run)
+    asked = await run_service.cancel(state.database, state.temporal, run)
     notice = "cancel_requested" if asked else "already_finished"
     return RedirectResponse(f"/ui/runs/{run.run_id}?notice={notice}", status_code=303)
 

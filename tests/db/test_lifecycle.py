@@ -12,7 +12,7 @@ import httpx
 from db import ledger, lifecycle, reservations, runs
 from db.session import Database
 from runledger.contracts.events import status_event, terminal_events
-from runledger.contracts.runs import ON_THREAD_STATUSES, RunStatus
+from runledger.contracts.runs import ON_THREAD_STATUSES, TERMINAL_STATUSES, RunStatus
 from tests.db.builders import graph_run, insert_run
 from tests.db.queries import rows, scalar
 from tests.db.test_ledger import _charge
@@ -311,3 +311,52 @@ async def test_an_execution_records_the_version_it_runs_only_for_a_running_run_o
     assert (
         await scalar(database, "SELECT graph_version FROM graph_runs WHERE run_id = :r", r=run_id) == version
     )
+
+
+async def test_a_run_asked_to_cancel_is_not_ended_by_its_execution_but_by_its_workflow(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    user = await create_user(api, credits=1_000)
+    run_id, _ = await _start(database, user.billing_account_id, user.user_id, 300, None)
+    assert await _running(database, run_id)
+
+    def request(conn: Any) -> Any:
+        return lifecycle.request_cancel(conn, run_id=run_id, terminal_statuses=TERMINAL_STATUSES)
+
+    assert await database.single_statement(request)
+    async with database.transaction() as session:
+        await ledger.record_charge(session, charge=_charge(user.billing_account_id, run_id, "call-1"))
+    # The execution's own end (its graph finished after the cancel was asked for) moves nothing.
+    guarded = await database.single_statement(
+        lambda conn: lifecycle.finish(
+            conn,
+            run_id=run_id,
+            status=RunStatus.SUCCESS,
+            error_code=None,
+            error_message=None,
+            count_charges=True,
+            events=terminal_events(
+                RunStatus.SUCCESS, error_code=None, error_message=None, output=None, cost_credits=0
+            ),
+            output={"poem": "late"},
+            unless_cancel_requested=True,
+        )
+    )
+    assert guarded is None
+    assert await scalar(database, "SELECT status FROM graph_runs WHERE run_id = :r", r=run_id) == "running"
+    assert await database.single_statement(
+        lambda conn: lifecycle.record_output(conn, run_id=run_id, output={"poem": "late"})
+    ) == (1, 120)
+    # The workflow, which received the cancel, ends it.
+    ended = await _finish(database, run_id, RunStatus.CANCELLED, code="run_cancelled", message="cancelled")
+    assert ended is not None
+    assert ended.status == "cancelled"
+    assert [(e["event"], dict(e["data"])["status"]) for e in await _events(database, run_id)] == [  # type: ignore[call-overload]
+        ("status", "pending"),
+        ("status", "running"),
+        ("status", "cancelled"),
+        ("error", "cancelled"),
+    ]
+    assert await _hold_status(database, run_id) == "released"
+    # An ended run is not marked: a cancel asked for now is answered "already finished".
+    assert not await database.single_statement(request)
