@@ -126,13 +126,16 @@ class RunActivities:
     @activity.defn(name="authorize_run")
     async def authorize(self, inp: AuthorizeInput) -> AuthorizeResult:
         """The preflight of a run of an earlier release (today's runs authorize in ``execute``)."""
+        return await self._authorize(inp.run_id, not_found_after=RUN_NOT_VISIBLE_ATTEMPTS)
+
+    async def _authorize(self, run_id: str, *, not_found_after: int) -> AuthorizeResult:
         return await authorize_run(
             self._db,
             self._registry,
             self._settings,
-            run_id=inp.run_id,
+            run_id=run_id,
             attempt=activity.info().attempt,
-            not_found_after=RUN_NOT_VISIBLE_ATTEMPTS,
+            not_found_after=not_found_after,
         )
 
     @activity.defn(name="execute_graph")
@@ -160,14 +163,7 @@ class RunActivities:
 
     async def _execute(self, inp: ExecuteInput) -> ExecuteResult:
         if inp.authorize:
-            auth = await authorize_run(
-                self._db,
-                self._registry,
-                self._settings,
-                run_id=inp.run_id,
-                attempt=activity.info().attempt,
-                not_found_after=EXECUTE_NOT_VISIBLE_ATTEMPTS,
-            )
+            auth = await self._authorize(inp.run_id, not_found_after=EXECUTE_NOT_VISIBLE_ATTEMPTS)
             # A run already ``success`` was ended by an earlier attempt: it is answered below.
             if not auth.allowed and auth.error_code != RunStatus.SUCCESS:
                 return ExecuteResult(

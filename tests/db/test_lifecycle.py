@@ -161,6 +161,7 @@ async def _finish(
     code: str | None = None,
     message: str | None = None,
     output: dict[str, Any] | None = None,
+    unless_cancel_requested: bool = False,
 ) -> lifecycle.FinishedRun | None:
     return await database.single_statement(
         lambda conn: lifecycle.finish(
@@ -174,6 +175,7 @@ async def _finish(
                 status, error_code=code, error_message=message, output=None, cost_credits=0
             ),
             output=output,
+            unless_cancel_requested=unless_cancel_requested,
         )
     )
 
@@ -327,20 +329,8 @@ async def test_a_run_asked_to_cancel_is_not_ended_by_its_execution_but_by_its_wo
     async with database.transaction() as session:
         await ledger.record_charge(session, charge=_charge(user.billing_account_id, run_id, "call-1"))
     # The execution's own end (its graph finished after the cancel was asked for) moves nothing.
-    guarded = await database.single_statement(
-        lambda conn: lifecycle.finish(
-            conn,
-            run_id=run_id,
-            status=RunStatus.SUCCESS,
-            error_code=None,
-            error_message=None,
-            count_charges=True,
-            events=terminal_events(
-                RunStatus.SUCCESS, error_code=None, error_message=None, output=None, cost_credits=0
-            ),
-            output={"poem": "late"},
-            unless_cancel_requested=True,
-        )
+    guarded = await _finish(
+        database, run_id, RunStatus.SUCCESS, output={"poem": "late"}, unless_cancel_requested=True
     )
     assert guarded is None
     assert await scalar(database, "SELECT status FROM graph_runs WHERE run_id = :r", r=run_id) == "running"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -12,6 +14,7 @@ import pytest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
+from activities.runs import RunActivities
 from db.session import Database
 from runledger.config import Settings
 from runledger.llm import LiteLLMGateway
@@ -26,6 +29,33 @@ from workflows.registry import WORKFLOWS
 HISTORIES = Path(__file__).with_name("histories")
 
 
+def _started_attempts(history: WorkflowHistory) -> list[int]:
+    """The attempt of each activity start in ``history`` (Temporal records the one that completed)."""
+    return [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+
+
+@asynccontextmanager
+async def _stack_losing_a_worker(
+    settings: Settings,
+    database: Database,
+    client: Client,
+    gateway: LiteLLMGateway,
+    activities_cls: type[RunActivities],
+) -> AsyncIterator[tuple[httpx.AsyncClient, Tenant]]:
+    """A worker of ``activities_cls`` on a queue of its own, its API, and a funded user."""
+    queue_settings = _own_queue(settings)
+    deps = WorkerDeps(database=database, gateway=gateway)
+    async with (
+        build_worker(client, queue_settings, deps, activities_cls=activities_cls),
+        api_client(queue_settings, database, client) as api,
+    ):
+        yield api, await create_user(api, credits=5_000_000)
+
+
 def _own_queue(settings: Settings) -> Settings:
     return settings.model_copy(update={"temporal_task_queue": f"test-{uuid.uuid4()}"})
 
@@ -37,13 +67,10 @@ async def test_IDEMPOTENT_CHARGES_retried_execute_activity_never_charges_twice(
     gateway: LiteLLMGateway,
     fake_provider: FakeProvider,
 ) -> None:
-    queue_settings = _own_queue(settings)
-    deps = WorkerDeps(database=database, gateway=gateway)
-    async with (
-        build_worker(client, queue_settings, deps, activities_cls=LoseWorkerAfterCharging),
-        api_client(queue_settings, database, client) as api,
+    async with _stack_losing_a_worker(settings, database, client, gateway, LoseWorkerAfterCharging) as (
+        api,
+        user,
     ):
-        user = await create_user(api, credits=5_000_000)
         calls_before = set(fake_provider.log.ids())
         started = await start_run(api, user, graph_id="langgraph:brief")
         run = await wait_for_run(api, user, started.json()["run_id"], within=60)
@@ -66,12 +93,8 @@ async def test_IDEMPOTENT_CHARGES_retried_execute_activity_never_charges_twice(
         == run["cost_credits"]
     )
     history = await handle.fetch_history()
-    attempts = [
-        e.activity_task_started_event_attributes.attempt
-        for e in history.events
-        if e.HasField("activity_task_started_event_attributes")
-    ]
-    assert attempts == [2]  # Temporal records the attempt that completed: proof a retry happened
+    # Temporal records the attempt that completed: proof a retry happened.
+    assert _started_attempts(history) == [2]
     calls = await rows(database, "SELECT status, attempt FROM model_calls WHERE run_id = :r", r=run["run_id"])
     assert sorted((c["status"], c["attempt"]) for c in calls) == [("settled", 1)] * 3
 
@@ -83,13 +106,10 @@ async def test_an_execution_retried_after_it_ended_the_run_runs_nothing_and_ends
     gateway: LiteLLMGateway,
     fake_provider: FakeProvider,
 ) -> None:
-    queue_settings = _own_queue(settings)
-    deps = WorkerDeps(database=database, gateway=gateway)
-    async with (
-        build_worker(client, queue_settings, deps, activities_cls=LoseWorkerAfterEnding),
-        api_client(queue_settings, database, client) as api,
+    async with _stack_losing_a_worker(settings, database, client, gateway, LoseWorkerAfterEnding) as (
+        api,
+        user,
     ):
-        user = await create_user(api, credits=5_000_000)
         calls_before = set(fake_provider.log.ids())
         started = await start_run(api, user, graph_id="langgraph:brief")
         handle = client.get_workflow_handle(started.json()["workflow_id"])
@@ -104,11 +124,7 @@ async def test_an_execution_retried_after_it_ended_the_run_runs_nothing_and_ends
     )
     assert len(set(fake_provider.log.ids()) - calls_before) == 3
     history = await handle.fetch_history()
-    assert [
-        e.activity_task_started_event_attributes.attempt
-        for e in history.events
-        if e.HasField("activity_task_started_event_attributes")
-    ] == [2]
+    assert _started_attempts(history) == [2]
     # The retry wrote nothing: one running, one success, one done; no finalize step after it.
     events = await rows(
         database, "SELECT event, data FROM run_events WHERE run_id = :r ORDER BY seq", r=run["run_id"]
