@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Select, delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +37,8 @@ class Published:
     changed: bool
 
 
-def _spec(row: GraphVersion) -> GraphSpec:
+def _spec(row: GraphVersion | Any) -> GraphSpec:
+    """The spec of a ``graph_versions`` row (an ORM object, or a named tuple of its columns)."""
     return GraphSpec(
         graph_id=row.graph_id,
         description=row.description,
@@ -129,24 +131,20 @@ async def current_graph_priced(
 ) -> tuple[GraphSpec, ModelPrice | None] | None:
     """The current spec of ``graph_id`` and its model's published price (None before any worker
     published it); None when no worker serves the graph."""
-    cursor = await conn.execute(_PRICED_SQL, {"graph_id": graph_id, "default": WORKER_DEFAULT})
-    row = await cursor.fetchone()
+    cursor = conn.cursor(row_factory=namedtuple_row)
+    row: Any = await (
+        await cursor.execute(_PRICED_SQL, {"graph_id": graph_id, "default": WORKER_DEFAULT})
+    ).fetchone()
     if row is None:
         return None
-    spec = GraphSpec(
-        graph_id=row[0],
-        description=row[1],
-        input_schema=row[2],
-        max_model_calls=row[3],
-        tool_ids=tuple(row[4]),
-        write_tools=tuple(row[5]),
-        approval_tools=tuple(row[6]),
-        model=row[7],
-        version=row[8],
-        source=row[9],
+    price = (
+        None
+        if row.input_usd_per_token is None
+        else ModelPrice(
+            input_usd_per_token=row.input_usd_per_token, output_usd_per_token=row.output_usd_per_token
+        )
     )
-    price = None if row[10] is None else ModelPrice(input_usd_per_token=row[10], output_usd_per_token=row[11])
-    return spec, price
+    return _spec(row), price
 
 
 async def graph_version(session: AsyncSession, graph_id: str, version: str) -> GraphSpec | None:
