@@ -68,6 +68,7 @@ from bench.bare import SleepWorkflow
 from bench.common import StackConfig
 from bench.latency_report import print_profile, report
 from bench.load import PAYLOAD, RESULT_WAITERS
+from bench.phases import run_phases
 from bench.services import (
     REPO_ROOT,
     RESULTS_DIR,
@@ -363,6 +364,7 @@ async def run(args: argparse.Namespace, database_url: str, postgres_pid: int | N
                         "cpu_s": {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1},
                         "peak_rss_mib": procs.peak_rss_mib(),
                     }
+                    entry["phases"] = await run_phases(database_url, [s.run_id for s in ok if s.run_id])
                     if args.scale:
                         entry["list_runs_p50_ms"] = await list_runs_p50(http, auth)
                         results["scale"].append(entry)

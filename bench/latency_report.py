@@ -77,6 +77,13 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
             print("peak RSS MiB: " + ", ".join(f"{k} {v:,.0f}" for k, v in rss.items() if v is not None))
             if e["errors"]:
                 print(f"not successful: {e['errors']}")
+            if e.get("phases"):
+                print_table(
+                    "Where a run's time went (Postgres clocks: start committed → authorized → first call "
+                    "pending → last call settled → end committed)",
+                    ["phase", "p50 ms", "p99 ms"],
+                    [[name, p50 * 1000, p99 * 1000] for name, (p50, p99) in e["phases"].items()],
+                )
     if results["scale"]:
         print_table(
             "Cost per run as the table grows"
