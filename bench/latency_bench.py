@@ -68,7 +68,7 @@ from bench.bare import SleepWorkflow
 from bench.common import StackConfig
 from bench.latency_report import print_profile, report
 from bench.load import PAYLOAD, RESULT_WAITERS
-from bench.phases import run_phases
+from bench.phases import queue_phases, run_phases
 from bench.services import (
     REPO_ROOT,
     RESULTS_DIR,
@@ -364,7 +364,9 @@ async def run(args: argparse.Namespace, database_url: str, postgres_pid: int | N
                         "cpu_s": {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1},
                         "peak_rss_mib": procs.peak_rss_mib(),
                     }
-                    entry["phases"] = await run_phases(database_url, [s.run_id for s in ok if s.run_id])
+                    ok_ids = [s.run_id for s in ok if s.run_id]
+                    entry["phases"] = await run_phases(database_url, ok_ids)
+                    entry["queue"] = await queue_phases(temporal, database_url, ok_ids)
                     if args.scale:
                         entry["list_runs_p50_ms"] = await list_runs_p50(http, auth)
                         results["scale"].append(entry)

@@ -84,6 +84,14 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
                     ["phase", "p50 ms", "p99 ms"],
                     [[name, p50 * 1000, p99 * 1000] for name, (p50, p99) in e["phases"].items()],
                 )
+            if e.get("queue"):
+                print_table(
+                    "Inside 'queued': each step's offset from the start's commit (a sample of the runs' "
+                    "histories)",
+                    ["step", "p50 ms", "p99 ms"],
+                    [[name, p50 * 1000, p99 * 1000] for name, (p50, p99) in e["queue"]["steps"].items()],
+                )
+                print(f"history events per run: {e['queue']['history_events']}")
     if results["scale"]:
         print_table(
             "Cost per run as the table grows"

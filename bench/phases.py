@@ -18,6 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from bench.stats import pct
 
 PHASES = ("queued", "to call", "at provider", "to end")
 
@@ -51,3 +55,49 @@ async def run_phases(database_url: str, run_ids: list[str]) -> dict[str, Any]:
     if row is None or row[0] is None:
         return {}
     return {name: [float(v) for v in values] for name, values in zip(PHASES, row, strict=True)}
+
+
+#: Runs whose history is read for the Temporal side of ``queued`` (every history is one RPC).
+HISTORY_SAMPLE = 60
+
+_QUEUE_EVENTS = {
+    "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED": "workflow started",
+    "EVENT_TYPE_WORKFLOW_TASK_STARTED": "workflow task started",
+    "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED": "activity scheduled",
+    "EVENT_TYPE_ACTIVITY_TASK_STARTED": "activity started",
+}
+
+
+async def queue_phases(client: Client, database_url: str, run_ids: list[str]) -> dict[str, Any]:
+    """The Temporal side of ``queued`` for a sample of runs: the start committed → each of the
+    history's first events (``workflow started``, ``workflow task started``, ``activity scheduled``,
+    ``activity started``), then ``authorized``: ``steps`` is ``{step: [p50_s, p99_s]}`` of each
+    step's offset from the commit, ``history_events`` the p50 and max length of those histories. Temporal's and Postgres's clocks are this machine's one clock."""
+    sample = run_ids[:: max(1, len(run_ids) // HISTORY_SAMPLE)][:HISTORY_SAMPLE]
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute(
+            "SELECT run_id::text, workflow_id, created_at, started_at FROM graph_runs"
+            " WHERE run_id = ANY(%(ids)s::uuid[])",
+            {"ids": sample},
+        )
+        rows = await cur.fetchall()
+    offsets: dict[str, list[float]] = {name: [] for name in [*_QUEUE_EVENTS.values(), "authorized"]}
+    lengths: list[float] = []
+    for _run_id, workflow_id, created_at, started_at in rows:
+        seen: set[str] = set()
+        length = 0
+        async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+            length += 1
+            name = _QUEUE_EVENTS.get(EventType.Name(event.event_type))
+            if name and name not in seen:
+                seen.add(name)
+                offsets[name].append(
+                    (event.event_time.ToDatetime(created_at.tzinfo) - created_at).total_seconds()
+                )
+        lengths.append(length)
+        if started_at is not None:
+            offsets["authorized"].append((started_at - created_at).total_seconds())
+    return {
+        "steps": {name: [pct(v, 50), pct(v, 99)] for name, v in offsets.items() if v},
+        "history_events": {"p50": pct(lengths, 50), "max": max(lengths)} if lengths else {},
+    }

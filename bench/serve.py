@@ -36,6 +36,7 @@ async def serve_worker(cfg: StackConfig, *, profile: bool = False) -> None:
     from temporalio.worker import Worker
 
     from bench.bare import BareWorkflow, SleepWorkflow, noop, sleep
+    from runledger.processes import freeze_startup_heap
     from runledger.temporal import connect
     from runledger.worker import build_deps, build_worker, publish_catalog
 
@@ -53,6 +54,7 @@ async def serve_worker(cfg: StackConfig, *, profile: bool = False) -> None:
         bare_config.pop("tuner", None)
         bare_config["max_concurrent_activities"] = cfg.bare_max_activities
     bare_worker = Worker(**bare_config)
+    freeze_startup_heap()  # as runledger.worker.run_worker does
     try:
         async with poet_worker, bare_worker:
             print("ready", flush=True)

@@ -13,11 +13,13 @@ Contract:
 - Logs: :func:`spawn_logged` starts a process in its own session with stdout and stderr appended to a
   log file, after a ``--- <UTC time> runledger up starts <name> ---`` line; :func:`tail` gives the last
   lines of a log, indented, for an error message; :func:`exit_description` words a return code.
+- Memory: :func:`freeze_startup_heap`, called by a long-running process once it has started up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -130,3 +132,14 @@ def tail(path: Path, lines: int = 15) -> str:
     except OSError:
         return ""
     return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def freeze_startup_heap() -> None:
+    """Move every object alive now (modules, LiteLLM's price map, compiled graphs, the sandbox's
+    imports) out of the cyclic garbage collector's reach: they live as long as the process, and a
+    full collection otherwise walks all of them. Measured in the worker under ``make
+    bench-latency``: 680,000 objects, twelve full collections of ~250 ms each (3 s of CPU, each
+    stopping the event loop) in one run of the benchmark. Objects made later are collected as
+    before."""
+    gc.collect()
+    gc.freeze()

@@ -45,6 +45,7 @@ from runledger.contracts.reconcile import RECONCILE_SCHEDULE_ID, RECONCILE_WORKF
 from runledger.contracts.scrub import Scrubber
 from runledger.llm import LiteLLMGateway, UnpricedModelError, model_price
 from runledger.log_context import LogContextInterceptor
+from runledger.processes import freeze_startup_heap
 from runledger.projects import GraphRegistry, ProjectError, load_registry
 from runledger.telemetry import RunTracer, build_run_tracer, install_tracing, known_secrets, scrubbing_client
 from workflows.registry import WORKFLOWS
@@ -139,6 +140,7 @@ def build_deps(settings: Settings, registry: GraphRegistry | None = None) -> Wor
             max_overflow=0,
             pool_timeout=WORKER_POOL_TIMEOUT_SECONDS,
             pre_ping=False,
+            statement_pool_size=settings.worker_statement_pool_size,
         ),
         gateway=gateway,
         tracer=build_run_tracer(settings),
@@ -265,6 +267,7 @@ async def run_worker(
     worker = build_worker(client, settings, deps)
     await publish_catalog(deps.database, deps.registry, settings.default_model)
     await ensure_reconcile_schedule(client, settings)
+    freeze_startup_heap()
     try:
         async with worker:
             await stop.wait()
