@@ -36,7 +36,6 @@ from db.notify import RunEventListener
 from db.secrets import SecretBox
 from db.session import Database
 from runledger.config import Settings
-from runledger.processes import freeze_startup_heap
 from runledger.telemetry import temporal_plugins
 
 
@@ -65,7 +64,6 @@ def create_app(
             else None,
             webhook_refusals=RefusalBudget(settings.webhook_refused_log_per_minute),
         )
-        freeze_startup_heap()
         try:
             yield
         finally:

@@ -69,8 +69,10 @@ async def serve_api(cfg: StackConfig) -> None:
     import uvicorn
 
     from api.app import create_app
+    from runledger.processes import freeze_startup_heap
 
     app = create_app(cfg.settings())
+    freeze_startup_heap()  # as `runledger api` does
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio.worker import FixedSizeSlotSupplier, ResourceBasedSlotSupplier, WorkerTuner
 
 from runledger.config import Settings
-from runledger.worker import EXECUTION_SLOT_RAMP, EXECUTION_SLOTS_ALWAYS, capacity
+from runledger.worker import EXECUTION_SLOT_RAMP, EXECUTION_SLOTS_ALWAYS, build_deps, capacity
 
 
 def test_fixed_slots_are_the_three_counts() -> None:
@@ -48,3 +48,19 @@ def test_resource_based_gives_executions_the_resource_supplier_and_keeps_the_oth
     )
     assert tuner._get_workflow_task_slot_supplier() == FixedSizeSlotSupplier(30)
     assert tuner._get_local_activity_task_slot_supplier() == FixedSizeSlotSupplier(40)
+
+
+def test_the_statement_pool_of_the_run_hot_path_grows_with_the_execution_slots() -> None:
+    def pool(slots: int) -> int:
+        return Settings(_env_file=None, worker_max_activities=slots).worker_statement_pool_size
+
+    assert Settings(_env_file=None).worker_statement_pool_size == 8  # the default 1,000 slots
+    assert [pool(10), pool(250), pool(500), pool(1_000), pool(50_000)] == [2, 2, 4, 8, 8]
+
+
+def test_the_worker_opens_its_statement_pool_at_that_size() -> None:
+    settings = Settings(
+        _env_file=None, database_url="postgresql+psycopg://u@127.0.0.1:1/none", worker_max_activities=500
+    )
+    database = build_deps(settings).database  # nothing connects until the first statement
+    assert database._statement_pool.max_size == 4  # Database exposes no public getter

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from runledger.cli.settings import ConfigError, configure_logging, load_settings, require, with_graphs
+from runledger.processes import freeze_startup_heap
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -158,8 +159,10 @@ def cmd_api(args: argparse.Namespace) -> int:
     try:
         # The API starts runs with search attributes; on a fresh Temporal it may be up before any worker.
         asyncio.run(_register_search_attributes(settings))
+        app = create_app(settings)
+        freeze_startup_heap()
         uvicorn.run(
-            create_app(settings),
+            app,
             host=settings.api_host,
             port=settings.api_port,
             log_level=settings.log_level.lower(),
