@@ -68,7 +68,7 @@ from bench.bare import SleepWorkflow
 from bench.common import StackConfig
 from bench.latency_report import print_profile, report
 from bench.load import PAYLOAD, RESULT_WAITERS
-from bench.phases import queue_phases, run_phases
+from bench.phases import peak_activities, queue_phases, run_phases
 from bench.services import (
     REPO_ROOT,
     RESULTS_DIR,
@@ -198,21 +198,25 @@ class Load:
         return samples, starts_s
 
 
-async def bare_burst(temporal: Client, cfg: StackConfig, n: int, delay: float) -> tuple[float, list[float]]:
+async def bare_burst(
+    temporal: Client, cfg: StackConfig, n: int, delay: float
+) -> tuple[float, list[float], list[str]]:
+    """N bare workflows started at once; the wall time, each one's latency, their workflow ids."""
     waiters = asyncio.Semaphore(RESULT_WAITERS)
+    ids = [f"bench-sleep-{uuid.uuid4()}" for _ in range(n)]
 
-    async def one() -> float:
+    async def one(workflow_id: str) -> float:
         begun = time.perf_counter()
         handle = await temporal.start_workflow(
-            SleepWorkflow.run, delay, id=f"bench-sleep-{uuid.uuid4()}", task_queue=cfg.bare_task_queue
+            SleepWorkflow.run, delay, id=workflow_id, task_queue=cfg.bare_task_queue
         )
         async with waiters:
             await handle.result()
             return time.perf_counter() - begun
 
     t0 = time.perf_counter()
-    latencies = await asyncio.gather(*(one() for _ in range(n)))
-    return time.perf_counter() - t0, list(latencies)
+    latencies = await asyncio.gather(*(one(workflow_id) for workflow_id in ids))
+    return time.perf_counter() - t0, list(latencies), ids
 
 
 LEDGER_CHECK = """
@@ -277,6 +281,9 @@ async def run(args: argparse.Namespace, database_url: str, postgres_pid: int | N
         search_attributes=list(SEARCH_ATTRIBUTES),
         ui=False,
         dev_server_log_level="error",
+        dev_server_extra_args=[
+            a for kv in os.environ.get("XDYN", "").split() for a in ("--dynamic-config-value", kv)
+        ],
     )
     provider, provider_url = await start_provider(args, RESULTS_DIR / f"{stamp}-provider.log")
     services: list[Service] = []
@@ -377,7 +384,7 @@ async def run(args: argparse.Namespace, database_url: str, postgres_pid: int | N
                 if count == args.workers[0] and not args.scale:
                     cpu0 = procs.cpu()
                     async with phase("bare burst", args.timeout, services):
-                        bare_wall, bare_lat = await bare_burst(temporal, cfg, args.runs, args.delay)
+                        bare_wall, bare_lat, bare_ids = await bare_burst(temporal, cfg, args.runs, args.delay)
                     cpu1 = procs.cpu()
                     results["bare"] = {
                         "runs": args.runs,
@@ -386,6 +393,7 @@ async def run(args: argparse.Namespace, database_url: str, postgres_pid: int | N
                         "p50_s": pct(bare_lat, 50),
                         "p99_s": pct(bare_lat, 99),
                         "cpu_s": {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1},
+                        "peak_activities": await peak_activities(temporal, bare_ids),
                     }
                     print(f"bare: {bare_wall:.1f} s, {results['bare']['runs_per_s']:.1f} runs/s")
                 for w in workers:

@@ -47,7 +47,7 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 bare["wall_s"],
                 bare["runs_per_s"],
                 1.0,
-                "-",
+                bare.get("peak_activities", "-"),
                 bare["p50_s"] * 1000,
                 bare["p99_s"] * 1000,
                 "-",
@@ -59,6 +59,10 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
             "Burst: time to all terminal",
             ["", "runs", "wall s", "runs/s", "ratio", "peak calls", "p50 ms", "p99 ms", "starts/s", "failed"],
             rows,
+        )
+        print(
+            "peak calls: runledger's model calls at the provider at once; bare's, its sleeping "
+            "activities running at once (from their histories)"
         )
         for e in results["graph"]:
             n = e["runs"]

@@ -101,3 +101,21 @@ async def queue_phases(client: Client, database_url: str, run_ids: list[str]) ->
         "steps": {name: [pct(v, 50), pct(v, 99)] for name, v in offsets.items() if v},
         "history_events": {"p50": pct(lengths, 50), "max": max(lengths)} if lengths else {},
     }
+
+
+async def peak_activities(client: Client, workflow_ids: list[str]) -> int:
+    """The most activities of these workflows that ran at once (their histories' started and
+    completed times): bare Temporal's counterpart of the provider's peak concurrent calls."""
+    edges: list[tuple[float, int]] = []
+    for workflow_id in workflow_ids:
+        async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+            name = EventType.Name(event.event_type)
+            if name == "EVENT_TYPE_ACTIVITY_TASK_STARTED":
+                edges.append((event.event_time.ToMicroseconds() / 1e6, 1))
+            elif name in ("EVENT_TYPE_ACTIVITY_TASK_COMPLETED", "EVENT_TYPE_ACTIVITY_TASK_FAILED"):
+                edges.append((event.event_time.ToMicroseconds() / 1e6, -1))
+    running = peak = 0
+    for _, step in sorted(edges):  # at one instant an end sorts before a start
+        running += step
+        peak = max(peak, running)
+    return peak
