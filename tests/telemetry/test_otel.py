@@ -165,3 +165,15 @@ def test_run_trace_context_opens_the_runs_trace() -> None:
         assert format_span_id(current.span_id) == run_root_span_id(run_id)
         assert current.trace_flags.sampled
     assert not trace.get_current_span().get_span_context().is_valid
+
+
+async def test_the_api_makes_no_request_spans_when_nothing_exports_them(
+    settings: Settings, database: Database, client: Client, otel_spans: InMemorySpanExporter
+) -> None:
+    quiet = own_queue(settings)
+    async with api_client(quiet, database, client) as api:
+        otel_spans.clear()
+        with trace.get_tracer("test").start_as_current_span("probe"):
+            assert (await api.get("/healthz")).status_code == 200
+    # The provider records (the probe's span is there), but FastAPI made none for the request.
+    assert [s.name for s in otel_spans.get_finished_spans()] == ["probe"]
