@@ -4,27 +4,26 @@ A chat request is an ordinary billed API run of a graph whose input is a convers
 (``{"messages": [...]}``, see ``contracts.catalog.accepts_messages``): it starts through
 ``start_api_run``, so idempotency keys, the 402 preflight, the credit hold and the ledger all apply
 exactly as for ``POST /api/v1/graphs/{graph_id}/runs``. The answer is read back from the run's
-durable events (``follow_run``), the same feed the SSE endpoint serves.
+durable events (``api.event_stream.follow_run``), the same feed the SSE endpoint serves.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from api.catalog import published_graph
 from api.deps import AppState
 from api.errors import NotFound, Unprocessable
-from api.event_stream import REREAD_SECONDS, TERMINAL_EVENTS
+from api.event_stream import RunEventView
 from api.run_starts import start_api_run
 from api.schemas import StartRunRequest
-from db import events, runs
+from db import runs
 from db.accounts import Principal
 from db.models import GraphRun
 from runledger.contracts.catalog import accepts_messages
 from runledger.contracts.errors import ErrorCode
-from runledger.contracts.runs import TERMINAL_STATUSES
 
 #: The chat graph, and the names OpenAI-style clients may call it by.
 CHAT_GRAPH_ID = "langgraph:chat"
@@ -70,33 +69,6 @@ async def start_chat_run(
         body=body,
         idempotency_key=idempotency_key,
     )
-
-
-@dataclass(frozen=True)
-class RunEventView:
-    seq: int
-    event: str
-    data: dict[str, Any]
-
-
-async def follow_run(state: AppState, run_id: str, *, after: int = 0) -> AsyncIterator[RunEventView]:
-    """The run's events in order — stored ones first, then live ones as they commit — ending after
-    the terminal ``done``/``error`` event (or when a finished run has no more events, e.g. pruned)."""
-    seen = after
-    while True:
-        async with state.database.transaction() as session:
-            batch = await events.read_after(session, run_id=run_id, after_seq=seen)
-            if not batch:
-                current = await runs.get_run(session, run_id=run_id)
-                if current is None or current.status in TERMINAL_STATUSES:
-                    return
-        for row in batch:
-            seen = row.seq
-            yield RunEventView(seq=row.seq, event=row.event, data=dict(row.data or {}))
-            if row.event in TERMINAL_EVENTS:
-                return
-        if not batch:
-            await state.events.wait(run_id, REREAD_SECONDS)
 
 
 async def terminal_from_row(state: AppState, run_id: str) -> RunEventView:

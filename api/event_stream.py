@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -42,26 +43,47 @@ def resume_point(last_event_id: str | None, after: int | None) -> int:
 Present = Callable[[int, str, dict[str, Any]], dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class RunEventView:
+    seq: int
+    event: str
+    data: dict[str, Any]
+
+
+async def follow_run(state: AppState, run_id: str, *, after: int = 0) -> AsyncIterator[RunEventView]:
+    """The run's events after ``after``, in order — stored ones first, then live ones as they
+    commit — ending after the terminal ``done``/``error`` event, or when a finished run has no more
+    (e.g. pruned)."""
+    seen = after
+    while True:
+        async with state.database.transaction() as session:
+            batch = await events.read_after(session, run_id=run_id, after_seq=seen)
+            if not batch:
+                current = await runs.get_run(session, run_id=run_id)
+                if current is None:
+                    return
+                if current.status in TERMINAL_STATUSES:
+                    # The run's end commits its last events with its status, possibly between the
+                    # read above and this one (each statement sees what had committed when it
+                    # began): read once more, after the status, before concluding there are none.
+                    batch = await events.read_after(session, run_id=run_id, after_seq=seen)
+                    if not batch:
+                        return
+        for row in batch:
+            seen = row.seq
+            yield RunEventView(seq=row.seq, event=row.event, data=dict(row.data or {}))
+            if row.event in TERMINAL_EVENTS:
+                return
+        if not batch:
+            await state.events.wait(run_id, REREAD_SECONDS)
+
+
 def run_event_response(
     state: AppState, run: GraphRun, start: int, present: Present | None = None
 ) -> EventSourceResponse:
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        seen = start
-        while True:
-            async with state.database.transaction() as session:
-                batch = await events.read_after(session, run_id=run.run_id, after_seq=seen)
-                if not batch:
-                    current = await runs.get_run(session, run_id=run.run_id)
-                    # The terminal event commits with the terminal status: nothing can follow it.
-                    if current is None or current.status in TERMINAL_STATUSES:
-                        return
-            for event in batch:
-                seen = event.seq
-                data = event.data if present is None else present(event.seq, event.event, event.data)
-                yield ServerSentEvent(data=json.dumps(data), event=event.event, id=str(event.seq))
-                if event.event in TERMINAL_EVENTS:
-                    return
-            if not batch:
-                await state.events.wait(run.run_id, REREAD_SECONDS)
+        async for event in follow_run(state, run.run_id, after=start):
+            data = event.data if present is None else present(event.seq, event.event, event.data)
+            yield ServerSentEvent(data=json.dumps(data), event=event.event, id=str(event.seq))
 
     return EventSourceResponse(stream(), ping=PING_SECONDS, headers={"Cache-Control": "no-cache"})

@@ -46,18 +46,16 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.chat_runs import (
     MODEL_ALIASES,
-    RunEventView,
     Turn,
     chat_graph_id,
     error_code_of,
-    follow_run,
     reply_text,
     start_chat_run,
     terminal_from_row,
 )
 from api.deps import AppState, StateDep, UserDep
 from api.errors import AppError, PaymentRequired, Unprocessable, error_body
-from api.event_stream import PING_SECONDS
+from api.event_stream import PING_SECONDS, RunEventView, follow_run
 from api.openapi import errors
 from db import catalog
 from db.models import GraphRun

@@ -49,17 +49,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.chat_runs import (
-    RunEventView,
     Turn,
     chat_graph_id,
     error_code_of,
-    follow_run,
     start_chat_run,
     terminal_from_row,
 )
 from api.deps import AppState, StateDep, UserDep
 from api.errors import Unprocessable
-from api.event_stream import PING_SECONDS
+from api.event_stream import PING_SECONDS, RunEventView, follow_run
 from api.openapi import errors
 from api.params import ObjectId
 from api.run_service import own_run

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.chat_runs import RunEventView
+from api.event_stream import RunEventView
 from api.routes.ui_stream import UIMessageStream
 from db.models import GraphRun
 from tests.api.chat_helpers import (
