@@ -281,9 +281,7 @@ async def run(args: argparse.Namespace, database_url: str, postgres_pid: int | N
         search_attributes=list(SEARCH_ATTRIBUTES),
         ui=False,
         dev_server_log_level="error",
-        dev_server_extra_args=[
-            a for kv in os.environ.get("XDYN", "").split() for a in ("--dynamic-config-value", kv)
-        ],
+        dev_server_extra_args=[a for kv in args.temporal_config for a in ("--dynamic-config-value", kv)],
     )
     provider, provider_url = await start_provider(args, RESULTS_DIR / f"{stamp}-provider.log")
     services: list[Service] = []
@@ -448,6 +446,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="a setting for the service processes"
+    )
+    parser.add_argument(
+        "--temporal-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a dynamic config value of the dev server (both runledger and bare run on it)",
     )
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per phase (default 900)")
     parser.add_argument(
