@@ -31,7 +31,7 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 e["runs"],
                 e["wall_s"],
                 e["runs_per_s"],
-                ratio,
+                f"{ratio:.2f}",  # two decimals: the target is 0.5
                 e["peak_model_calls"],
                 e["p50_s"] * 1000,
                 e["p99_s"] * 1000,
