@@ -26,6 +26,7 @@ import time
 
 from bench import profiling
 from bench.common import StackConfig
+from runledger import event_loop
 
 
 async def _stdin_closed() -> None:
@@ -102,7 +103,8 @@ def main() -> None:
     cfg = StackConfig.from_env()
     profile_path = os.environ.get(profiling.ENV_VAR) if role == "worker" else None
     try:
-        asyncio.run(serve_worker(cfg, profile=bool(profile_path)) if role == "worker" else serve_api(cfg))
+        # The loop `runledger worker` runs on, and the one uvicorn picks for `runledger api`.
+        event_loop.run(serve_worker(cfg, profile=bool(profile_path)) if role == "worker" else serve_api(cfg))
     finally:
         if profile_path:
             profiling.dump(profile_path)

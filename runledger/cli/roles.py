@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from runledger import event_loop
 from runledger.cli.settings import ConfigError, configure_logging, load_settings, require, with_graphs
 from runledger.processes import freeze_startup_heap
 
@@ -88,7 +89,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     try:
         # Before anything connects: a bad project stops the worker at once, with its one line.
         registry = load_graphs(settings)
-        asyncio.run(_worker_main(settings, registry))
+        event_loop.run(_worker_main(settings, registry))
     except ProjectError as exc:
         raise ConfigError(str(exc)) from exc
     finally:
@@ -162,7 +163,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         app = create_app(settings)
         freeze_startup_heap()
         uvicorn.run(
-            app,
+            app,  # on uvloop: uvicorn's loop="auto" picks it (runledger.event_loop)
             host=settings.api_host,
             port=settings.api_port,
             log_level=settings.log_level.lower(),
