@@ -22,8 +22,10 @@ Phases, per worker count in ``--workers``:
 
 It prints time to all terminal, runs/s and the ratio to bare, peak concurrent model calls (counted
 at the provider), p50/p99 trigger → terminal, starts/s, CPU seconds and peak RSS per process, then
-checks the ledger: every run ``success``, receipts == settled model calls, no duplicate receipts,
-balance == the ledger's sum. It exits 1 when a check fails.
+prints where a run's time went (``bench.phases``: queued, to the first call, at the provider, to
+the end; the Temporal steps inside queued from a sample of histories) and bare Temporal's peak of
+activities running at once, then checks the ledger: every run ``success``, receipts == settled
+model calls, no duplicate receipts, balance == the ledger's sum. It exits 1 when a check fails.
 
 ``--scale N ...`` runs bursts of N runs one after another on one stack (the table grows) and prints
 per-run worker CPU and wall time for each N, and the p50 of ``GET /api/v1/runs`` with that many runs in
