@@ -82,18 +82,18 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
             if e["errors"]:
                 print(f"not successful: {e['errors']}")
             if e.get("phases"):
-                print_table(
+                _print_p50_p99(
                     "Where a run's time went (Postgres clocks: start committed → authorized → first call "
                     "pending → last call settled → end committed)",
-                    ["phase", "p50 ms", "p99 ms"],
-                    [[name, p50 * 1000, p99 * 1000] for name, (p50, p99) in e["phases"].items()],
+                    "phase",
+                    e["phases"],
                 )
             if e.get("queue"):
-                print_table(
+                _print_p50_p99(
                     "Inside 'queued': each step's offset from the start's commit (a sample of the runs' "
                     "histories)",
-                    ["step", "p50 ms", "p99 ms"],
-                    [[name, p50 * 1000, p99 * 1000] for name, (p50, p99) in e["queue"]["steps"].items()],
+                    "step",
+                    e["queue"]["steps"],
                 )
                 print(f"history events per run: {e['queue']['history_events']}")
     if results["scale"]:
@@ -127,6 +127,13 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
     print(f"\nledger check: {results['ledger_check']}")
     for problem in results["problems"]:
         print(f"CHECK FAILED: {problem}")
+
+
+def _print_p50_p99(title: str, label: str, seconds: dict[str, list[float]]) -> None:
+    """A ``{name: [p50_s, p99_s]}`` of ``bench.phases`` as a table in milliseconds."""
+    print_table(
+        title, [label, "p50 ms", "p99 ms"], [[k, p50 * 1000, p99 * 1000] for k, (p50, p99) in seconds.items()]
+    )
 
 
 def print_profile(path: Path) -> None:

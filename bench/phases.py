@@ -15,6 +15,8 @@ The runs' clocks are Postgres's, so the phases of one run add up to its start â†
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -68,11 +70,18 @@ _QUEUE_EVENTS = {
 }
 
 
+async def _history(client: Client, workflow_id: str) -> AsyncIterator[tuple[str, datetime]]:
+    """A workflow's history as ``(event type name, event time in UTC)``."""
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        yield EventType.Name(event.event_type), event.event_time.ToDatetime(UTC)
+
+
 async def queue_phases(client: Client, database_url: str, run_ids: list[str]) -> dict[str, Any]:
     """The Temporal side of ``queued`` for a sample of runs: the start committed â†’ each of the
     history's first events (``workflow started``, ``workflow task started``, ``activity scheduled``,
     ``activity started``), then ``authorized``: ``steps`` is ``{step: [p50_s, p99_s]}`` of each
-    step's offset from the commit, ``history_events`` the p50 and max length of those histories. Temporal's and Postgres's clocks are this machine's one clock."""
+    step's offset from the commit, ``history_events`` the p50 and max length of those histories.
+    Temporal's and Postgres's clocks are this machine's one clock."""
     sample = run_ids[:: max(1, len(run_ids) // HISTORY_SAMPLE)][:HISTORY_SAMPLE]
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         cur = await conn.execute(
@@ -86,14 +95,12 @@ async def queue_phases(client: Client, database_url: str, run_ids: list[str]) ->
     for _run_id, workflow_id, created_at, started_at in rows:
         seen: set[str] = set()
         length = 0
-        async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        async for event_type, at in _history(client, workflow_id):
             length += 1
-            name = _QUEUE_EVENTS.get(EventType.Name(event.event_type))
+            name = _QUEUE_EVENTS.get(event_type)
             if name and name not in seen:
                 seen.add(name)
-                offsets[name].append(
-                    (event.event_time.ToDatetime(created_at.tzinfo) - created_at).total_seconds()
-                )
+                offsets[name].append((at - created_at).total_seconds())
         lengths.append(length)
         if started_at is not None:
             offsets["authorized"].append((started_at - created_at).total_seconds())
@@ -108,12 +115,11 @@ async def peak_activities(client: Client, workflow_ids: list[str]) -> int:
     completed times): bare Temporal's counterpart of the provider's peak concurrent calls."""
     edges: list[tuple[float, int]] = []
     for workflow_id in workflow_ids:
-        async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
-            name = EventType.Name(event.event_type)
-            if name == "EVENT_TYPE_ACTIVITY_TASK_STARTED":
-                edges.append((event.event_time.ToMicroseconds() / 1e6, 1))
-            elif name in ("EVENT_TYPE_ACTIVITY_TASK_COMPLETED", "EVENT_TYPE_ACTIVITY_TASK_FAILED"):
-                edges.append((event.event_time.ToMicroseconds() / 1e6, -1))
+        async for event_type, at in _history(client, workflow_id):
+            if event_type == "EVENT_TYPE_ACTIVITY_TASK_STARTED":
+                edges.append((at.timestamp(), 1))
+            elif event_type in ("EVENT_TYPE_ACTIVITY_TASK_COMPLETED", "EVENT_TYPE_ACTIVITY_TASK_FAILED"):
+                edges.append((at.timestamp(), -1))
     running = peak = 0
     for _, step in sorted(edges):  # at one instant an end sorts before a start
         running += step
