@@ -47,7 +47,7 @@ from api.deps import AppState
 from api.errors import AppError, PayloadTooLarge, ServiceUnavailable, Unauthorized, Unprocessable
 from api.notify_urls import announce_ended
 from api.run_starts import start_recorded_run
-from api.schemas import WebhookDeliveryResponse, WebhookRunOut
+from api.trigger_schemas import WebhookDeliveryResponse, WebhookRunOut
 from api.webhook_audit import UNKNOWN_SOURCES
 from db import events, grants, preflight, runs, webhooks
 from db.models import GraphRun, WebhookDelivery, WebhookTrigger

@@ -18,7 +18,7 @@ from api.params import ObjectId
 from api.presenters import run_out
 from api.routes.grants import grant_for_trigger
 from api.schedule_rules import validate_cron, validate_timezone
-from api.schemas import (
+from api.trigger_schemas import (
     CreateScheduleRequest,
     PatchScheduleRequest,
     ScheduleDetail,

@@ -22,11 +22,9 @@ from api.openapi import errors
 from api.params import CANONICAL_UUID, Limit, ObjectId, keyset
 from api.routes.grants import grant_for_trigger
 from api.run_service import own_run
-from api.schemas import (
+from api.schemas import NotifySecretOut, RunNotificationListResponse, RunNotificationOut
+from api.trigger_schemas import (
     CreateWebhookTriggerRequest,
-    NotifySecretOut,
-    RunNotificationListResponse,
-    RunNotificationOut,
     WebhookDeliveryListResponse,
     WebhookDeliveryOut,
     WebhookDeliveryResponse,
