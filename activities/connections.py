@@ -29,9 +29,9 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import connections
-from db.models import Connection
 from db.secrets import SecretBox
 from db.session import Database
+from db.trigger_models import Connection
 from runledger.tools.connected import ConnectionMissing, ConnectionNeedsReauth, Credential
 
 log = structlog.get_logger(__name__)

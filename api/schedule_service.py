@@ -15,8 +15,8 @@ from temporalio.client import Client
 from api import temporal_schedules
 from api.errors import NotFound
 from db import schedules
-from db.models import Schedule
 from db.session import Database
+from db.trigger_models import Schedule
 from runledger.contracts.errors import ErrorCode
 
 

@@ -26,7 +26,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import AppError, Conflict, ServiceUnavailable, Unprocessable
-from db.models import Schedule as ScheduleRow
+from db.trigger_models import Schedule as ScheduleRow
 from runledger.contracts import temporal as sa
 from runledger.contracts.runs import RunKind
 from runledger.contracts.schedules import (

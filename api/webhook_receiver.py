@@ -50,8 +50,9 @@ from api.run_starts import start_recorded_run
 from api.trigger_schemas import WebhookDeliveryResponse, WebhookRunOut
 from api.webhook_audit import UNKNOWN_SOURCES
 from db import events, grants, preflight, runs, webhooks
-from db.models import GraphRun, WebhookDelivery, WebhookTrigger
+from db.models import GraphRun
 from db.secrets import InvalidToken, SecretBox
+from db.trigger_models import WebhookDelivery, WebhookTrigger
 from runledger.contracts import ids
 from runledger.contracts import webhooks as wh
 from runledger.contracts.catalog import GraphSpec

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from datetime import datetime
+
+from sqlalchemy import MetaData, Uuid, func, text
+from sqlalchemy.dialects.postgresql import TIMESTAMP
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -16,6 +19,20 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+TZ = TIMESTAMP(timezone=True)
+UUID_PK_DEFAULT = text("gen_random_uuid()")
+
+
+def uuid_pk() -> Mapped[str]:
+    """A UUID primary key Postgres fills in."""
+    return mapped_column(Uuid(as_uuid=False), primary_key=True, server_default=UUID_PK_DEFAULT)
+
+
+def created_now() -> Mapped[datetime]:
+    """A ``created_at`` column Postgres fills in with the transaction's time."""
+    return mapped_column(TZ, nullable=False, server_default=func.now())
 
 
 #: Tables langgraph-checkpoint-postgres owns (made by migration 0012, not in the ORM metadata).

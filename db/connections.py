@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import BillingAccount, Connection, ExecutionGrant
+from db.models import BillingAccount
 from db.secrets import SecretBox
+from db.trigger_models import Connection, ExecutionGrant
 
 
 def seal(box: SecretBox, secrets: dict[str, str]) -> str:

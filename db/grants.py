@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import ExecutionGrant
+from db.trigger_models import ExecutionGrant
 from runledger.contracts.grants import GrantView
 
 

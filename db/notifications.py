@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import RunNotification
+from db.trigger_models import RunNotification
 
 
 async def record_attempt(

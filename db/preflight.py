@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import grants, prices, reservations
-from db.models import ExecutionGrant
+from db.trigger_models import ExecutionGrant
 from runledger.contracts.catalog import GraphSpec, estimate_run_credits, per_call_credits
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.grants import check_grant

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Schedule
+from db.trigger_models import Schedule
 
 
 async def insert_schedule(session: AsyncSession, *, schedule: Schedule) -> Schedule:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import WebhookDelivery, WebhookTrigger
 from db.secrets import SecretBox
+from db.trigger_models import WebhookDelivery, WebhookTrigger
 
 
 async def insert_trigger(session: AsyncSession, *, trigger: WebhookTrigger) -> WebhookTrigger:

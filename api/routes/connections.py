@@ -18,7 +18,7 @@ from api.params import ObjectId
 from api.schemas import ConnectionListResponse, ConnectionOut, CreateConnectionRequest
 from api.webhook_receiver import secret_box
 from db import connections
-from db.models import Connection
+from db.trigger_models import Connection
 from runledger.contracts.errors import ErrorCode
 
 router = APIRouter(prefix="/api/v1/connections", tags=["connections"])

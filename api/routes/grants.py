@@ -13,7 +13,7 @@ from api.params import CANONICAL_UUID, ObjectId
 from api.schemas import CreateGrantRequest, GrantListResponse, GrantOut
 from db import connections, grants
 from db.accounts import Principal
-from db.models import ExecutionGrant
+from db.trigger_models import ExecutionGrant
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.grants import check_grant, is_valid_scope, scope_for_graph
 

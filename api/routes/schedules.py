@@ -28,8 +28,8 @@ from api.trigger_schemas import (
 )
 from db import grants, runs, schedules
 from db.accounts import Principal
-from db.models import Schedule
 from db.session import Database
+from db.trigger_models import Schedule
 from runledger.contracts import ids
 from runledger.contracts.schedules import Overlap
 

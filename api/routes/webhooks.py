@@ -35,9 +35,9 @@ from api.trigger_schemas import (
 from api.webhook_receiver import receive, secret_box
 from db import grants, notifications, webhooks
 from db.accounts import Principal
-from db.models import WebhookDelivery, WebhookTrigger
 from db.pagination import encode_cursor
 from db.session import Database
+from db.trigger_models import WebhookDelivery, WebhookTrigger
 from runledger.contracts import notify as nt
 from runledger.contracts import webhooks as wh
 from runledger.contracts.errors import ErrorCode
