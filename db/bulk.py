@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import BulkOperation, BulkOperationItem
+from db.ui_models import BulkOperation, BulkOperationItem
 
 
 async def propose(

@@ -23,7 +23,7 @@ from sqlalchemy import Select, delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import CatalogEntry, GraphVersion
+from db.catalog_models import CatalogEntry, GraphVersion
 from db.prices import WORKER_DEFAULT
 from runledger.contracts.catalog import GraphSpec
 from runledger.contracts.money import ModelPrice

@@ -3,6 +3,10 @@
 Money columns are BIGINT credits. ``charge_receipts`` and ``credit_ledger`` are append-only (a trigger
 from the migrations rejects UPDATE and DELETE); ``graph_runs.status`` only moves forward (a trigger
 enforces the transitions of SPEC §4).
+
+The same metadata holds the models of ``db.trigger_models`` (grants, schedules, webhooks,
+notifications, connections), ``db.catalog_models`` (graph catalog, prices) and ``db.ui_models``
+(dashboard sessions, bulk operations).
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     CheckConstraint,
     ForeignKey,
     ForeignKeyConstraint,
@@ -26,9 +29,10 @@ from sqlalchemy import (
     Uuid,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from db import catalog_models, trigger_models, ui_models  # noqa: F401  (importing db.models registers every table)
 from db.base import TZ, Base, created_now, uuid_pk
 
 
@@ -360,127 +364,6 @@ class RunEvent(Base):
     event: Mapped[str] = mapped_column(Text, nullable=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     created_at: Mapped[datetime] = created_now()
-
-
-class GraphVersion(Base):
-    """One published version of a graph, as a worker served it: kept for good, so every run's
-    ``graph_version`` still says what it executed. Rows are immutable (the version is a hash of
-    everything in them)."""
-
-    __tablename__ = "graph_versions"
-    __table_args__ = (CheckConstraint("max_model_calls >= 0", name="max_model_calls_not_negative"),)
-
-    graph_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    version: Mapped[str] = mapped_column(Text, primary_key=True)
-    #: ``builtin``, or the path of the project's ``langgraph.json``.
-    source: Mapped[str] = mapped_column(Text, nullable=False)
-    description: Mapped[str] = mapped_column(Text, nullable=False)
-    input_schema: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
-    tool_ids: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
-    write_tools: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
-    approval_tools: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
-    max_model_calls: Mapped[int] = mapped_column(Integer, nullable=False)
-    model: Mapped[str | None] = mapped_column(Text)
-    first_published_at: Mapped[datetime] = created_now()
-
-
-class CatalogEntry(Base):
-    """The catalog the API serves: the current version of each graph, as the last worker to start
-    published it (a graph that worker no longer serves is gone from here, never from
-    ``graph_versions``)."""
-
-    __tablename__ = "graph_catalog"
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["graph_id", "version"],
-            ["graph_versions.graph_id", "graph_versions.version"],
-            ondelete="RESTRICT",
-        ),
-    )
-
-    graph_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    version: Mapped[str] = mapped_column(Text, nullable=False)
-    published_at: Mapped[datetime] = created_now()
-
-
-class ModelPrice(Base):
-    """LiteLLM's price of a model the worker serves, published at worker start so the API's run-start
-    preflight prices runs exactly as the worker's per-call reservation does (the API never imports
-    LiteLLM)."""
-
-    __tablename__ = "model_prices"
-    __table_args__ = (
-        CheckConstraint("input_usd_per_token >= 0", name="input_not_negative"),
-        CheckConstraint("output_usd_per_token >= 0", name="output_not_negative"),
-    )
-
-    model: Mapped[str] = mapped_column(Text, primary_key=True)
-    input_usd_per_token: Mapped[Decimal] = mapped_column(Numeric(24, 15), nullable=False)
-    output_usd_per_token: Mapped[Decimal] = mapped_column(Numeric(24, 15), nullable=False)
-    published_at: Mapped[datetime] = created_now()
-
-
-class UiSession(Base):
-    """A signed-in dashboard browser. The cookie holds a random token; only its SHA-256 is stored,
-    so a leaked table signs nobody in. ``key_hash`` is the hash of the API key (or admin token) it
-    signed in with: every request re-resolves it, so a revoked key ends its sessions at once."""
-
-    __tablename__ = "ui_sessions"
-    __table_args__ = (Index("ix_ui_sessions_expires", "expires_at"),)
-
-    token_hash: Mapped[str] = mapped_column(Text, primary_key=True)
-    key_hash: Mapped[str] = mapped_column(Text, nullable=False)
-    is_admin: Mapped[bool] = mapped_column(Boolean, nullable=False)
-    created_at: Mapped[datetime] = created_now()
-    expires_at: Mapped[datetime] = mapped_column(TZ, nullable=False)
-
-
-class BulkOperation(Base):
-    """A dashboard bulk cancel or replay. Its id is minted when the confirmation is shown and sent
-    back by the confirm form, so a second click finds the operation already claimed (idempotent)."""
-
-    __tablename__ = "bulk_operations"
-    __table_args__ = (
-        CheckConstraint("action IN ('cancel','replay')", name="action"),
-        CheckConstraint("status IN ('proposed','running','done')", name="status"),
-    )
-
-    id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
-    action: Mapped[str] = mapped_column(Text, nullable=False)
-    #: The account the operation is confined to; NULL for an admin's (every account).
-    billing_account_id: Mapped[str | None] = mapped_column(
-        ForeignKey("billing_accounts.id", ondelete="RESTRICT")
-    )
-    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'proposed'"))
-    estimated_credits: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    #: The filter (or selection) the runs were chosen by, for the progress view.
-    description: Mapped[str] = mapped_column(Text, nullable=False)
-    created_at: Mapped[datetime] = created_now()
-    started_at: Mapped[datetime | None] = mapped_column(TZ)
-    finished_at: Mapped[datetime | None] = mapped_column(TZ)
-
-
-class BulkOperationItem(Base):
-    """One run of a bulk operation and what happened to it."""
-
-    __tablename__ = "bulk_operation_items"
-    __table_args__ = (
-        CheckConstraint(
-            "outcome IN ('pending','working','cancelled','replayed','unchanged','failed')", name="outcome"
-        ),
-    )
-
-    operation_id: Mapped[str] = mapped_column(
-        ForeignKey("bulk_operations.id", ondelete="CASCADE"), primary_key=True
-    )
-    position: Mapped[int] = mapped_column(Integer, primary_key=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("graph_runs.run_id", ondelete="RESTRICT"), nullable=False)
-    outcome: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'pending'"))
-    new_run_id: Mapped[str | None] = mapped_column(Uuid(as_uuid=False))
-    message: Mapped[str | None] = mapped_column(Text)
-    #: When the item was last claimed or decided: a run's action is claimed (``working``) before
-    #: it is taken, so two executors never act on one run.
-    updated_at: Mapped[datetime | None] = mapped_column(TZ)
 
 
 class ToolEffect(Base):

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import ModelPrice as ModelPriceRow
+from db.catalog_models import ModelPrice as ModelPriceRow
 from runledger.contracts.money import ModelPrice
 
 #: The key of the workers' default model's price (no LiteLLM model is named so).

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import UiSession
+from db.ui_models import UiSession
 
 
 async def create(

@@ -36,8 +36,9 @@ from api.ui.auth import FormViewerDep, Viewer, ViewerDep
 from api.ui.render import page
 from api.ui.runs import describe, parse_query
 from db import bulk, runs
-from db.models import BulkOperation, GraphRun
+from db.models import GraphRun
 from db.runs import RunFilters
+from db.ui_models import BulkOperation
 from runledger.contracts.errors import ErrorCode
 from runledger.contracts.runs import TERMINAL_STATUSES
 

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from db import models, trigger_models  # noqa: F401  (register the tables on the metadata)
+from db import models  # noqa: F401  (registers the tables on the metadata)
 from db.base import Base, include_name
 from db.session import async_url
 from runledger.config import Settings
